@@ -1,0 +1,239 @@
+//! The monitors file as typed data: what a person writes (`*Decl`, with
+//! optional fields) and what a check runs (`*Spec`, every default applied).
+//!
+//! These types are the single source of truth for parsing (serde, strict:
+//! unknown keys are errors) and for `maintenant schema` (schemars).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::condition::Condition;
+use crate::duration::Duration;
+
+/// The whole monitors file. Each kind of monitor has its own top-level list.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorsFile {
+    /// Values applied to every monitor that does not set them itself.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// HTTP(S) and TCP endpoints checked on an interval.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointDecl>,
+}
+
+/// Defaults for monitors that leave a setting out.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Defaults for every endpoint.
+    #[serde(default)]
+    pub endpoint: EndpointDefaults,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointDefaults {
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub failure_threshold: Option<u32>,
+    pub recovery_threshold: Option<u32>,
+}
+
+/// How bad an alert about this monitor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// Alert routing for one monitor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertDecl {
+    #[serde(default = "default_severity")]
+    pub severity: Severity,
+    /// Names of channels under `alerting.channels`; empty means all channels.
+    #[serde(default)]
+    pub channels: Vec<String>,
+}
+
+fn default_severity() -> Severity {
+    Severity::Critical
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+/// An expected HTTP status: an exact code (`200`) or a class/range as a
+/// string (`"2xx"`, `"200-299"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "StatusPatternRepr", into = "StatusPatternRepr")]
+#[schemars(with = "StatusPatternRepr")]
+pub struct StatusPattern {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl StatusPattern {
+    pub fn matches(&self, status: u16) -> bool {
+        (self.min..=self.max).contains(&status)
+    }
+}
+
+/// The written form of a [`StatusPattern`].
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StatusPatternRepr {
+    Code(u16),
+    /// `"2xx"` or `"200-299"` or `"204"`
+    Text(String),
+}
+
+impl TryFrom<StatusPatternRepr> for StatusPattern {
+    type Error = String;
+    fn try_from(repr: StatusPatternRepr) -> Result<Self, String> {
+        let bad = |s: &str| {
+            format!("invalid expected_status {s:?}: use a code like 200, a class like \"2xx\" or a range like \"200-299\"")
+        };
+        let check = |min: u16, max: u16, s: &str| {
+            if (100..=599).contains(&min) && (100..=599).contains(&max) && min <= max {
+                Ok(StatusPattern { min, max })
+            } else {
+                Err(bad(s))
+            }
+        };
+        match repr {
+            StatusPatternRepr::Code(c) => check(c, c, &c.to_string()),
+            StatusPatternRepr::Text(s) => {
+                let t = s.trim();
+                if let Some(class) = t.strip_suffix("xx").or_else(|| t.strip_suffix("XX")) {
+                    let d: u16 = class.parse().map_err(|_| bad(&s))?;
+                    if class.len() != 1 {
+                        return Err(bad(&s));
+                    }
+                    check(d * 100, d * 100 + 99, &s)
+                } else if let Some((a, b)) = t.split_once('-') {
+                    let a: u16 = a.trim().parse().map_err(|_| bad(&s))?;
+                    let b: u16 = b.trim().parse().map_err(|_| bad(&s))?;
+                    check(a, b, &s)
+                } else {
+                    let c: u16 = t.parse().map_err(|_| bad(&s))?;
+                    check(c, c, &s)
+                }
+            }
+        }
+    }
+}
+
+impl From<StatusPattern> for StatusPatternRepr {
+    fn from(p: StatusPattern) -> Self {
+        if p.min == p.max {
+            StatusPatternRepr::Code(p.min)
+        } else if p.min % 100 == 0 && p.max == p.min + 99 {
+            StatusPatternRepr::Text(format!("{}xx", p.min / 100))
+        } else {
+            StatusPatternRepr::Text(format!("{}-{}", p.min, p.max))
+        }
+    }
+}
+
+/// An endpoint as written in the monitors file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointDecl {
+    /// Unique among endpoints; the stable id (`endpoint/NAME`).
+    pub name: String,
+    /// Groups monitors on the status page and in filters.
+    pub group: Option<String>,
+    /// `http://...`, `https://...` or `tcp://host:port`.
+    pub url: String,
+    /// HTTP method (GET).
+    pub method: Option<HttpMethod>,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    pub body: Option<String>,
+    /// Statuses counted as up (default: `["2xx"]`).
+    pub expected_status: Option<Vec<StatusPattern>>,
+    /// Gatus-style conditions, all of which must hold:
+    /// `[STATUS] < 300`, `[RESPONSE_TIME] < 500`, `[BODY].status == UP`, `[CONNECTED] == true`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Verify the server's certificate (true).
+    pub tls_verify: Option<bool>,
+    /// Redirects followed before the answer counts (10; 0 disables).
+    pub max_redirects: Option<u32>,
+    /// Time between checks (30s).
+    pub interval: Option<Duration>,
+    /// Time a check may take (10s).
+    pub timeout: Option<Duration>,
+    /// Consecutive failures before the endpoint is down (3).
+    pub failure_threshold: Option<u32>,
+    /// Consecutive successes before a down endpoint is up again (2).
+    pub recovery_threshold: Option<u32>,
+    /// Alert routing.
+    pub alert: Option<AlertDecl>,
+}
+
+/// What an endpoint check runs: an [`EndpointDecl`] with every default applied
+/// and its URL classified.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct EndpointSpec {
+    pub name: String,
+    pub group: Option<String>,
+    pub target: Target,
+    pub method: HttpMethod,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub expected_status: Vec<StatusPattern>,
+    pub conditions: Vec<Condition>,
+    pub tls_verify: bool,
+    pub max_redirects: u32,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub failure_threshold: u32,
+    pub recovery_threshold: u32,
+    pub alert: Option<AlertDecl>,
+}
+
+/// Where an endpoint check goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Target {
+    /// An `http://` or `https://` URL.
+    Http { url: String },
+    /// A `tcp://host:port` address: up when a connection opens.
+    Tcp { host: String, port: u16 },
+}
+
+impl Target {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Target::Http { url } if url.starts_with("https://") => "https",
+            Target::Http { .. } => "http",
+            Target::Tcp { .. } => "tcp",
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            Target::Http { url } => url.clone(),
+            Target::Tcp { host, port } => format!("tcp://{host}:{port}"),
+        }
+    }
+}

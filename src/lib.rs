@@ -1,0 +1,20 @@
+//! maintenant: a monitoring sidecar whose monitors are declared, reconciled and
+//! exposed to AI assistants over MCP.
+//!
+//! Data flows one way (see DESIGN.md):
+//! sources -> desired state -> reconciler -> checks -> store -> read model -> MCP/HTTP.
+
+pub mod checks;
+pub mod condition;
+pub mod config;
+pub mod desired;
+pub mod duration;
+pub mod engine;
+pub mod http;
+pub mod mcp;
+pub mod monitor;
+pub mod readmodel;
+pub mod reconcile;
+pub mod settings;
+pub mod sources;
+pub mod store;

@@ -1,0 +1,141 @@
+//! The vocabulary every layer shares: what a monitor is, how it is identified,
+//! and where its declaration came from.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::model::EndpointSpec;
+
+/// The kinds of monitor the monitors file can declare. Adding a kind means a
+/// variant here, a section in `config::model::MonitorsFile` and a check in
+/// `checks/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitorKind {
+    Endpoint,
+}
+
+impl MonitorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorKind::Endpoint => "endpoint",
+        }
+    }
+}
+
+impl fmt::Display for MonitorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stable identity of a monitor: its kind and its name, unique within the kind.
+/// Its string form `kind/name` is the `id` tools accept and return.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MonitorKey {
+    pub kind: MonitorKind,
+    pub name: String,
+}
+
+impl MonitorKey {
+    pub fn endpoint(name: impl Into<String>) -> Self {
+        MonitorKey { kind: MonitorKind::Endpoint, name: name.into() }
+    }
+
+    /// The id shown to users and accepted by tools: `endpoint/api-health`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+
+    /// Bytes used as the sled key prefix for this monitor. The kind and name are
+    /// separated by `/`, and callers append `\0` before any suffix, so one
+    /// monitor's range never contains another's.
+    pub fn storage_key(&self) -> Vec<u8> {
+        self.id().into_bytes()
+    }
+}
+
+impl fmt::Display for MonitorKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// Where a declaration came from, so an answer can tell a person which file
+/// and line (or, later, which container label) to edit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum Origin {
+    File {
+        path: PathBuf,
+        line: usize,
+    },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, line } => write!(f, "{}:{}", path.display(), line),
+        }
+    }
+}
+
+/// A fully resolved monitor specification (defaults applied), one variant per kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum MonitorSpec {
+    Endpoint(EndpointSpec),
+}
+
+impl MonitorSpec {
+    pub fn kind(&self) -> MonitorKind {
+        match self {
+            MonitorSpec::Endpoint(_) => MonitorKind::Endpoint,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            MonitorSpec::Endpoint(e) => &e.name,
+        }
+    }
+
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            MonitorSpec::Endpoint(e) => e.group.as_deref(),
+        }
+    }
+
+    pub fn key(&self) -> MonitorKey {
+        MonitorKey { kind: self.kind(), name: self.name().to_owned() }
+    }
+
+    /// A hash of the whole spec. The reconciler restarts a check only when this
+    /// changes, so it must cover every field that affects how the check runs.
+    /// The JSON form is canonical: struct fields serialize in declaration order
+    /// and maps are `BTreeMap`s.
+    pub fn spec_hash(&self) -> u64 {
+        let json = serde_json::to_vec(self).expect("a monitor spec always serializes");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        json.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// One declared monitor with its origin: what sources produce and the
+/// reconciler consumes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredMonitor {
+    pub spec: MonitorSpec,
+    pub origin: Origin,
+}
+
+impl DeclaredMonitor {
+    pub fn key(&self) -> MonitorKey {
+        self.spec.key()
+    }
+}
