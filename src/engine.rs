@@ -1,1 +1,97 @@
-//! TODO(owner: lead)
+//! Wiring of the monitoring pipeline, shared by the daemon and by a
+//! standalone `--mcp-stdio`: store, sources, desired state, reconciler,
+//! retention. Returns the [`App`] handle the read model and HTTP use.
+
+use std::sync::{Arc, RwLock};
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+
+use crate::checks::CheckContext;
+use crate::checks::probe::HttpClients;
+use crate::desired::{self, DesiredState};
+use crate::observed::ObservedMap;
+use crate::reconcile::{ReconcileStatus, Reconciler, RunningIndex};
+use crate::settings::Settings;
+use crate::sources::file::FileSource;
+use crate::store::{Store, StoreError};
+
+/// How this process serves: the daemon, or a stdio MCP server that found no
+/// daemon and runs the pipeline itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Daemon,
+    StdioStandalone,
+}
+
+/// Everything the read side needs, cheap to share.
+pub struct App {
+    pub settings: Settings,
+    pub role: Role,
+    pub store: Store,
+    pub desired: watch::Receiver<Arc<DesiredState>>,
+    pub observed: ObservedMap,
+    pub reconcile: Arc<RwLock<ReconcileStatus>>,
+    pub running: RunningIndex,
+    pub started_at: OffsetDateTime,
+}
+
+impl App {
+    pub fn desired(&self) -> Arc<DesiredState> {
+        self.desired.borrow().clone()
+    }
+}
+
+/// Open the database and start the pipeline on the current runtime.
+pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreError> {
+    let store = Store::open(&settings.db)?;
+    let observed = ObservedMap::default();
+    let ctx = CheckContext { store: store.clone(), clients: HttpClients::new(), observed: observed.clone() };
+
+    let (updates_tx, updates_rx) = mpsc::channel(16);
+    let (desired_tx, desired_rx) = watch::channel(Arc::new(DesiredState::default()));
+    tokio::spawn(desired::run(updates_rx, desired_tx));
+
+    let reconciler = Reconciler::new(ctx);
+    let reconcile = reconciler.status();
+    let running = reconciler.index();
+    tokio::spawn(reconciler.run(desired_rx.clone()));
+
+    match settings.config_path() {
+        Some(path) => {
+            tokio::spawn(FileSource::new(path).run(updates_tx));
+        }
+        None => tracing::warn!("no monitors file: set MAINTENANT_CONFIG or create ./maintenant.yaml"),
+    }
+
+    tokio::spawn(retention(store.clone(), settings.retention.std()));
+
+    Ok(Arc::new(App {
+        settings,
+        role,
+        store,
+        desired: desired_rx,
+        observed,
+        reconcile,
+        running,
+        started_at: OffsetDateTime::now_utc(),
+    }))
+}
+
+/// Prune old results every ten minutes.
+async fn retention(store: Store, keep: std::time::Duration) {
+    let keep = time::Duration::try_from(keep).unwrap_or(time::Duration::days(7));
+    let keep_rollups = keep.checked_mul(5).unwrap_or(keep).max(time::Duration::days(8));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = OffsetDateTime::now_utc();
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.prune(now - keep, now - keep_rollups)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "retention: pruned old check results"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+            _ => {}
+        }
+    }
+}

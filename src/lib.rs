@@ -13,6 +13,7 @@ pub mod engine;
 pub mod http;
 pub mod mcp;
 pub mod monitor;
+pub mod observed;
 pub mod readmodel;
 pub mod reconcile;
 pub mod settings;

@@ -1,1 +1,125 @@
-fn main() {}
+//! The `maintenant` binary: parses the command line and wires the pieces.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use maintenant::engine::{self, Role};
+use maintenant::settings::Settings;
+use maintenant::{config, http, mcp};
+
+#[derive(Parser)]
+#[command(name = "maintenant", version, about = "Monitoring sidecar with an embedded MCP server")]
+struct Cli {
+    /// Serve MCP over stdin/stdout (for Claude Code, Cursor, ...). Attaches to a
+    /// running daemon on the same MAINTENANT_DB, or runs on its own.
+    #[arg(long)]
+    mcp_stdio: bool,
+
+    #[command(flatten)]
+    settings: Settings,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a monitors file or directory (default: MAINTENANT_CONFIG).
+    /// Prints `file:line:col: message` per problem and exits 1 if there is any.
+    CheckConfig { file: Option<PathBuf> },
+    /// Print the JSON Schema of the monitors file.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr: stdout is the MCP channel under --mcp-stdio.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MAINTENANT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    match cli.command {
+        Some(Command::CheckConfig { file }) => check_config(file.or_else(|| cli.settings.config_path())),
+        Some(Command::Schema) => {
+            println!("{}", serde_json::to_string_pretty(&config::json_schema()).expect("schema serializes"));
+            ExitCode::SUCCESS
+        }
+        None => {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let result = if cli.mcp_stdio {
+                runtime.block_on(mcp::stdio::run(cli.settings))
+            } else {
+                runtime.block_on(daemon(cli.settings))
+            };
+            // Check tasks may be mid-probe; don't wait for them.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("maintenant: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    let Some(path) = path else {
+        eprintln!("maintenant check-config: no file given and MAINTENANT_CONFIG is not set");
+        return ExitCode::from(2);
+    };
+    match config::load(&path) {
+        Ok(loaded) => {
+            println!("{}: ok, {} monitors in {} file(s)", path.display(), loaded.monitors.len(), loaded.files.len());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn daemon(settings: Settings) -> anyhow::Result<()> {
+    let addr = settings.addr;
+    let socket = settings.socket_path();
+    let app = engine::start(settings, Role::Daemon).await?;
+    let cancel = CancellationToken::new();
+    if let Err(e) = http::serve_unix(app.clone(), &socket, cancel.clone()).await {
+        tracing::warn!(socket = %socket.display(), error = %e, "cannot serve MCP for --mcp-stdio on the unix socket");
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, mcp = app.settings.mcp, "maintenant listening");
+    let router = http::router(app.clone(), cancel.clone());
+    let shutdown = {
+        let cancel = cancel.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            cancel.cancel();
+        }
+    };
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    app.store.flush()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

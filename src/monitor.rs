@@ -139,3 +139,12 @@ impl DeclaredMonitor {
         self.spec.key()
     }
 }
+
+impl MonitorSpec {
+    /// Time between checks.
+    pub fn interval(&self) -> std::time::Duration {
+        match self {
+            MonitorSpec::Endpoint(e) => e.interval.std(),
+        }
+    }
+}

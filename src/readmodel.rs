@@ -1,1 +1,446 @@
-//! TODO(owner: lead)
+//! The read model: desired and observed state joined into the rows tools and
+//! HTTP answer. Pure reads; no monitoring logic lives here or in tools.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use schemars::JsonSchema;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::config::model::EndpointSpec;
+use crate::desired::{Conflict, DesiredMonitor, DesiredState, SourceStatus};
+use crate::engine::{App, Role};
+use crate::monitor::{MonitorKey, MonitorKind, MonitorSpec, Origin};
+use crate::observed::{Observed, TaskInfo};
+use crate::reconcile::ReconcileStatus;
+use crate::store::{CheckRecord, Status};
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 500;
+
+/// A bounded page of a list.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Items matching the filters, over all pages.
+    pub total: usize,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Problems with a read request, phrased for the person or assistant who made it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadArgument(String),
+    #[error("database error: {0}")]
+    Store(String),
+}
+
+impl From<crate::store::StoreError> for ReadError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ReadError::Store(e.to_string())
+    }
+}
+
+/// Cursors are opaque to clients: base64 of `o:<offset>` (lists) or
+/// `t:<micros>` (history). The prefix catches a cursor from another tool.
+fn encode_cursor(kind: char, n: i128) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{n}"))
+}
+
+fn decode_cursor(kind: char, cursor: &str) -> Result<i128, ReadError> {
+    let bad = || ReadError::BadArgument(format!("invalid cursor {cursor:?}: pass the next_cursor of the previous answer unchanged"));
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (k, n) = text.split_once(':').ok_or_else(bad)?;
+    if k.len() != 1 || !k.starts_with(kind) {
+        return Err(bad());
+    }
+    n.parse().map_err(|_| bad())
+}
+
+pub fn clamp_limit(limit: Option<u32>) -> usize {
+    limit.map_or(DEFAULT_LIMIT, |l| (l as usize).clamp(1, MAX_LIMIT))
+}
+
+pub fn paginate<T>(items: Vec<T>, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<T>, ReadError> {
+    let limit = clamp_limit(limit);
+    let offset = match cursor {
+        Some(c) if !c.is_empty() => usize::try_from(decode_cursor('o', c)?).map_err(|_| ReadError::BadArgument("invalid cursor".into()))?,
+        _ => 0,
+    };
+    let total = items.len();
+    let next_cursor = (offset + limit < total).then(|| encode_cursor('o', (offset + limit) as i128));
+    let items = items.into_iter().skip(offset).take(limit).collect();
+    Ok(Page { items, total, next_cursor })
+}
+
+/// What was declared, as every monitor row shows it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DesiredView<S> {
+    pub spec: S,
+    pub origin: Origin,
+    /// The desired-state generation in which this spec last changed.
+    pub generation: u64,
+    pub spec_hash: String,
+}
+
+/// What was seen, as every monitor row shows it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ObservedView {
+    /// `pending` (declared, not yet decided), `up` or `down`.
+    pub status: Status,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub since: Option<OffsetDateTime>,
+    pub last_check: Option<CheckRecord>,
+    /// The last check's error, if it failed.
+    pub error: Option<String>,
+    pub consecutive_failures: u32,
+    pub checks_total: u64,
+    /// The check task running this monitor (its id changes only on restart).
+    pub task: Option<TaskInfo>,
+    /// Set when the row needs explaining, e.g. "declared, not yet checked".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn observed_view(o: Option<&Observed>) -> ObservedView {
+    let Some(o) = o else {
+        return ObservedView {
+            status: Status::Pending,
+            since: None,
+            last_check: None,
+            error: None,
+            consecutive_failures: 0,
+            checks_total: 0,
+            task: None,
+            note: Some("declared, no check task yet (the reconciler has not applied this generation)".into()),
+        };
+    };
+    let s = &o.state;
+    let note = s.last_check.is_none().then(|| "declared, not yet checked".to_owned());
+    ObservedView {
+        status: s.status,
+        since: s.since,
+        error: s.last_check.as_ref().and_then(|c| c.error.clone()),
+        last_check: s.last_check.clone(),
+        consecutive_failures: s.consecutive_failures,
+        checks_total: s.checks_total,
+        task: o.task.clone(),
+        note,
+    }
+}
+
+fn desired_view<S>(d: &DesiredMonitor, spec: S) -> DesiredView<S> {
+    DesiredView { spec, origin: d.origin.clone(), generation: d.generation, spec_hash: format!("{:016x}", d.spec_hash) }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EndpointRow {
+    /// `endpoint/NAME`: accepted wherever an endpoint is asked for.
+    pub id: String,
+    pub name: String,
+    pub group: Option<String>,
+    pub target: String,
+    /// `http`, `https` or `tcp`.
+    #[serde(rename = "type")]
+    pub target_type: String,
+    pub desired: DesiredView<EndpointSpec>,
+    pub observed: ObservedView,
+    /// Percent of checks up over the last 24 hours (hourly rollups), null before the first check.
+    pub uptime_24h: Option<f64>,
+    pub uptime_7d: Option<f64>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct EndpointFilter {
+    pub status: Option<Status>,
+    pub group: Option<String>,
+    /// Case-insensitive substring of the name or target.
+    pub name: Option<String>,
+}
+
+fn endpoints(state: &DesiredState) -> impl Iterator<Item = (&MonitorKey, &DesiredMonitor, &EndpointSpec)> {
+    state.monitors.iter().filter_map(|(k, d)| match &*d.spec {
+        MonitorSpec::Endpoint(e) => Some((k, d, e)),
+    })
+}
+
+pub fn list_endpoints(
+    app: &App,
+    filter: &EndpointFilter,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Page<EndpointRow>, ReadError> {
+    let state = app.desired();
+    // Filter under one read lock on the observed map, then build full rows
+    // (with rollup reads) only for the page returned.
+    let matching: Vec<(&MonitorKey, &DesiredMonitor, &EndpointSpec, ObservedView)> = app.observed.with(|obs| {
+        endpoints(&state)
+            .filter(|(_, _, e)| filter.group.as_deref().is_none_or(|g| e.group.as_deref().is_some_and(|eg| eg.eq_ignore_ascii_case(g))))
+            .filter(|(_, _, e)| {
+                filter.name.as_deref().is_none_or(|n| {
+                    let n = n.to_lowercase();
+                    e.name.to_lowercase().contains(&n) || e.target.display().to_lowercase().contains(&n)
+                })
+            })
+            .map(|(k, d, e)| (k, d, e, observed_view(obs.get(k))))
+            .filter(|(_, _, _, o)| filter.status.is_none_or(|s| o.status == s))
+            .collect()
+    });
+    let page = paginate(matching, limit, cursor)?;
+    let now = OffsetDateTime::now_utc();
+    let mut items = Vec::with_capacity(page.items.len());
+    for (k, d, e, observed) in page.items {
+        let day = app.store.uptime(k, 24, now)?;
+        let week = app.store.uptime(k, 24 * 7, now)?;
+        items.push(EndpointRow {
+            id: k.id(),
+            name: e.name.clone(),
+            group: e.group.clone(),
+            target: e.target.display(),
+            target_type: e.target.type_name().to_owned(),
+            desired: desired_view(d, e.clone()),
+            observed,
+            uptime_24h: day.percent(),
+            uptime_7d: week.percent(),
+        });
+    }
+    Ok(Page { items, total: page.total, next_cursor: page.next_cursor })
+}
+
+/// Find a declared monitor of `kind` by id (`endpoint/NAME`) or name
+/// (exact, then case-insensitive). The error names the closest matches.
+pub fn resolve(state: &DesiredState, kind: MonitorKind, query: &str) -> Result<MonitorKey, ReadError> {
+    let q = query.trim();
+    let name = q.strip_prefix(&format!("{kind}/")).unwrap_or(q);
+    let exact = MonitorKey { kind, name: name.to_owned() };
+    if state.monitors.contains_key(&exact) {
+        return Ok(exact);
+    }
+    let names: Vec<&str> = state.monitors.keys().filter(|k| k.kind == kind).map(|k| k.name.as_str()).collect();
+    let ci: Vec<&&str> = names.iter().filter(|n| n.eq_ignore_ascii_case(name)).collect();
+    if let [one] = ci.as_slice() {
+        return Ok(MonitorKey { kind, name: (**one).to_owned() });
+    }
+    let mut scored: Vec<(usize, &str)> = names
+        .iter()
+        .map(|n| {
+            let (nl, ql) = (n.to_lowercase(), name.to_lowercase());
+            let d = if nl.contains(&ql) || ql.contains(&nl) { 0 } else { levenshtein(&nl, &ql) };
+            (d, *n)
+        })
+        .filter(|(d, n)| *d <= (n.len().max(name.len()) / 3).max(2))
+        .collect();
+    scored.sort();
+    let hint = match scored.as_slice() {
+        [] if names.is_empty() => format!("no {kind}s are declared yet"),
+        [] => format!("call list_{kind}s to see the {} declared", names.len()),
+        s => {
+            let alts: Vec<String> = s.iter().take(3).map(|(_, n)| format!("'{n}'")).collect();
+            format!("did you mean {}?", alts.join(" or "))
+        }
+    };
+    Err(ReadError::NotFound(format!("no {kind} named '{name}'; {hint}")))
+}
+
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HistorySummary {
+    /// Checks in this answer.
+    pub checks: usize,
+    pub up: usize,
+    /// Percent up among the checks in this answer.
+    pub uptime: Option<f64>,
+    pub p50_response_ms: Option<f64>,
+    pub p95_response_ms: Option<f64>,
+    pub uptime_24h: Option<f64>,
+    pub uptime_7d: Option<f64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EndpointHistory {
+    pub id: String,
+    pub target: String,
+    pub observed: ObservedView,
+    /// Newest first.
+    pub checks: Vec<CheckRecord>,
+    pub summary: HistorySummary,
+    /// Pass as `cursor` for older checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+pub fn endpoint_history(
+    app: &App,
+    query: &str,
+    limit: Option<u32>,
+    since: Option<OffsetDateTime>,
+    cursor: Option<&str>,
+) -> Result<EndpointHistory, ReadError> {
+    let state = app.desired();
+    let key = resolve(&state, MonitorKind::Endpoint, query)?;
+    let d = &state.monitors[&key];
+    let MonitorSpec::Endpoint(spec) = &*d.spec;
+    let limit = clamp_limit(limit);
+    let before = match cursor {
+        Some(c) if !c.is_empty() => {
+            let micros = decode_cursor('t', c)?;
+            Some(OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| ReadError::BadArgument("invalid cursor".into()))?)
+        }
+        _ => None,
+    };
+    // One extra to know whether an older page exists.
+    let mut checks = app.store.history(&key, since, before, limit + 1)?;
+    let more = checks.len() > limit;
+    checks.truncate(limit);
+    let next_cursor = more.then(|| encode_cursor('t', checks.last().map_or(0, |c| c.at.unix_timestamp_nanos() / 1000)));
+
+    let mut times: Vec<f64> = checks.iter().filter(|c| c.up).map(|c| c.response_time_ms).collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| (!times.is_empty()).then(|| times[((times.len() - 1) as f64 * p).round() as usize]);
+    let up = checks.iter().filter(|c| c.up).count();
+    let now = OffsetDateTime::now_utc();
+    let summary = HistorySummary {
+        checks: checks.len(),
+        up,
+        uptime: (!checks.is_empty()).then(|| (up as f64 * 10000.0 / checks.len() as f64).round() / 100.0),
+        p50_response_ms: pct(0.5),
+        p95_response_ms: pct(0.95),
+        uptime_24h: app.store.uptime(&key, 24, now)?.percent(),
+        uptime_7d: app.store.uptime(&key, 24 * 7, now)?.percent(),
+    };
+    Ok(EndpointHistory {
+        id: key.id(),
+        target: spec.target.display(),
+        observed: observed_view(app.observed.get(&key).as_ref()),
+        checks,
+        summary,
+        next_cursor,
+    })
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Health {
+    pub version: String,
+    /// `daemon`, or `stdio_standalone` when a `--mcp-stdio` process found no daemon and runs checks itself.
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub started_at: OffsetDateTime,
+    pub uptime_seconds: u64,
+    pub database: DatabaseInfo,
+    /// Container runtimes connected (none yet: Docker and Kubernetes come with their sources).
+    pub runtimes: Vec<String>,
+    /// Where monitors are declared, each with its generation and last error.
+    pub sources: Vec<SourceStatus>,
+    pub desired: DesiredSummary,
+    pub reconciler: ReconcileStatus,
+    pub drift: Drift,
+    /// `ok`, or `degraded` when a source has an error or desired and running differ.
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DatabaseInfo {
+    pub path: String,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DesiredSummary {
+    pub generation: u64,
+    /// Declared monitors by kind.
+    pub monitors: BTreeMap<String, usize>,
+    /// The same monitor declared by two sources.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Differences between what is declared and what runs. Empty lists mean in sync.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Drift {
+    pub in_sync: bool,
+    /// Declared, no task running.
+    pub missing: Vec<String>,
+    /// Running, no longer declared.
+    pub orphaned: Vec<String>,
+    /// Running an older spec than declared.
+    pub outdated: Vec<String>,
+}
+
+pub fn health(app: &App) -> Health {
+    let state = app.desired();
+    let running = app.running.read().expect("running index lock").clone();
+    let mut drift = Drift { in_sync: true, missing: vec![], orphaned: vec![], outdated: vec![] };
+    for (k, d) in &state.monitors {
+        match running.get(k) {
+            None => drift.missing.push(k.id()),
+            Some((_, hash)) if *hash != d.spec_hash => drift.outdated.push(k.id()),
+            _ => {}
+        }
+    }
+    drift.orphaned = running.keys().filter(|k| !state.monitors.contains_key(*k)).map(MonitorKey::id).collect();
+    drift.in_sync = drift.missing.is_empty() && drift.orphaned.is_empty() && drift.outdated.is_empty();
+    let mut monitors = BTreeMap::new();
+    for k in state.monitors.keys() {
+        *monitors.entry(k.kind.to_string()).or_insert(0) += 1;
+    }
+    let source_error = state.sources.iter().any(|s| s.last_error.is_some());
+    let now = OffsetDateTime::now_utc();
+    Health {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        role: app.role,
+        started_at: app.started_at,
+        uptime_seconds: (now - app.started_at).whole_seconds().max(0) as u64,
+        database: DatabaseInfo { path: app.settings.db.display().to_string(), size_bytes: app.store.size_on_disk() },
+        runtimes: vec![],
+        status: if source_error || !drift.in_sync { "degraded" } else { "ok" }.to_owned(),
+        sources: state.sources.clone(),
+        desired: DesiredSummary { generation: state.generation, monitors, conflicts: state.conflicts.clone() },
+        reconciler: app.reconcile.read().expect("reconcile status lock").clone(),
+        drift,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_walk_the_whole_list_and_reject_foreign_cursors() {
+        let items: Vec<u32> = (0..7).collect();
+        let p1 = paginate(items.clone(), Some(3), None).unwrap();
+        assert_eq!((p1.items.clone(), p1.total), (vec![0, 1, 2], 7));
+        let p2 = paginate(items.clone(), Some(3), p1.next_cursor.as_deref()).unwrap();
+        assert_eq!(p2.items, vec![3, 4, 5]);
+        let p3 = paginate(items.clone(), Some(3), p2.next_cursor.as_deref()).unwrap();
+        assert_eq!((p3.items, p3.next_cursor), (vec![6], None));
+        assert!(paginate(items.clone(), None, Some("garbage")).is_err());
+        assert!(paginate(items, None, Some(&encode_cursor('t', 5))).is_err());
+        assert_eq!(clamp_limit(Some(10_000)), MAX_LIMIT);
+    }
+
+    #[test]
+    fn levenshtein_counts_edits() {
+        assert_eq!(levenshtein("postgres", "postgres-1"), 2);
+        assert_eq!(levenshtein("api", "apo"), 1);
+    }
+}

@@ -1,1 +1,201 @@
-//! TODO(owner: lead)
+//! The reconciler: the only place that starts, stops or restarts check tasks.
+//!
+//! Like a Kubernetes controller it is level-triggered: each pass compares the
+//! whole desired state with the running tasks by monitor key and spec hash,
+//! starts what is missing, stops what is no longer declared, restarts what
+//! changed, and leaves everything else alone (same task, same history).
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::checks::{self, CheckContext};
+use crate::desired::DesiredState;
+use crate::monitor::MonitorKey;
+
+/// When one pass starts at least this many tasks, their first checks are
+/// spread over their interval so 10k monitors declared at once do not fire
+/// at once. Fewer new tasks check right away (a person who just added a
+/// monitor wants to see it checked).
+const SPREAD_THRESHOLD: usize = 20;
+
+/// What the last pass did, for `get_health`.
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+pub struct ReconcileStatus {
+    /// The desired-state generation the running tasks match.
+    pub generation: u64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub applied_at: Option<OffsetDateTime>,
+    /// Passes since the process started.
+    pub passes: u64,
+    pub last_pass: PassReport,
+    /// Check tasks running now.
+    pub running: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct PassReport {
+    pub started: usize,
+    pub stopped: usize,
+    pub restarted: usize,
+    pub unchanged: usize,
+    /// Wall time of the pass, in milliseconds.
+    pub duration_ms: f64,
+}
+
+/// What is running, by key: (task id, spec hash). Shared so `get_health` can
+/// compute drift between desired and observed.
+pub type RunningIndex = Arc<RwLock<BTreeMap<MonitorKey, (u64, u64)>>>;
+
+struct Running {
+    task_id: u64,
+    spec_hash: u64,
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+pub struct Reconciler {
+    ctx: CheckContext,
+    running: HashMap<MonitorKey, Running>,
+    next_task_id: u64,
+    status: Arc<RwLock<ReconcileStatus>>,
+    index: RunningIndex,
+}
+
+impl Reconciler {
+    pub fn new(ctx: CheckContext) -> Self {
+        Reconciler {
+            ctx,
+            running: HashMap::new(),
+            next_task_id: 1,
+            status: Arc::default(),
+            index: Arc::default(),
+        }
+    }
+
+    pub fn status(&self) -> Arc<RwLock<ReconcileStatus>> {
+        self.status.clone()
+    }
+
+    pub fn index(&self) -> RunningIndex {
+        self.index.clone()
+    }
+
+    /// One reconcile pass. Idempotent: applying the same state twice changes nothing.
+    pub fn apply(&mut self, desired: &DesiredState) -> PassReport {
+        let began = std::time::Instant::now();
+        let mut report = PassReport::default();
+
+        let gone: Vec<MonitorKey> =
+            self.running.keys().filter(|k| !desired.monitors.contains_key(*k)).cloned().collect();
+        for key in gone {
+            if let Some(r) = self.running.remove(&key) {
+                stop(r);
+            }
+            self.ctx.observed.remove(&key);
+            if let Err(e) = self.ctx.store.forget_state(&key) {
+                tracing::warn!(monitor = %key, error = %e, "could not forget the state of a removed monitor");
+            }
+            tracing::info!(monitor = %key, "stopped: no longer declared");
+            report.stopped += 1;
+        }
+
+        let to_start: Vec<&MonitorKey> = desired
+            .monitors
+            .iter()
+            .filter(|(k, d)| self.running.get(*k).is_none_or(|r| r.spec_hash != d.spec_hash))
+            .map(|(k, _)| k)
+            .collect();
+        report.unchanged = desired.monitors.len() - to_start.len();
+        let spread = to_start.len() >= SPREAD_THRESHOLD;
+
+        for key in to_start {
+            let d = &desired.monitors[key];
+            let restarted = match self.running.remove(key) {
+                Some(old) => {
+                    stop(old);
+                    true
+                }
+                None => false,
+            };
+            let state = match self.ctx.observed.get(key) {
+                Some(o) => o.state,
+                None => self.ctx.store.load_state(key).ok().flatten().unwrap_or_default(),
+            };
+            let task_id = self.next_task_id;
+            self.next_task_id += 1;
+            self.ctx.observed.task_started(key, state, task_id, d.generation);
+            let delay = if spread { spread_delay(key, d.spec.interval()) } else { std::time::Duration::ZERO };
+            let cancel = CancellationToken::new();
+            let handle = checks::spawn(key.clone(), d.spec.clone(), self.ctx.clone(), delay, cancel.clone());
+            self.running.insert(key.clone(), Running { task_id, spec_hash: d.spec_hash, cancel, handle });
+            if restarted {
+                tracing::info!(monitor = %key, task_id, "restarted: spec changed");
+                report.restarted += 1;
+            } else {
+                tracing::debug!(monitor = %key, task_id, "started");
+                report.started += 1;
+            }
+        }
+
+        report.duration_ms = began.elapsed().as_secs_f64() * 1000.0;
+        *self.index.write().expect("running index lock") =
+            self.running.iter().map(|(k, r)| (k.clone(), (r.task_id, r.spec_hash))).collect();
+        let mut st = self.status.write().expect("reconcile status lock");
+        st.generation = desired.generation;
+        st.applied_at = Some(OffsetDateTime::now_utc());
+        st.passes += 1;
+        st.running = self.running.len();
+        st.last_pass = report.clone();
+        report
+    }
+
+    /// Apply every desired state published, until the sender goes away; then
+    /// stop every task.
+    pub async fn run(mut self, mut desired: watch::Receiver<Arc<DesiredState>>) {
+        loop {
+            let state = desired.borrow_and_update().clone();
+            let report = self.apply(&state);
+            if report.started + report.stopped + report.restarted > 0 {
+                tracing::info!(
+                    generation = state.generation,
+                    started = report.started,
+                    stopped = report.stopped,
+                    restarted = report.restarted,
+                    unchanged = report.unchanged,
+                    ms = report.duration_ms,
+                    "reconciled"
+                );
+            }
+            if desired.changed().await.is_err() {
+                break;
+            }
+        }
+        for (_, r) in self.running.drain() {
+            stop(r);
+        }
+    }
+}
+
+fn stop(r: Running) {
+    r.cancel.cancel();
+    // The task also watches the token; abort makes sure a probe stuck in a
+    // slow call does not outlive its monitor.
+    r.handle.abort();
+}
+
+/// A stable delay in `[0, interval)` derived from the key, so restarts of the
+/// process spread the same way.
+fn spread_delay(key: &MonitorKey, interval: std::time::Duration) -> std::time::Duration {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    let ms = interval.as_millis().max(1) as u64;
+    std::time::Duration::from_millis(h.finish() % ms)
+}

@@ -1,1 +1,349 @@
-//! TODO(owner: lead)
+//! The sled database: check results (with retention), the current observed
+//! state of each monitor, and hourly rollups that answer uptime over 24h and
+//! 7d without scanning history.
+//!
+//! Layout (one tree each):
+//! - `results`: `monitor-id \0 at_micros(BE u64)` -> [`CheckRecord`] (JSON)
+//! - `state`:   `monitor-id` -> [`ObservedState`] (JSON)
+//! - `rollups`: `monitor-id \0 hour(BE u64)` -> [`Rollup`] (16 bytes)
+//!
+//! Big-endian timestamps make each monitor's keys sort by time, so history and
+//! uptime are range scans over one monitor's prefix.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::monitor::MonitorKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the database {path} is in use by another process (only one process can open a sled database; \
+         start `maintenant --mcp-stdio` with the same MAINTENANT_DB while the daemon runs and it will attach to it)"
+    )]
+    Locked { path: String },
+    #[error("database error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record in the database: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One check as stored and as `get_endpoint_history` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CheckRecord {
+    /// When the check finished (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub at: OffsetDateTime,
+    pub up: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    pub response_time_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What the monitor's status is, after thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Declared, not yet decided (no check yet, or fewer failures than the threshold).
+    #[default]
+    Pending,
+    Up,
+    Down,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Up => "up",
+            Status::Down => "down",
+        }
+    }
+}
+
+/// The observed state of one monitor, kept across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ObservedState {
+    pub status: Status,
+    /// When `status` last changed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    pub last_check: Option<CheckRecord>,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+    pub checks_total: u64,
+}
+
+/// Counts for one monitor over one hour.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Rollup {
+    pub checks: u32,
+    pub up: u32,
+    pub response_ms_sum: f64,
+}
+
+impl Rollup {
+    fn encode(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..4].copy_from_slice(&self.checks.to_le_bytes());
+        b[4..8].copy_from_slice(&self.up.to_le_bytes());
+        b[8..16].copy_from_slice(&self.response_ms_sum.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Rollup {
+        if b.len() != 16 {
+            return Rollup::default();
+        }
+        Rollup {
+            checks: u32::from_le_bytes(b[0..4].try_into().expect("4 bytes")),
+            up: u32::from_le_bytes(b[4..8].try_into().expect("4 bytes")),
+            response_ms_sum: f64::from_le_bytes(b[8..16].try_into().expect("8 bytes")),
+        }
+    }
+}
+
+/// Uptime over a window, from rollups.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Uptime {
+    pub checks: u64,
+    pub up: u64,
+}
+
+impl Uptime {
+    /// Percentage of checks that were up, or `None` when nothing was checked.
+    pub fn percent(&self) -> Option<f64> {
+        (self.checks > 0).then(|| (self.up as f64 * 10000.0 / self.checks as f64).round() / 100.0)
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    results: sled::Tree,
+    state: sled::Tree,
+    rollups: sled::Tree,
+}
+
+fn prefixed(key: &MonitorKey, suffix: u64) -> Vec<u8> {
+    let mut k = key.storage_key();
+    k.push(0);
+    k.extend_from_slice(&suffix.to_be_bytes());
+    k
+}
+
+fn micros(t: OffsetDateTime) -> u64 {
+    u64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(0)
+}
+
+fn hour_of(t: OffsetDateTime) -> u64 {
+    u64::try_from(t.unix_timestamp() / 3600).unwrap_or(0)
+}
+
+impl Store {
+    /// Open (or create) the database. sled takes an exclusive lock on the
+    /// directory; a second process gets [`StoreError::Locked`].
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(path)
+            // sled's default cache is 1 GiB; monitoring data is written far more
+            // than it is read, so a small cache keeps the sidecar small.
+            .cache_capacity(8 * 1024 * 1024)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked { path: path.display().to_string() }
+                }
+                other => StoreError::Sled(other),
+            })?;
+        Ok(Store {
+            results: db.open_tree("results")?,
+            state: db.open_tree("state")?,
+            rollups: db.open_tree("rollups")?,
+            db,
+        })
+    }
+
+    /// Record one check: the result, the monitor's new state and its hour's rollup.
+    pub fn record_check(&self, key: &MonitorKey, rec: &CheckRecord, state: &ObservedState) -> Result<()> {
+        self.results
+            .insert(prefixed(key, micros(rec.at)), serde_json::to_vec(rec)?)?;
+        self.save_state(key, state)?;
+        let (up, ms) = (u32::from(rec.up), rec.response_time_ms);
+        self.rollups.update_and_fetch(prefixed(key, hour_of(rec.at)), |old| {
+            let mut r = old.map(Rollup::decode).unwrap_or_default();
+            r.checks += 1;
+            r.up += up;
+            r.response_ms_sum += ms;
+            Some(r.encode().to_vec())
+        })?;
+        Ok(())
+    }
+
+    pub fn save_state(&self, key: &MonitorKey, state: &ObservedState) -> Result<()> {
+        self.state.insert(key.storage_key(), serde_json::to_vec(state)?)?;
+        Ok(())
+    }
+
+    pub fn load_state(&self, key: &MonitorKey) -> Result<Option<ObservedState>> {
+        match self.state.get(key.storage_key())? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks of one monitor, newest first, at or after `since`, strictly
+    /// before `before` (for paging), at most `limit`.
+    pub fn history(
+        &self,
+        key: &MonitorKey,
+        since: Option<OffsetDateTime>,
+        before: Option<OffsetDateTime>,
+        limit: usize,
+    ) -> Result<Vec<CheckRecord>> {
+        let lo = prefixed(key, since.map(micros).unwrap_or(0));
+        let hi = prefixed(key, before.map(micros).unwrap_or(u64::MAX));
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self.results.range(lo..hi).rev().take(limit) {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Uptime over the last `hours` hours (the current hour included), summed
+    /// from hourly rollups: at most `hours` reads whatever the history size.
+    pub fn uptime(&self, key: &MonitorKey, hours: u64, now: OffsetDateTime) -> Result<Uptime> {
+        let end = hour_of(now);
+        let start = end.saturating_sub(hours.saturating_sub(1));
+        let mut u = Uptime { checks: 0, up: 0 };
+        for item in self.rollups.range(prefixed(key, start)..=prefixed(key, end)) {
+            let (_, v) = item?;
+            let r = Rollup::decode(&v);
+            u.checks += u64::from(r.checks);
+            u.up += u64::from(r.up);
+        }
+        Ok(u)
+    }
+
+    /// Delete results older than `results_cutoff` and rollups older than
+    /// `rollups_cutoff`, for every monitor that has state. Returns how many
+    /// entries were removed.
+    pub fn prune(&self, results_cutoff: OffsetDateTime, rollups_cutoff: OffsetDateTime) -> Result<usize> {
+        let mut removed = 0;
+        for item in self.state.iter().keys() {
+            let id = item?;
+            let mut lo = id.to_vec();
+            lo.push(0);
+            let mut hi_results = lo.clone();
+            hi_results.extend_from_slice(&micros(results_cutoff).to_be_bytes());
+            let mut hi_rollups = lo.clone();
+            hi_rollups.extend_from_slice(&hour_of(rollups_cutoff).to_be_bytes());
+            for (tree, hi) in [(&self.results, hi_results), (&self.rollups, hi_rollups)] {
+                let mut batch = sled::Batch::default();
+                for k in tree.range(lo.clone()..hi).keys() {
+                    batch.remove(k?);
+                    removed += 1;
+                }
+                tree.apply_batch(batch)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Forget a monitor's current state (its history stays until retention
+    /// removes it, so a monitor declared again finds its past).
+    pub fn forget_state(&self, key: &MonitorKey) -> Result<()> {
+        self.state.remove(key.storage_key())?;
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    fn rec(at: OffsetDateTime, up: bool) -> CheckRecord {
+        CheckRecord { at, up, status_code: Some(200), response_time_ms: 5.0, error: None }
+    }
+
+    #[test]
+    fn history_is_per_monitor_newest_first_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let a = MonitorKey::endpoint("a");
+        let ab = MonitorKey::endpoint("a-b");
+        let t0 = OffsetDateTime::now_utc() - Duration::minutes(10);
+        for i in 0..5 {
+            store.record_check(&a, &rec(t0 + Duration::seconds(i), true), &ObservedState::default()).unwrap();
+            store.record_check(&ab, &rec(t0 + Duration::seconds(i), false), &ObservedState::default()).unwrap();
+        }
+        let h = store.history(&a, None, None, 3).unwrap();
+        assert_eq!(h.len(), 3);
+        assert!(h.iter().all(|r| r.up), "no record of a-b leaks into a");
+        assert!(h[0].at > h[1].at);
+        let since = store.history(&a, Some(t0 + Duration::seconds(3)), None, 10).unwrap();
+        assert_eq!(since.len(), 2);
+        let before = store.history(&a, None, Some(h[2].at), 10).unwrap();
+        assert_eq!(before.len(), 2);
+    }
+
+    #[test]
+    fn uptime_comes_from_hourly_rollups_within_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let k = MonitorKey::endpoint("x");
+        let now = OffsetDateTime::now_utc();
+        store.record_check(&k, &rec(now - Duration::days(3), false), &ObservedState::default()).unwrap();
+        for i in 0..3 {
+            store.record_check(&k, &rec(now - Duration::minutes(i), true), &ObservedState::default()).unwrap();
+        }
+        store.record_check(&k, &rec(now - Duration::hours(2), false), &ObservedState::default()).unwrap();
+        let day = store.uptime(&k, 24, now).unwrap();
+        assert_eq!((day.checks, day.up), (4, 3));
+        assert_eq!(day.percent(), Some(75.0));
+        let week = store.uptime(&k, 168, now).unwrap();
+        assert_eq!((week.checks, week.up), (5, 3));
+    }
+
+    #[test]
+    fn prune_removes_only_old_entries_and_state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let k = MonitorKey::endpoint("x");
+        let now = OffsetDateTime::now_utc();
+        {
+            let store = Store::open(&path).unwrap();
+            let st = ObservedState { status: Status::Up, checks_total: 2, ..Default::default() };
+            store.record_check(&k, &rec(now - Duration::days(10), true), &st).unwrap();
+            store.record_check(&k, &rec(now, true), &st).unwrap();
+            let removed = store.prune(now - Duration::days(7), now - Duration::days(30)).unwrap();
+            assert_eq!(removed, 1);
+            store.flush().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.history(&k, None, None, 10).unwrap().len(), 1);
+        assert_eq!(store.load_state(&k).unwrap().unwrap().status, Status::Up);
+    }
+}

@@ -1,4 +1,154 @@
 //! Check tasks: run a monitor's probe on its interval and turn outcomes into
-//! observed state through the failure/recovery thresholds.
+//! observed state through the failure and recovery thresholds. A task knows
+//! nothing of other monitors, alerts or MCP.
 
 pub mod probe;
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::model::EndpointSpec;
+use crate::monitor::{MonitorKey, MonitorSpec};
+use crate::observed::ObservedMap;
+use crate::store::{CheckRecord, ObservedState, Status, Store};
+use probe::{HttpClients, ProbeOutcome};
+
+/// What every check task needs, shared.
+#[derive(Clone)]
+pub struct CheckContext {
+    pub store: Store,
+    pub clients: HttpClients,
+    pub observed: ObservedMap,
+}
+
+/// Start the check task of one monitor. It runs its first check after
+/// `first_delay` and then every interval until `cancel` fires.
+pub fn spawn(
+    key: MonitorKey,
+    spec: Arc<MonitorSpec>,
+    ctx: CheckContext,
+    first_delay: std::time::Duration,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        match &*spec {
+            MonitorSpec::Endpoint(e) => run_endpoint(key, e, ctx, first_delay, cancel).await,
+        }
+    })
+}
+
+async fn run_endpoint(
+    key: MonitorKey,
+    spec: &EndpointSpec,
+    ctx: CheckContext,
+    first_delay: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    let start = tokio::time::Instant::now() + first_delay;
+    let mut ticks = tokio::time::interval_at(start, spec.interval.std().max(std::time::Duration::from_millis(100)));
+    // A slow check must not be followed by a burst of catch-up checks.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let outcome = tokio::select! {
+            _ = cancel.cancelled() => return,
+            o = probe::probe(spec, &ctx.clients) => o,
+        };
+        record(&key, spec, &ctx, outcome);
+    }
+}
+
+fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: ProbeOutcome) {
+    let rec = CheckRecord {
+        at: OffsetDateTime::now_utc(),
+        up: outcome.up,
+        status_code: outcome.status,
+        response_time_ms: (outcome.response_time.as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+        error: outcome.error,
+    };
+    let prev = ctx.observed.get(key).map(|o| o.state).unwrap_or_default();
+    let next = next_state(&prev, rec.clone(), spec.failure_threshold, spec.recovery_threshold);
+    if let Err(e) = ctx.store.record_check(key, &rec, &next) {
+        tracing::error!(monitor = %key, error = %e, "could not store a check result");
+    }
+    if next.status != prev.status {
+        tracing::info!(monitor = %key, from = prev.status.as_str(), to = next.status.as_str(), error = ?rec.error, "status changed");
+    }
+    ctx.observed.set_state(key, next);
+}
+
+/// The threshold state machine.
+/// - `pending` becomes `up` at the first success, `down` after `failure_threshold` failures;
+/// - `up` becomes `down` after `failure_threshold` consecutive failures;
+/// - `down` becomes `up` after `recovery_threshold` consecutive successes.
+pub fn next_state(prev: &ObservedState, rec: CheckRecord, failure_threshold: u32, recovery_threshold: u32) -> ObservedState {
+    let mut s = prev.clone();
+    s.checks_total += 1;
+    if rec.up {
+        s.consecutive_successes += 1;
+        s.consecutive_failures = 0;
+    } else {
+        s.consecutive_failures += 1;
+        s.consecutive_successes = 0;
+    }
+    let new_status = match (prev.status, rec.up) {
+        (Status::Pending, true) => Status::Up,
+        (Status::Down, true) if s.consecutive_successes >= recovery_threshold.max(1) => Status::Up,
+        (Status::Pending | Status::Up, false) if s.consecutive_failures >= failure_threshold.max(1) => Status::Down,
+        (status, _) => status,
+    };
+    if new_status != prev.status || s.since.is_none() {
+        s.since = Some(rec.at);
+    }
+    s.status = new_status;
+    s.last_check = Some(rec);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(results: &[bool], fail: u32, recover: u32) -> Vec<Status> {
+        let mut s = ObservedState::default();
+        results
+            .iter()
+            .map(|&up| {
+                let rec = CheckRecord { at: OffsetDateTime::now_utc(), up, status_code: None, response_time_ms: 1.0, error: None };
+                s = next_state(&s, rec, fail, recover);
+                s.status
+            })
+            .collect()
+    }
+
+    #[test]
+    fn thresholds_gate_transitions() {
+        use Status::*;
+        assert_eq!(run(&[true, false, false, false, true, true], 3, 2), [Up, Up, Up, Down, Down, Up]);
+        assert_eq!(run(&[false, false], 3, 2), [Pending, Pending]);
+        assert_eq!(run(&[false, true, false, false, true], 2, 1), [Pending, Up, Up, Down, Up]);
+        assert_eq!(run(&[false], 1, 1), [Down]);
+    }
+
+    #[test]
+    fn since_moves_only_on_status_change() {
+        let mut s = ObservedState::default();
+        let t1 = OffsetDateTime::now_utc();
+        let rec = |at, up| CheckRecord { at, up, status_code: None, response_time_ms: 1.0, error: None };
+        s = next_state(&s, rec(t1, true), 1, 1);
+        assert_eq!(s.since, Some(t1));
+        let t2 = t1 + time::Duration::seconds(5);
+        s = next_state(&s, rec(t2, true), 1, 1);
+        assert_eq!(s.since, Some(t1), "still up: since unchanged");
+        assert_eq!(s.checks_total, 2);
+        let t3 = t2 + time::Duration::seconds(5);
+        s = next_state(&s, rec(t3, false), 1, 1);
+        assert_eq!((s.status, s.since), (Status::Down, Some(t3)));
+    }
+}

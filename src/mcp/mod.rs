@@ -1,1 +1,113 @@
-//! MCP server
+//! The MCP server: 18 tools (CONTRACT.md) over stdio and Streamable HTTP.
+//!
+//! Each tool family lives in its own file as a `#[tool_router]` impl block on
+//! [`Maintenant`]; the routers are added together here. Handlers are thin:
+//! they parse arguments, call the read model, and wrap the answer.
+
+mod endpoints;
+mod health;
+pub mod stdio;
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+use crate::engine::App;
+use crate::readmodel::ReadError;
+
+/// The order `tools/list` answers in: the contract's, so assistants and
+/// humans see read tools first, the same way every time.
+pub const TOOL_ORDER: [&str; 18] = [
+    "list_containers",
+    "get_container",
+    "get_container_logs",
+    "list_endpoints",
+    "get_endpoint_history",
+    "list_heartbeats",
+    "list_certificates",
+    "list_alerts",
+    "get_resources",
+    "get_top_consumers",
+    "get_updates",
+    "get_health",
+    "acknowledge_alert",
+    "create_incident",
+    "update_incident",
+    "create_maintenance",
+    "pause_monitor",
+    "resume_monitor",
+];
+
+pub const INSTRUCTIONS: &str = "maintenant monitors containers, HTTP/TCP endpoints, heartbeats and TLS \
+certificates. Every monitor row shows `desired` (what was declared, and where: file and line) and \
+`observed` (status, since, last check, error). Lists are paged: pass `next_cursor` back as `cursor`. \
+Monitors are named by id (`endpoint/NAME`) or plain name. Start with get_health when answers look \
+stale: it reports config errors and drift between declared and running checks.";
+
+#[derive(Clone)]
+pub struct Maintenant {
+    app: Arc<App>,
+    tool_router: ToolRouter<Self>,
+}
+
+impl Maintenant {
+    pub fn new(app: Arc<App>) -> Self {
+        Maintenant { app, tool_router: Self::endpoint_tools() + Self::health_tools() }
+    }
+}
+
+/// A read error becomes a tool error (`isError: true`) whose text tells the
+/// assistant what to do next.
+fn tool_error(e: ReadError) -> String {
+    e.to_string()
+}
+
+pub fn server_info() -> ServerConfig {
+    ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        .with_server_info(
+            Implementation::new("maintenant", env!("CARGO_PKG_VERSION")).with_title("maintenant monitoring"),
+        )
+        .with_instructions(INSTRUCTIONS)
+}
+
+/// Sort tools by [`TOOL_ORDER`] (unknown names last, by name).
+pub fn order_tools(mut tools: Vec<Tool>) -> Vec<Tool> {
+    tools.sort_by_key(|t| {
+        (TOOL_ORDER.iter().position(|n| *n == t.name).unwrap_or(TOOL_ORDER.len()), t.name.to_string())
+    });
+    tools
+}
+
+impl ServerHandler for Maintenant {
+    fn get_info(&self) -> ServerConfig {
+        server_info()
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(order_tools(self.tool_router.list_all())))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tcc = ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tool_router.get(name).cloned()
+    }
+}

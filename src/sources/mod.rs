@@ -1,1 +1,4 @@
-//! sources
+//! Sources produce declared monitors with their origin. They never start
+//! checks: each sends its whole declared set to the desired state.
+
+pub mod file;

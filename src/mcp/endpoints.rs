@@ -1,0 +1,75 @@
+//! `list_endpoints` and `get_endpoint_history`.
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::{Json, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{Maintenant, tool_error};
+use crate::readmodel::{self, EndpointFilter, EndpointHistory, EndpointRow, Page, ReadError};
+use crate::store::Status;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListEndpointsParams {
+    /// Only endpoints in this status: `up`, `down` or `pending` (declared, not yet decided).
+    pub status: Option<Status>,
+    /// Only endpoints of this group (case-insensitive).
+    pub group: Option<String>,
+    /// Only endpoints whose name or target contains this text (case-insensitive).
+    pub name: Option<String>,
+    /// Page size (default 50, max 500).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct EndpointHistoryParams {
+    /// The endpoint's id (`endpoint/NAME`) or name.
+    pub endpoint_id: String,
+    /// Checks to return, newest first (default 50, max 500).
+    pub limit: Option<u32>,
+    /// Only checks at or after this time: RFC 3339 (`2026-11-25T10:00:00Z`) or an age (`1h`, `7d`).
+    pub since: Option<String>,
+    /// `next_cursor` from the previous answer, for older checks.
+    pub cursor: Option<String>,
+}
+
+/// `since` as an absolute time: RFC 3339, or a duration back from now.
+fn parse_since(s: &str) -> Result<OffsetDateTime, ReadError> {
+    if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t);
+    }
+    match s.parse::<crate::duration::Duration>() {
+        Ok(d) => Ok(OffsetDateTime::now_utc() - d.std()),
+        Err(_) => Err(ReadError::BadArgument(format!(
+            "invalid since {s:?}: use an RFC 3339 time like 2026-11-25T10:00:00Z or an age like 1h or 7d"
+        ))),
+    }
+}
+
+#[tool_router(router = endpoint_tools, vis = "pub(super)")]
+impl Maintenant {
+    /// List HTTP(S) and TCP endpoint monitors with what was declared (spec, origin file:line,
+    /// generation) and what was observed (status, since, last check, error), plus uptime over
+    /// 24h and 7d. Filter by status, group or name; paged.
+    #[tool(name = "list_endpoints", annotations(read_only_hint = true, open_world_hint = false))]
+    async fn list_endpoints(&self, Parameters(p): Parameters<ListEndpointsParams>) -> Result<Json<Page<EndpointRow>>, String> {
+        let filter = EndpointFilter { status: p.status, group: p.group, name: p.name };
+        readmodel::list_endpoints(&self.app, &filter, p.limit, p.cursor.as_deref()).map(Json).map_err(tool_error)
+    }
+
+    /// Check history of one endpoint, newest first, with a summary (uptime, p50/p95 response
+    /// time of the returned checks, uptime over 24h and 7d). Name the endpoint by id or name.
+    #[tool(name = "get_endpoint_history", annotations(read_only_hint = true, open_world_hint = false))]
+    async fn get_endpoint_history(
+        &self,
+        Parameters(p): Parameters<EndpointHistoryParams>,
+    ) -> Result<Json<EndpointHistory>, String> {
+        let since = p.since.as_deref().map(parse_since).transpose().map_err(tool_error)?;
+        readmodel::endpoint_history(&self.app, &p.endpoint_id, p.limit, since, p.cursor.as_deref())
+            .map(Json)
+            .map_err(tool_error)
+    }
+}

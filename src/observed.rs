@@ -1,0 +1,68 @@
+//! The observed side of every monitor, in memory: what its check task last
+//! saw and which task is running it. Check tasks write; the read model reads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::monitor::MonitorKey;
+use crate::store::ObservedState;
+
+/// The running check task of a monitor. `task_id` changes exactly when the
+/// reconciler (re)starts the task, so an unchanged id proves the task was
+/// left alone.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TaskInfo {
+    pub task_id: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub started_at: OffsetDateTime,
+    /// How many times this monitor's task was started since the process started.
+    pub starts: u32,
+    /// The desired-state generation the task was started for.
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub state: ObservedState,
+    pub task: Option<TaskInfo>,
+}
+
+/// Shared map of observed state, cheap to clone.
+#[derive(Clone, Default)]
+pub struct ObservedMap(Arc<RwLock<HashMap<MonitorKey, Observed>>>);
+
+impl ObservedMap {
+    pub fn get(&self, key: &MonitorKey) -> Option<Observed> {
+        self.0.read().expect("observed map lock").get(key).cloned()
+    }
+
+    pub fn set_state(&self, key: &MonitorKey, state: ObservedState) {
+        let mut map = self.0.write().expect("observed map lock");
+        map.entry(key.clone()).or_default().state = state;
+    }
+
+    /// Record that a task started for `key`; returns the start count.
+    pub fn task_started(&self, key: &MonitorKey, state: ObservedState, task_id: u64, generation: u64) -> TaskInfo {
+        let mut map = self.0.write().expect("observed map lock");
+        let entry = map.entry(key.clone()).or_default();
+        let starts = entry.task.as_ref().map_or(0, |t| t.starts) + 1;
+        let info = TaskInfo { task_id, started_at: OffsetDateTime::now_utc(), starts, generation };
+        entry.task = Some(info.clone());
+        entry.state = state;
+        info
+    }
+
+    /// The task stopped and the monitor is no longer declared.
+    pub fn remove(&self, key: &MonitorKey) {
+        self.0.write().expect("observed map lock").remove(key);
+    }
+
+    /// Read many at once under one lock (for list pages).
+    pub fn with<R>(&self, f: impl FnOnce(&HashMap<MonitorKey, Observed>) -> R) -> R {
+        f(&self.0.read().expect("observed map lock"))
+    }
+}

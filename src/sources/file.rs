@@ -1,0 +1,149 @@
+//! The monitors file (or directory) as a source, hot-reloaded.
+//!
+//! We watch the *folder*, not the file: editors and GitOps tools replace a
+//! file by renaming a new one over it, and a Kubernetes ConfigMap mount swaps
+//! a `..data` symlink; a watch on the file itself would be left on the old
+//! inode. Events are debounced (bursts become one reload), and a slow poll
+//! backs the watcher up on filesystems where inotify says nothing.
+//! An invalid reload changes nothing that runs: the last good set stays and
+//! the error is reported in the source status (and so in `get_health`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+use crate::config;
+use crate::desired::{SourceError, SourceKind, SourceStatus, SourceUpdate};
+use crate::monitor::DeclaredMonitor;
+
+pub struct FileSource {
+    pub path: PathBuf,
+    pub debounce: Duration,
+    /// Reload this often even without events (0 disables).
+    pub poll: Duration,
+}
+
+struct State {
+    status: SourceStatus,
+    last_good: Option<Vec<DeclaredMonitor>>,
+}
+
+impl FileSource {
+    pub fn new(path: PathBuf) -> Self {
+        FileSource { path, debounce: Duration::from_millis(150), poll: Duration::from_secs(30) }
+    }
+
+    /// Load, publish, then watch and publish every change until `updates` closes.
+    pub async fn run(self, updates: mpsc::Sender<SourceUpdate>) {
+        let mut state = State {
+            status: SourceStatus {
+                kind: SourceKind::File,
+                location: self.path.display().to_string(),
+                generation: 0,
+                loaded_at: None,
+                monitors: 0,
+                last_error: None,
+            },
+            last_good: None,
+        };
+        if let Some(first) = self.reload(&mut state)
+            && updates.send(first).await.is_err()
+        {
+            return;
+        }
+
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let watched = watch_dir(&self.path);
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res
+                && !matches!(ev.kind, EventKind::Access(_))
+            {
+                let _ = tx.send(());
+            }
+        })
+        .and_then(|mut w| w.watch(&watched, RecursiveMode::NonRecursive).map(|_| w));
+        let _watcher = match watcher {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(dir = %watched.display(), error = %e, "cannot watch the config folder; falling back to polling");
+                None
+            }
+        };
+
+        let poll = if self.poll.is_zero() { Duration::from_secs(3600 * 24 * 365) } else { self.poll };
+        loop {
+            tokio::select! {
+                ev = events.recv() => if ev.is_none() { return },
+                _ = tokio::time::sleep(poll) => {}
+                _ = updates.closed() => return,
+            }
+            // Debounce: wait until the folder has been quiet for `debounce`.
+            loop {
+                match tokio::time::timeout(self.debounce, events.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if let Some(update) = self.reload(&mut state)
+                && updates.send(update).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Read the file once. Returns what to publish, if anything: `monitors` is
+    /// `Some` only when a valid load differs from the last good one; a
+    /// status-only update reports an error that appeared, changed or cleared.
+    fn reload(&self, state: &mut State) -> Option<SourceUpdate> {
+        let now = OffsetDateTime::now_utc();
+        match config::load(&self.path) {
+            Ok(loaded) => {
+                let was_error = state.status.last_error.take().is_some();
+                let changed = state.last_good.as_ref() != Some(&loaded.monitors);
+                if changed {
+                    state.status.generation += 1;
+                    state.status.loaded_at = Some(now);
+                    state.status.monitors = loaded.monitors.len();
+                    tracing::info!(path = %self.path.display(), monitors = loaded.monitors.len(), generation = state.status.generation, "monitors file loaded");
+                    state.last_good = Some(loaded.monitors.clone());
+                } else if was_error {
+                    tracing::info!(path = %self.path.display(), "monitors file is valid again; nothing changed");
+                }
+                (changed || was_error).then(|| SourceUpdate {
+                    status: state.status.clone(),
+                    monitors: changed.then_some(loaded.monitors),
+                })
+            }
+            Err(errors) => {
+                let message = errors.to_string();
+                if state.status.last_error.as_ref().is_some_and(|e| e.message == message) {
+                    return None;
+                }
+                tracing::error!(path = %self.path.display(), "invalid monitors file, the last good one keeps running:\n{message}");
+                state.status.last_error = Some(SourceError { at: now, message, problems: errors.0.iter().map(ToString::to_string).collect() });
+                Some(SourceUpdate {
+                    status: state.status.clone(),
+                    // Nothing good was ever loaded: declare an empty set so the
+                    // desired state still lists this source and its error.
+                    monitors: state.last_good.is_none().then(Vec::new),
+                })
+            }
+        }
+    }
+}
+
+/// The folder to watch for a config path: the path itself when it is a
+/// directory, else its parent.
+fn watch_dir(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        return path.to_path_buf();
+    }
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
