@@ -1,12 +1,18 @@
 //! The monitors file: parsing (strict, with line and column), `${VAR}`
 //! expansion, validation, directories of files, and the JSON Schema.
 
+mod expand;
+mod locate;
 pub mod model;
+mod probe;
+mod validate;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::monitor::DeclaredMonitor;
+use crate::monitor::{DeclaredMonitor, MonitorSpec, Origin};
+use locate::{Index, LineIndex, Pos};
 
 /// One problem in a monitors file, located for the person who must fix it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -19,7 +25,14 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 
@@ -51,9 +64,105 @@ pub struct LoadedConfig {
 
 /// Load a monitors file, or every `*.yaml` / `*.yml` file of a directory
 /// (merged; a name declared twice is an error naming both places).
+///
+/// A directory is read non-recursively, its files sorted by name; hidden
+/// entries and entries starting with `..` (the `..data` and `..2024_...`
+/// entries of a mounted Kubernetes ConfigMap) are skipped, while plain
+/// symlinks such as `x.yaml -> ..data/x.yaml` are followed. An empty file or
+/// directory declares no monitors. `${VAR}` expands from the process
+/// environment.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
-    let _ = path;
-    todo!("helper A")
+    let env = |name: &str| std::env::var(name).ok();
+    let meta = std::fs::metadata(path).map_err(|e| ConfigErrors(vec![io_error(path, &e)]))?;
+    let files = if meta.is_dir() {
+        list_dir(path)?
+    } else {
+        vec![path.to_path_buf()]
+    };
+
+    let mut errors = Vec::new();
+    let mut monitors = Vec::new();
+    // name -> (file, line) of its first declaration
+    let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    for file in &files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(io_error(file, &e));
+                continue;
+            }
+        };
+        match parse_file(&text, file, &env) {
+            Ok(parsed) => {
+                for p in parsed {
+                    let name = p.monitor.spec.name().to_owned();
+                    match seen.get(&name) {
+                        Some((first_file, first_line)) => errors.push(ConfigError {
+                            file: file.clone(),
+                            line: p.name.line,
+                            column: p.name.col,
+                            message: format!(
+                                "duplicate endpoint name {name:?}: already declared at {}:{first_line}",
+                                first_file.display()
+                            ),
+                        }),
+                        None => {
+                            seen.insert(name, (file.clone(), p.item.line));
+                            monitors.push(p.monitor);
+                        }
+                    }
+                }
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(LoadedConfig { files, monitors })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// The `*.yaml` / `*.yml` files of a directory, sorted by name.
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, ConfigErrors> {
+    let entries = std::fs::read_dir(dir).map_err(|e| ConfigErrors(vec![io_error(dir, &e)]))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| ConfigErrors(vec![io_error(dir, &e)]))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        let ext = Path::new(name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("yaml" | "yml")) {
+            continue;
+        }
+        let path = dir.join(name);
+        // Follows symlinks: `x.yaml -> ..data/x.yaml` is a file.
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> ConfigError {
+    let message = match e.kind() {
+        std::io::ErrorKind::NotFound => "file does not exist".to_owned(),
+        std::io::ErrorKind::InvalidData => "file is not valid UTF-8 text".to_owned(),
+        _ => format!("cannot read: {e}"),
+    };
+    ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+    }
 }
 
 /// Parse one file's text. `env` resolves `${VAR}`.
@@ -62,11 +171,723 @@ pub fn parse_str(
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<DeclaredMonitor>, ConfigErrors> {
-    let _ = (text, file, env);
-    todo!("helper A")
+    parse_file(text, file, env)
+        .map(|v| v.into_iter().map(|p| p.monitor).collect())
+        .map_err(ConfigErrors)
+}
+
+/// One monitor parsed from a file, with the positions `load` needs to report
+/// duplicates across files.
+struct Parsed {
+    monitor: DeclaredMonitor,
+    item: Pos,
+    name: Pos,
+}
+
+fn parse_file(
+    text: &str,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Parsed>, Vec<ConfigError>> {
+    let error = |pos: Pos, message: String| ConfigError {
+        file: file.to_path_buf(),
+        line: pos.line,
+        column: pos.col,
+        message,
+    };
+    let original = LineIndex::new(text);
+    let expanded = expand::expand(text, env).map_err(|errs| {
+        errs.into_iter()
+            .map(|e| error(original.pos(e.offset), e.message))
+            .collect::<Vec<_>>()
+    })?;
+    let parsed_lines = LineIndex::new(&expanded.text);
+    // A position of the expanded text -> the same place in the original text.
+    let map = |p: Pos| original.pos(expanded.to_original(parsed_lines.offset(p)));
+
+    let model: model::MonitorsFile = match serde_yaml::from_str(&expanded.text) {
+        Ok(m) => m,
+        // `---` alone, `~`, `null`: a document without content declares nothing.
+        Err(_)
+            if matches!(
+                serde_yaml::from_str(&expanded.text),
+                Ok(serde_yaml::Value::Null)
+            ) =>
+        {
+            return Ok(Vec::new());
+        }
+        Err(e) => {
+            let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| {
+                map(Pos {
+                    line: l.line(),
+                    col: l.column(),
+                })
+            });
+            let message = serde_message(&e);
+            // A field's own parser (durations, statuses, conditions) fails
+            // after serde_yaml has read the value, and is then located at the
+            // enclosing mapping: find the field, to point at its value.
+            if let Some((path, rest)) = message.split_once(": ")
+                && !rest.starts_with("missing field")
+                && !rest.starts_with("unknown field")
+                && let Some(path) = probe::parse_path(path)
+                && let Some(field) = probe::failing_field(&expanded.text, &path)
+                && let Some(at) = Index::build(&expanded.text).value(&field)
+            {
+                return Err(vec![error(
+                    map(at),
+                    format!("{}: {rest}", probe::display_path(&field)),
+                )]);
+            }
+            return Err(vec![error(pos, message)]);
+        }
+    };
+
+    let index = Index::build(&expanded.text);
+    let locator = validate::Locator {
+        index: &index,
+        map: &map,
+    };
+    let (resolved, problems) = validate::resolve(&model, &locator);
+    if !problems.is_empty() {
+        return Err(problems
+            .into_iter()
+            .map(|p| error(p.pos, p.message))
+            .collect());
+    }
+    Ok(resolved
+        .into_iter()
+        .map(|r| Parsed {
+            monitor: DeclaredMonitor {
+                spec: MonitorSpec::Endpoint(r.spec),
+                origin: Origin::File {
+                    path: file.to_path_buf(),
+                    line: r.item.line,
+                },
+            },
+            item: r.item,
+            name: r.name,
+        })
+        .collect())
+}
+
+/// serde_yaml's message without its trailing position (the error carries
+/// it), plus a suggestion for a misspelt key or value.
+fn serde_message(e: &serde_yaml::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(l) = e.location() {
+        let suffix = format!(" at line {} column {}", l.line(), l.column());
+        if let Some(stripped) = msg.strip_suffix(&suffix) {
+            msg = stripped.to_owned();
+        } else if let Some(i) = msg.find(&format!("{suffix},")) {
+            // libyaml errors: "problem at line L column C, while parsing ..."
+            msg.replace_range(i..i + suffix.len(), "");
+        }
+    }
+    if let Some(s) = suggestion(&msg) {
+        msg.push_str(&format!("; did you mean `{s}`?"));
+    }
+    msg
+}
+
+/// For "unknown field `intervall`, expected one of `name`, `interval`, ...":
+/// the expected name closest to the unknown one, if it is close (edit
+/// distance at most 2, ignoring case).
+fn suggestion(msg: &str) -> Option<String> {
+    let rest = msg
+        .split_once("unknown field `")
+        .or_else(|| msg.split_once("unknown variant `"))?
+        .1;
+    let (unknown, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected")?.1;
+    let unknown_lc = unknown.to_lowercase();
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|cand| (edit_distance(&unknown_lc, &cand.to_lowercase()), cand))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, cand)| cand.to_owned())
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// The JSON Schema of the monitors file, for `maintenant schema`.
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(model::MonitorsFile)).expect("schema serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{HttpMethod, StatusPattern, Target};
+    use crate::duration::Duration;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "API_HOST" => Some("api.example.com".into()),
+            "TOKEN" => Some("s3cret".into()),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Vec<DeclaredMonitor>, ConfigErrors> {
+        parse_str(text, Path::new("m.yaml"), &env)
+    }
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        match parse(text) {
+            Ok(m) => panic!("expected errors, got {m:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    /// The (line, column) of each error, and its message.
+    fn located(text: &str) -> Vec<(usize, usize, String)> {
+        errors(text)
+            .into_iter()
+            .map(|e| (e.line, e.column, e.message))
+            .collect()
+    }
+
+    fn endpoint(m: &DeclaredMonitor) -> &model::EndpointSpec {
+        match &m.spec {
+            MonitorSpec::Endpoint(e) => e,
+        }
+    }
+
+    const VALID: &str = "\
+# monitors
+defaults:
+  endpoint:
+    interval: 1m
+    failure_threshold: 5
+
+endpoints:
+  - name: api
+    group: prod
+    url: https://${API_HOST}/health
+    headers:
+      Authorization: Bearer ${TOKEN}
+    expected_status: [200, \"3xx\"]
+    conditions:
+      - \"[RESPONSE_TIME] < 500\"
+  - name: db
+    url: tcp://db:5432
+    interval: 10s
+    timeout: 2s
+    recovery_threshold: 1
+  - name: plain
+    url: http://localhost:8080/
+    method: POST
+    body: '{}'
+    tls_verify: false
+    max_redirects: 0
+";
+
+    #[test]
+    fn valid_file_applies_defaults() {
+        let ms = parse(VALID).unwrap();
+        assert_eq!(ms.len(), 3);
+
+        let api = endpoint(&ms[0]);
+        assert_eq!(
+            ms[0].origin,
+            Origin::File {
+                path: "m.yaml".into(),
+                line: 8
+            }
+        );
+        assert_eq!(api.name, "api");
+        assert_eq!(api.group.as_deref(), Some("prod"));
+        assert_eq!(
+            api.target,
+            Target::Http {
+                url: "https://api.example.com/health".into()
+            }
+        );
+        assert_eq!(api.headers["Authorization"], "Bearer s3cret");
+        assert_eq!(api.method, HttpMethod::Get);
+        assert_eq!(
+            api.expected_status,
+            vec![
+                StatusPattern { min: 200, max: 200 },
+                StatusPattern { min: 300, max: 399 }
+            ]
+        );
+        assert_eq!(api.conditions.len(), 1);
+        assert_eq!(api.interval, Duration::from_secs(60)); // defaults.endpoint
+        assert_eq!(api.timeout, Duration::from_secs(10)); // built in
+        assert_eq!(api.failure_threshold, 5); // defaults.endpoint
+        assert_eq!(api.recovery_threshold, 2); // built in
+        assert!(api.tls_verify);
+        assert_eq!(api.max_redirects, 10);
+
+        let db = endpoint(&ms[1]);
+        assert_eq!(
+            ms[1].origin,
+            Origin::File {
+                path: "m.yaml".into(),
+                line: 16
+            }
+        );
+        assert_eq!(
+            db.target,
+            Target::Tcp {
+                host: "db".into(),
+                port: 5432
+            }
+        );
+        assert_eq!(db.interval, Duration::from_secs(10));
+        assert_eq!(db.timeout, Duration::from_secs(2));
+        assert_eq!(db.recovery_threshold, 1);
+        assert_eq!(
+            db.expected_status,
+            vec![StatusPattern { min: 200, max: 299 }]
+        );
+
+        let plain = endpoint(&ms[2]);
+        assert_eq!(plain.method, HttpMethod::Post);
+        assert_eq!(plain.body.as_deref(), Some("{}"));
+        assert!(!plain.tls_verify);
+        assert_eq!(plain.max_redirects, 0);
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let text = "endpoints:\n  - name: a\n    url: http://a\n    retries: 3\n";
+        let errs = errors(text);
+        assert_eq!(errs.len(), 1);
+        let e = &errs[0];
+        assert_eq!((e.line, e.column), (4, 5), "{e}");
+        assert!(
+            e.message
+                .contains("unknown field `retries`, expected one of"),
+            "{e}"
+        );
+        assert!(!e.message.contains("did you mean"), "{e}");
+        assert!(!e.message.contains(" at line "), "{e}");
+        assert!(e.to_string().starts_with("m.yaml:4:5: "), "{e}");
+    }
+
+    #[test]
+    fn misspelt_key_gets_a_suggestion() {
+        let errs = located("endpoints:\n  - name: a\n    url: http://a\n    intervall: 5s\n");
+        assert_eq!(errs[0].0, 4);
+        assert!(
+            errs[0].2.contains("did you mean `interval`?"),
+            "{}",
+            errs[0].2
+        );
+        let errs = located("endpoint:\n  - name: a\n");
+        assert_eq!((errs[0].0, errs[0].1), (1, 1));
+        assert!(
+            errs[0].2.contains("did you mean `endpoints`?"),
+            "{}",
+            errs[0].2
+        );
+        let errs = located("endpoints:\n  - name: a\n    url: http://a\n    method: get\n");
+        assert!(errs[0].2.contains("did you mean `GET`?"), "{}", errs[0].2);
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let errs = located("endpoints:\n  - name: a\n    url: http://a\n    interval: 5 minutes\n");
+        assert_eq!(errs.len(), 1);
+        assert_eq!((errs[0].0, errs[0].1), (4, 15), "{errs:?}");
+        assert!(
+            errs[0]
+                .2
+                .starts_with("endpoints[0].interval: invalid duration"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn bad_status_is_located() {
+        let errs = located(
+            "endpoints:\n  - name: a\n    url: http://a\n    expected_status: [200, \"2xy\"]\n",
+        );
+        assert_eq!(errs.len(), 1);
+        assert_eq!((errs[0].0, errs[0].1), (4, 28), "{errs:?}");
+        assert!(
+            errs[0]
+                .2
+                .starts_with("endpoints[0].expected_status[1]: invalid expected_status"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn bad_url_is_located() {
+        let errs = located("endpoints:\n  - name: a\n    url: ftp://files.example.com\n");
+        assert_eq!(errs.len(), 1);
+        assert_eq!((errs[0].0, errs[0].1), (3, 10), "{errs:?}");
+        assert!(errs[0].2.contains("unsupported url scheme"), "{errs:?}");
+        let errs = located("endpoints:\n  - name: a\n    url: tcp://db\n");
+        assert_eq!((errs[0].0, errs[0].1), (3, 10), "{errs:?}");
+        assert!(errs[0].2.contains("needs a port"), "{errs:?}");
+    }
+
+    #[test]
+    fn duplicate_names_name_the_first() {
+        let text = "endpoints:\n  - name: a\n    url: http://a\n  - name: b\n    url: http://b\n  - name: a\n    url: http://c\n";
+        let errs = located(text);
+        assert_eq!(errs.len(), 1);
+        assert_eq!((errs[0].0, errs[0].1), (6, 11));
+        assert_eq!(
+            errs[0].2,
+            "duplicate endpoint name \"a\": already declared at line 2"
+        );
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let text = "\
+endpoints:
+  - name: a/b
+    url: http://a
+    interval: 500ms
+  - name: ok
+    url: example.com
+    timeout: 1m
+    failure_threshold: 0
+  - name: db
+    url: tcp://db:5432
+    method: POST
+    expected_status: [200]
+    conditions:
+      - \"[STATUS] == 200\"
+";
+        let errs = located(text);
+        let at: Vec<(usize, usize)> = errs.iter().map(|e| (e.0, e.1)).collect();
+        assert_eq!(
+            at,
+            vec![
+                (2, 11),
+                (4, 15),
+                (6, 10),
+                (7, 14),
+                (8, 24),
+                (11, 5),
+                (12, 5),
+                (14, 9)
+            ],
+            "{errs:#?}"
+        );
+        assert!(errs[0].2.contains("contains `/`"));
+        assert!(errs[1].2.contains("at least 1s"));
+        assert!(errs[2].2.contains("no scheme"));
+        assert!(errs[3].2.contains("longer than the interval 30s"));
+        assert!(errs[4].2.contains("failure_threshold must be at least 1"));
+        assert!(
+            errs[5]
+                .2
+                .contains("`method` does not apply to a tcp:// endpoint")
+        );
+        assert!(errs[6].2.contains("`expected_status` does not apply"));
+        assert!(errs[7].2.contains("needs an HTTP response"));
+    }
+
+    #[test]
+    fn defaults_are_validated() {
+        let text = "defaults:\n  endpoint:\n    timeout: 1m\nendpoints:\n  - name: a\n    url: http://a\n    interval: 10s\n";
+        let errs = located(text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (3, 14));
+        assert!(
+            errs[0]
+                .2
+                .contains("default timeout 1m is longer than the default interval 30s")
+        );
+        assert_eq!((errs[1].0, errs[1].1), (7, 15));
+        assert!(errs[1].2.contains("set a timeout"));
+    }
+
+    #[test]
+    fn env_expansion_default_escape_and_unset() {
+        let text = "endpoints:\n  - name: $${literal}\n    url: http://${NOPE:-fallback.local}:${PORT:-80}/\n";
+        let ms = parse(text).unwrap();
+        assert_eq!(endpoint(&ms[0]).name, "${literal}");
+        assert_eq!(
+            endpoint(&ms[0]).target,
+            Target::Http {
+                url: "http://fallback.local:80/".into()
+            }
+        );
+
+        // Unset: located at the `${`; every unset variable is reported.
+        let text =
+            "endpoints:\n  # ${IN_A_COMMENT}\n  - name: a\n    url: http://${MISSING}/${ALSO}\n";
+        let errs = located(text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (4, 17));
+        assert_eq!(
+            errs[0].2,
+            "environment variable MISSING is not set (use ${MISSING:-default} for a default)"
+        );
+        assert_eq!((errs[1].0, errs[1].1), (4, 28));
+    }
+
+    #[test]
+    fn positions_after_expansion_point_at_the_original_text() {
+        // The value inserted before the error changes the length of the line.
+        let text = "endpoints:\n  - {name: \"${API_HOST}\", url: http://a, interval: nope}\n";
+        let errs = located(text);
+        assert_eq!((errs[0].0, errs[0].1), (2, 52), "{errs:?}");
+        assert!(
+            errs[0]
+                .2
+                .starts_with("endpoints[0].interval: invalid duration"),
+            "{errs:?}"
+        );
+        let text = "endpoints:\n  - {name: \"${API_HOST}\", url: \"tcp://${API_HOST}\"}\n";
+        let errs = located(text);
+        assert_eq!((errs[0].0, errs[0].1), (2, 32), "{errs:?}");
+    }
+
+    #[test]
+    fn empty_inputs_declare_nothing() {
+        for text in [
+            "",
+            "\n",
+            "# only a comment\n",
+            "---\n",
+            "~\n",
+            "endpoints: []\n",
+            "defaults: {}\n",
+        ] {
+            assert_eq!(parse(text).unwrap(), vec![], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let errs = located("endpoints:\n  - name: a: b\n    url: x\n");
+        assert_eq!(errs.len(), 1);
+        assert_eq!((errs[0].0, errs[0].1), (2, 12), "{errs:?}");
+        assert!(
+            errs[0]
+                .2
+                .starts_with("mapping values are not allowed in this context"),
+            "{errs:?}"
+        );
+        assert!(!errs[0].2.contains("at line 2 column 12"), "{errs:?}");
+        let errs = located("endpoints: 3\n");
+        assert_eq!((errs[0].0, errs[0].1), (1, 12), "{errs:?}");
+        let errs = located("endpoints:\n  - url: http://a\n");
+        assert!(errs[0].2.contains("missing field `name`"), "{errs:?}");
+        assert_eq!(errs[0].0, 2);
+    }
+
+    fn write(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn directory_merges_files_and_reports_duplicates_across_them() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join("b.yml"),
+            "endpoints:\n  - name: b\n    url: http://b\n",
+        );
+        write(
+            &dir.path().join("a.yaml"),
+            "endpoints:\n  - name: a\n    url: http://a\n",
+        );
+        write(&dir.path().join("notes.txt"), "not: yaml: at: all");
+        write(&dir.path().join(".hidden.yaml"), "garbage: [");
+        std::fs::create_dir(dir.path().join("sub.yaml")).unwrap();
+        let loaded = load(dir.path()).unwrap();
+        assert_eq!(
+            loaded.files,
+            vec![dir.path().join("a.yaml"), dir.path().join("b.yml")]
+        );
+        let names: Vec<_> = loaded
+            .monitors
+            .iter()
+            .map(|m| m.spec.name().to_owned())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            loaded.monitors[1].origin,
+            Origin::File {
+                path: dir.path().join("b.yml"),
+                line: 2
+            }
+        );
+
+        write(
+            &dir.path().join("c.yaml"),
+            "\nendpoints:\n  - name: x\n    url: http://x\n  - name: a\n    url: http://a2\n",
+        );
+        let errs = load(dir.path()).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].file, dir.path().join("c.yaml"));
+        assert_eq!((errs[0].line, errs[0].column), (5, 11));
+        assert_eq!(
+            errs[0].message,
+            format!(
+                "duplicate endpoint name \"a\": already declared at {}:2",
+                dir.path().join("a.yaml").display()
+            )
+        );
+
+        // Problems of several files are all reported.
+        write(
+            &dir.path().join("d.yaml"),
+            "endpoints:\n  - name: d\n    url: nope\n",
+        );
+        let errs = load(dir.path()).unwrap_err().0;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn configmap_directory_loads_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = dir.path().join("..2024_01_01_00_00_00.123");
+        std::fs::create_dir(&ts).unwrap();
+        write(
+            &ts.join("monitors.yaml"),
+            "endpoints:\n  - name: a\n    url: http://a\n",
+        );
+        std::os::unix::fs::symlink("..2024_01_01_00_00_00.123", dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/monitors.yaml", dir.path().join("monitors.yaml"))
+            .unwrap();
+        let loaded = load(dir.path()).unwrap();
+        assert_eq!(loaded.files, vec![dir.path().join("monitors.yaml")]);
+        assert_eq!(loaded.monitors.len(), 1);
+    }
+
+    #[test]
+    fn empty_file_and_directory_are_valid_and_missing_path_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().monitors.is_empty());
+        let empty = dir.path().join("m.yaml");
+        write(&empty, "");
+        let loaded = load(&empty).unwrap();
+        assert_eq!(loaded.files, vec![empty.clone()]);
+        assert!(loaded.monitors.is_empty());
+
+        let missing = dir.path().join("nope.yaml");
+        let errs = load(&missing).unwrap_err().0;
+        assert_eq!(errs.len(), 1);
+        assert_eq!((errs[0].line, errs[0].column), (0, 0));
+        assert!(errs[0].message.contains("does not exist"), "{}", errs[0]);
+        assert_eq!(errs[0].file, missing);
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../../config.example.yaml");
+        let ms = parse_str(text, Path::new("config.example.yaml"), &|_| None).unwrap();
+        assert_eq!(ms.len(), 2);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("intervall", "interval"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            suggestion("unknown field `urll`, expected one of `name`, `url`"),
+            Some("url".into())
+        );
+        assert_eq!(
+            suggestion("unknown field `zzzzzz`, expected one of `name`, `url`"),
+            None
+        );
+        assert_eq!(suggestion("unknown field `x`, there are no fields"), None);
+    }
+
+    mod never_panics {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_env(name: &str) -> Option<String> {
+            name.len().is_multiple_of(2).then(|| format!("v{name}"))
+        }
+
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Insert(usize, char),
+            Delete(usize),
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            let chars = prop_oneof![
+                Just(' '),
+                Just('\n'),
+                Just(':'),
+                Just('-'),
+                Just('#'),
+                Just('"'),
+                Just('\''),
+                Just('$'),
+                Just('{'),
+                Just('}'),
+                Just('['),
+                Just('&'),
+                Just('*'),
+                Just('\t'),
+                any::<char>(),
+            ];
+            prop_oneof![
+                (any::<usize>(), chars).prop_map(|(i, c)| Edit::Insert(i, c)),
+                any::<usize>().prop_map(Edit::Delete)
+            ]
+        }
+
+        fn apply(text: &str, edits: &[Edit]) -> String {
+            let mut chars: Vec<char> = text.chars().collect();
+            for e in edits {
+                match *e {
+                    Edit::Insert(i, c) => chars.insert(i % (chars.len() + 1), c),
+                    Edit::Delete(i) if !chars.is_empty() => {
+                        chars.remove(i % chars.len());
+                    }
+                    Edit::Delete(_) => {}
+                }
+            }
+            chars.into_iter().collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 384, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_text(text in "\\PC*") {
+                let _ = parse_str(&text, Path::new("f.yaml"), &any_env);
+                let _ = expand::expand(&text, &any_env);
+                let _ = Index::build(&text);
+            }
+
+            #[test]
+            fn yamlish_text(text in "[ a-z:\\-\\n#\"'${}\\[\\],&*!|>?]{0,120}") {
+                let _ = parse_str(&text, Path::new("f.yaml"), &any_env);
+            }
+
+            #[test]
+            fn mutated_valid_file(edits in proptest::collection::vec(edit(), 1..8)) {
+                let text = apply(VALID, &edits);
+                let _ = parse_str(&text, Path::new("f.yaml"), &env);
+                let _ = parse_str(&text, Path::new("f.yaml"), &any_env);
+            }
+        }
+    }
 }

@@ -143,7 +143,7 @@ impl From<StatusPattern> for StatusPatternRepr {
     fn from(p: StatusPattern) -> Self {
         if p.min == p.max {
             StatusPatternRepr::Code(p.min)
-        } else if p.min % 100 == 0 && p.max == p.min + 99 {
+        } else if p.min.is_multiple_of(100) && p.max == p.min + 99 {
             StatusPatternRepr::Text(format!("{}xx", p.min / 100))
         } else {
             StatusPatternRepr::Text(format!("{}-{}", p.min, p.max))
@@ -233,6 +233,8 @@ impl Target {
     pub fn display(&self) -> String {
         match self {
             Target::Http { url } => url.clone(),
+            // An IPv6 host is bracketed: tcp://[::1]:80
+            Target::Tcp { host, port } if host.contains(':') => format!("tcp://[{host}]:{port}"),
             Target::Tcp { host, port } => format!("tcp://{host}:{port}"),
         }
     }

@@ -1,0 +1,291 @@
+//! Where each YAML node is: serde_yaml has no spans, so a second pass with
+//! yaml-rust2's event parser maps paths such as `endpoints[3].url` to the
+//! position of the key and of the value. Best effort: on input the parser
+//! rejects, the index holds what was seen before the error (callers fall back
+//! to a coarser position).
+
+use std::collections::HashMap;
+
+use yaml_rust2::Event;
+use yaml_rust2::parser::Parser;
+
+/// A position in a text: 1-based line, 1-based column (in characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// One step of a path into the document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// `Seg::Key` from a `&str`.
+pub(crate) fn key(k: &str) -> Seg {
+    Seg::Key(k.to_owned())
+}
+
+/// Where a node is: its key (for a mapping value) and the node itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NodePos {
+    pub key: Option<Pos>,
+    pub value: Pos,
+}
+
+/// Positions of the nodes of the first document of a YAML text.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    nodes: HashMap<Vec<Seg>, NodePos>,
+}
+
+enum Frame {
+    Seq {
+        path: Option<Vec<Seg>>,
+        next: usize,
+    },
+    Map {
+        path: Option<Vec<Seg>>,
+        state: MapState,
+    },
+}
+
+enum MapState {
+    /// The next node is a key.
+    Key,
+    /// The next node is the value of this key (`None`: a complex or odd key,
+    /// whose value is not indexed).
+    Value(Option<(String, Pos)>),
+}
+
+impl Index {
+    /// Index `text`. Never panics (a panic in the YAML parser is caught and
+    /// gives an empty index).
+    pub fn build(text: &str) -> Index {
+        std::panic::catch_unwind(|| Self::build_inner(text)).unwrap_or_default()
+    }
+
+    fn build_inner(text: &str) -> Index {
+        let mut index = Index::default();
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut parser = Parser::new_from_str(text);
+        let mut docs = 0;
+        while let Ok((event, mark)) = parser.next_token() {
+            // yaml-rust2 lines are 1-based, columns 0-based.
+            let pos = Pos {
+                line: mark.line(),
+                col: mark.col() + 1,
+            };
+            match event {
+                Event::StreamEnd => break,
+                Event::DocumentStart => {
+                    docs += 1;
+                    if docs > 1 {
+                        break;
+                    }
+                }
+                Event::Scalar(ref value, ..) => {
+                    index.node_start(&mut stack, pos, Some(value));
+                }
+                Event::Alias(_) => {
+                    index.node_start(&mut stack, pos, None);
+                }
+                Event::SequenceStart(..) => {
+                    let path = index.node_start(&mut stack, pos, None);
+                    stack.push(Frame::Seq { path, next: 0 });
+                }
+                Event::MappingStart(..) => {
+                    let path = index.node_start(&mut stack, pos, None);
+                    stack.push(Frame::Map {
+                        path,
+                        state: MapState::Key,
+                    });
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    stack.pop();
+                }
+                Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
+            }
+        }
+        index
+    }
+
+    /// A node starts at `pos`: work out its path, record it, and return the
+    /// path (for a collection's frame). `scalar` is the text of a scalar node.
+    fn node_start(
+        &mut self,
+        stack: &mut [Frame],
+        pos: Pos,
+        scalar: Option<&String>,
+    ) -> Option<Vec<Seg>> {
+        let Some(top) = stack.last_mut() else {
+            self.nodes.insert(
+                Vec::new(),
+                NodePos {
+                    key: None,
+                    value: pos,
+                },
+            );
+            return Some(Vec::new());
+        };
+        match top {
+            Frame::Seq { path, next } => {
+                let i = *next;
+                *next += 1;
+                let path = path.as_ref()?;
+                let mut p = path.clone();
+                p.push(Seg::Index(i));
+                self.nodes.insert(
+                    p.clone(),
+                    NodePos {
+                        key: None,
+                        value: pos,
+                    },
+                );
+                Some(p)
+            }
+            Frame::Map { path, state } => match std::mem::replace(state, MapState::Key) {
+                MapState::Key => {
+                    // The mapping's own position is where its first key is,
+                    // when that comes first (block mappings report the
+                    // mapping start after the first key).
+                    if let Some(path) = path.as_ref()
+                        && let Some(node) = self.nodes.get_mut(path)
+                        && pos < node.value
+                    {
+                        node.value = pos;
+                    }
+                    *state = MapState::Value(scalar.map(|s| (s.clone(), pos)));
+                    // A complex key's own contents are not indexed.
+                    None
+                }
+                MapState::Value(k) => {
+                    let (k, key_pos) = k?;
+                    let mut p = path.as_ref()?.clone();
+                    p.push(Seg::Key(k));
+                    self.nodes.insert(
+                        p.clone(),
+                        NodePos {
+                            key: Some(key_pos),
+                            value: pos,
+                        },
+                    );
+                    Some(p)
+                }
+            },
+        }
+    }
+
+    pub fn get(&self, path: &[Seg]) -> Option<NodePos> {
+        self.nodes.get(path).copied()
+    }
+
+    /// The position of the value at `path`.
+    pub fn value(&self, path: &[Seg]) -> Option<Pos> {
+        self.get(path).map(|n| n.value)
+    }
+
+    /// The position of the key of `path` (the value's when it has no key).
+    pub fn key(&self, path: &[Seg]) -> Option<Pos> {
+        self.get(path).map(|n| n.key.unwrap_or(n.value))
+    }
+}
+
+/// Converts between byte offsets and (line, column) positions of a text.
+/// Columns count characters. Out-of-range input is clamped, never a panic.
+pub(crate) struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        let bytes = text.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            let lone_cr = b == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+            if b == b'\n' || lone_cr {
+                starts.push(i + 1);
+            }
+        }
+        LineIndex { text, starts }
+    }
+
+    /// The byte offset of a 1-based (line, column).
+    pub fn offset(&self, pos: Pos) -> usize {
+        let line = pos.line.clamp(1, self.starts.len());
+        let start = self.starts[line - 1];
+        let end = self.starts.get(line).copied().unwrap_or(self.text.len());
+        let rest = &self.text[start..end];
+        let within = rest
+            .char_indices()
+            .nth(pos.col.saturating_sub(1))
+            .map_or(rest.len(), |(i, _)| i);
+        start + within
+    }
+
+    /// The 1-based (line, column) of a byte offset.
+    pub fn pos(&self, offset: usize) -> Pos {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let col = self.text[self.starts[line - 1]..offset].chars().count() + 1;
+        Pos { line, col }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(line: usize, col: usize) -> Pos {
+        Pos { line, col }
+    }
+
+    #[test]
+    fn indexes_keys_values_and_items() {
+        let text = "endpoints:\n  - name: a\n    url: x\n  - {name: b, url: \"y\"}\n  -\n    name: c\ndefaults:\n  endpoint: {interval: 5s}\n";
+        let idx = Index::build(text);
+        let ep = |i: usize, k: &str| vec![key("endpoints"), Seg::Index(i), key(k)];
+        assert_eq!(idx.value(&[key("endpoints"), Seg::Index(0)]), Some(p(2, 5)));
+        assert_eq!(idx.key(&ep(0, "name")), Some(p(2, 5)));
+        assert_eq!(idx.value(&ep(0, "name")), Some(p(2, 11)));
+        assert_eq!(idx.key(&ep(0, "url")), Some(p(3, 5)));
+        assert_eq!(idx.value(&ep(0, "url")), Some(p(3, 10)));
+        assert_eq!(idx.value(&[key("endpoints"), Seg::Index(1)]), Some(p(4, 5)));
+        assert_eq!(idx.value(&ep(1, "url")), Some(p(4, 20)));
+        assert_eq!(idx.key(&ep(2, "name")), Some(p(6, 5)));
+        assert_eq!(
+            idx.value(&[key("defaults"), key("endpoint"), key("interval")]),
+            Some(p(8, 24))
+        );
+    }
+
+    #[test]
+    fn survives_complex_keys_aliases_and_errors() {
+        let idx = Index::build("? [a, b]\n: x\nc: &A 1\nd: *A\ne: [\n");
+        assert_eq!(idx.value(&[key("c")]), Some(p(3, 7))); // after the anchor
+        assert_eq!(idx.value(&[key("d")]), Some(p(4, 4)));
+        let idx = Index::build("a: [}\n");
+        assert_eq!(idx.value(&[key("b")]), None);
+    }
+
+    #[test]
+    fn line_index_round_trips_and_clamps() {
+        let text = "ab\néc\r\nx\ry";
+        let li = LineIndex::new(text);
+        assert_eq!(li.pos(0), p(1, 1));
+        assert_eq!(li.pos(3), p(2, 1));
+        assert_eq!(li.pos(text.find('c').unwrap()), p(2, 2));
+        assert_eq!(li.offset(p(2, 2)), text.find('c').unwrap());
+        assert_eq!(li.pos(text.find('y').unwrap()), p(4, 1));
+        assert_eq!(li.pos(4), p(2, 1)); // inside é: floor to the char
+        assert_eq!(li.offset(p(99, 99)), text.len());
+        assert_eq!(li.offset(p(0, 0)), 0);
+        assert_eq!(li.pos(1000), li.pos(text.len()));
+    }
+}

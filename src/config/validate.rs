@@ -1,0 +1,485 @@
+//! From a parsed [`MonitorsFile`] to resolved specs: defaults applied, URLs
+//! classified, and every semantic problem found (not just the first), each at
+//! the position of the offending key or value.
+
+use std::collections::HashMap;
+
+use reqwest::Url;
+use reqwest::header::{HeaderName, HeaderValue};
+
+use super::locate::{Index, Pos, Seg, key};
+use super::model::{EndpointDecl, EndpointSpec, HttpMethod, MonitorsFile, StatusPattern, Target};
+use crate::duration::Duration;
+
+/// Built-in defaults, used when neither the endpoint nor `defaults.endpoint` sets a value.
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration(std::time::Duration::from_secs(30));
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration(std::time::Duration::from_secs(10));
+pub(crate) const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
+pub(crate) const DEFAULT_RECOVERY_THRESHOLD: u32 = 2;
+pub(crate) const DEFAULT_MAX_REDIRECTS: u32 = 10;
+pub(crate) const MAX_NAME_CHARS: usize = 128;
+
+/// A problem, at a position of the original text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// One endpoint, resolved, with where it was declared.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub spec: EndpointSpec,
+    /// The list item (`- name: ...`).
+    pub item: Pos,
+    /// The `name` value.
+    pub name: Pos,
+}
+
+/// Finds positions of nodes in the original text; falls back to coarser
+/// positions (the list item, then 1:1) when the index has nothing.
+pub(crate) struct Locator<'a> {
+    pub index: &'a Index,
+    /// Maps a position of the parsed (expanded) text to the original text.
+    pub map: &'a dyn Fn(Pos) -> Pos,
+}
+
+const START: Pos = Pos { line: 1, col: 1 };
+
+impl Locator<'_> {
+    fn item(&self, i: usize) -> Pos {
+        self.index
+            .value(&[key("endpoints"), Seg::Index(i)])
+            .map_or(START, |p| (self.map)(p))
+    }
+
+    fn field_path(i: usize, field: &str) -> Vec<Seg> {
+        vec![key("endpoints"), Seg::Index(i), key(field)]
+    }
+
+    /// The value of `endpoints[i].<rest...>`.
+    fn value(&self, i: usize, rest: &[Seg]) -> Pos {
+        let mut path = vec![key("endpoints"), Seg::Index(i)];
+        path.extend_from_slice(rest);
+        self.index
+            .value(&path)
+            .map_or_else(|| self.item(i), |p| (self.map)(p))
+    }
+
+    fn field_value(&self, i: usize, field: &str) -> Pos {
+        self.value(i, &[key(field)])
+    }
+
+    fn field_key(&self, i: usize, field: &str) -> Pos {
+        self.index
+            .key(&Self::field_path(i, field))
+            .map_or_else(|| self.item(i), |p| (self.map)(p))
+    }
+
+    fn default_value(&self, field: &str) -> Pos {
+        let path = [key("defaults"), key("endpoint"), key(field)];
+        self.index.value(&path).map_or(START, |p| (self.map)(p))
+    }
+}
+
+/// Resolve and validate every endpoint of `file`.
+pub(crate) fn resolve(file: &MonitorsFile, loc: &Locator<'_>) -> (Vec<Resolved>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut push = |pos: Pos, message: String| problems.push(Problem { pos, message });
+    let d = &file.defaults.endpoint;
+
+    // The defaults themselves.
+    let d_interval = d.interval.unwrap_or(DEFAULT_INTERVAL);
+    let d_timeout = d.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let mut defaults_ok = true;
+    if let Some(v) = d.interval
+        && let Err(m) = check_interval(v)
+    {
+        push(loc.default_value("interval"), m);
+        defaults_ok = false;
+    }
+    if let Some(v) = d.timeout
+        && let Err(m) = check_timeout(v)
+    {
+        push(loc.default_value("timeout"), m);
+        defaults_ok = false;
+    }
+    if defaults_ok && d_timeout > d_interval {
+        let at = if d.timeout.is_some() {
+            "timeout"
+        } else {
+            "interval"
+        };
+        push(
+            loc.default_value(at),
+            format!("default timeout {d_timeout} is longer than the default interval {d_interval}"),
+        );
+    }
+    for (field, v) in [
+        ("failure_threshold", d.failure_threshold),
+        ("recovery_threshold", d.recovery_threshold),
+    ] {
+        if v == Some(0) {
+            push(
+                loc.default_value(field),
+                format!("{field} must be at least 1"),
+            );
+        }
+    }
+
+    let mut resolved = Vec::new();
+    let mut seen: HashMap<&str, Pos> = HashMap::new();
+    for (i, decl) in file.endpoints.iter().enumerate() {
+        let item = loc.item(i);
+        let name_pos = loc.field_value(i, "name");
+        if let Err(m) = check_name(&decl.name) {
+            push(name_pos, m);
+        }
+        if let Some(first) = seen.get(decl.name.as_str()) {
+            push(
+                name_pos,
+                format!(
+                    "duplicate endpoint name {:?}: already declared at line {}",
+                    decl.name, first.line
+                ),
+            );
+        } else {
+            seen.insert(&decl.name, name_pos);
+        }
+
+        let target = match classify_url(&decl.url) {
+            Ok(t) => Some(t),
+            Err(m) => {
+                push(loc.field_value(i, "url"), m);
+                None
+            }
+        };
+
+        check_endpoint_fields(i, decl, target.as_ref(), loc, &mut push);
+
+        // Durations, with defaults.
+        let interval = decl.interval.unwrap_or(d_interval);
+        let timeout = decl.timeout.unwrap_or(d_timeout);
+        let mut durations_ok = true;
+        if let Some(v) = decl.interval
+            && let Err(m) = check_interval(v)
+        {
+            push(loc.field_value(i, "interval"), m);
+            durations_ok = false;
+        }
+        if let Some(v) = decl.timeout
+            && let Err(m) = check_timeout(v)
+        {
+            push(loc.field_value(i, "timeout"), m);
+            durations_ok = false;
+        }
+        if durations_ok && timeout > interval {
+            // Only when this endpoint set one of them: the defaults were checked above.
+            if decl.timeout.is_some() {
+                push(
+                    loc.field_value(i, "timeout"),
+                    format!(
+                        "timeout {timeout} is longer than the interval {interval}: make it at most {interval}"
+                    ),
+                );
+            } else if decl.interval.is_some() {
+                push(
+                    loc.field_value(i, "interval"),
+                    format!(
+                        "interval {interval} is shorter than the timeout {timeout} (from defaults): set a timeout of at most {interval} too"
+                    ),
+                );
+            }
+        }
+        for (field, v) in [
+            ("failure_threshold", decl.failure_threshold),
+            ("recovery_threshold", decl.recovery_threshold),
+        ] {
+            if v == Some(0) {
+                push(
+                    loc.field_value(i, field),
+                    format!("{field} must be at least 1"),
+                );
+            }
+        }
+
+        if let Some(target) = target {
+            let spec = EndpointSpec {
+                name: decl.name.clone(),
+                group: decl.group.clone(),
+                target,
+                method: decl.method.unwrap_or(HttpMethod::Get),
+                headers: decl.headers.clone(),
+                body: decl.body.clone(),
+                expected_status: decl
+                    .expected_status
+                    .clone()
+                    .unwrap_or_else(|| vec![StatusPattern { min: 200, max: 299 }]),
+                conditions: decl.conditions.clone(),
+                tls_verify: decl.tls_verify.unwrap_or(true),
+                max_redirects: decl.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
+                interval,
+                timeout,
+                failure_threshold: decl
+                    .failure_threshold
+                    .or(d.failure_threshold)
+                    .unwrap_or(DEFAULT_FAILURE_THRESHOLD),
+                recovery_threshold: decl
+                    .recovery_threshold
+                    .or(d.recovery_threshold)
+                    .unwrap_or(DEFAULT_RECOVERY_THRESHOLD),
+                alert: decl.alert.clone(),
+            };
+            resolved.push(Resolved {
+                spec,
+                item,
+                name: name_pos,
+            });
+        }
+    }
+    (resolved, problems)
+}
+
+/// Checks that depend on the kind of target: HTTP settings on a TCP check,
+/// conditions the target cannot answer, header syntax.
+fn check_endpoint_fields(
+    i: usize,
+    decl: &EndpointDecl,
+    target: Option<&Target>,
+    loc: &Locator<'_>,
+    push: &mut impl FnMut(Pos, String),
+) {
+    if decl.expected_status.as_ref().is_some_and(Vec::is_empty) {
+        push(
+            loc.field_value(i, "expected_status"),
+            "expected_status is empty: list at least one status, like [200] or [\"2xx\"]".into(),
+        );
+    }
+    for (name, value) in &decl.headers {
+        let path = [key("headers"), key(name)];
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            let mut full = vec![key("endpoints"), Seg::Index(i)];
+            full.extend_from_slice(&path);
+            let at = loc
+                .index
+                .key(&full)
+                .map_or_else(|| loc.item(i), |p| (loc.map)(p));
+            push(at, format!("invalid header name {name:?}"));
+        } else if HeaderValue::from_str(value).is_err() {
+            push(
+                loc.value(i, &path),
+                format!("invalid value for header {name:?} (no line breaks or control characters)"),
+            );
+        }
+    }
+    let Some(target) = target else { return };
+    let is_tcp = matches!(target, Target::Tcp { .. });
+    if is_tcp {
+        let http_only = [
+            ("method", decl.method.is_some()),
+            ("headers", !decl.headers.is_empty()),
+            ("body", decl.body.is_some()),
+            ("expected_status", decl.expected_status.is_some()),
+            ("tls_verify", decl.tls_verify.is_some()),
+            ("max_redirects", decl.max_redirects.is_some()),
+        ];
+        for (field, set) in http_only {
+            if set {
+                push(
+                    loc.field_key(i, field),
+                    format!(
+                        "`{field}` does not apply to a tcp:// endpoint (it only opens a connection); remove it or use an http(s):// url"
+                    ),
+                );
+            }
+        }
+    }
+    for (j, cond) in decl.conditions.iter().enumerate() {
+        let text = cond.to_string().to_ascii_uppercase();
+        let at = || loc.value(i, &[key("conditions"), Seg::Index(j)]);
+        if is_tcp && (text.contains("[STATUS]") || text.contains("[BODY]")) {
+            push(
+                at(),
+                format!(
+                    "condition `{cond}` needs an HTTP response; a tcp:// endpoint only has [CONNECTED] and [RESPONSE_TIME]"
+                ),
+            );
+        } else if text.contains("[CERTIFICATE_EXPIRATION]") && target.type_name() != "https" {
+            push(
+                at(),
+                format!("condition `{cond}` needs a certificate: only https:// endpoints have one"),
+            );
+        }
+    }
+}
+
+fn check_interval(d: Duration) -> Result<(), String> {
+    if d.0 < std::time::Duration::from_secs(1) {
+        Err(format!("interval {d} is too short: at least 1s"))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_timeout(d: Duration) -> Result<(), String> {
+    if d.0.is_zero() {
+        Err("timeout must be more than 0s".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// A name is an id (`endpoint/NAME`): short, printable, no `/`.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("name is empty: every endpoint needs a unique name".into());
+    }
+    if name.trim() != name {
+        return Err(format!("name {name:?} has leading or trailing spaces"));
+    }
+    if name.contains('/') {
+        return Err(format!(
+            "name {name:?} contains `/`: names are ids (endpoint/NAME); use - or _ instead"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("name {name:?} contains a control character"));
+    }
+    let n = name.chars().count();
+    if n > MAX_NAME_CHARS {
+        return Err(format!(
+            "name is {n} characters long: at most {MAX_NAME_CHARS}"
+        ));
+    }
+    Ok(())
+}
+
+/// `http://...`, `https://...` (with a host) or `tcp://host:port`.
+pub(crate) fn classify_url(url: &str) -> Result<Target, String> {
+    const HINT: &str = "write http://..., https://... or tcp://host:port";
+    if url.trim().is_empty() {
+        return Err(format!("url is empty: {HINT}"));
+    }
+    if url.trim() != url {
+        return Err(format!("url {url:?} has leading or trailing spaces"));
+    }
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Err(format!("url {url:?} has no scheme: {HINT}"));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" | "https" => {
+            let parsed = Url::parse(url).map_err(|e| format!("invalid url {url:?}: {e}"))?;
+            if parsed.host_str().is_none_or(str::is_empty) {
+                return Err(format!("url {url:?} has no host"));
+            }
+            let written_lowercase = url.starts_with("http://") || url.starts_with("https://");
+            Ok(Target::Http {
+                url: if written_lowercase {
+                    url.to_owned()
+                } else {
+                    parsed.to_string()
+                },
+            })
+        }
+        "tcp" => {
+            let parsed = Url::parse(url)
+                .map_err(|e| format!("invalid tcp address {url:?}: {e} (write tcp://host:port)"))?;
+            let host = parsed.host_str().unwrap_or_default();
+            if host.is_empty() {
+                return Err(format!(
+                    "tcp address {url:?} has no host (write tcp://host:port)"
+                ));
+            }
+            let Some(port) = parsed.port() else {
+                return Err(format!(
+                    "tcp address {url:?} needs a port (write tcp://host:port)"
+                ));
+            };
+            if port == 0 {
+                return Err(format!(
+                    "tcp address {url:?}: port must be between 1 and 65535"
+                ));
+            }
+            let extra = !matches!(parsed.path(), "" | "/")
+                || parsed.query().is_some()
+                || parsed.fragment().is_some()
+                || !parsed.username().is_empty()
+                || parsed.password().is_some();
+            if extra {
+                return Err(format!(
+                    "tcp address {url:?} must be just tcp://host:port (no path, query or user)"
+                ));
+            }
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            Ok(Target::Tcp {
+                host: host.to_owned(),
+                port,
+            })
+        }
+        _ => Err(format!(
+            "unsupported url scheme {scheme:?} in {url:?}: {HINT}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_urls() {
+        assert_eq!(
+            classify_url("https://example.com/health").unwrap(),
+            Target::Http {
+                url: "https://example.com/health".into()
+            }
+        );
+        assert_eq!(
+            classify_url("HTTP://Example.com").unwrap(),
+            Target::Http {
+                url: "http://example.com/".into()
+            }
+        );
+        assert_eq!(
+            classify_url("tcp://db:5432").unwrap(),
+            Target::Tcp {
+                host: "db".into(),
+                port: 5432
+            }
+        );
+        assert_eq!(
+            classify_url("tcp://[::1]:80").unwrap(),
+            Target::Tcp {
+                host: "::1".into(),
+                port: 80
+            }
+        );
+        for (bad, needle) in [
+            ("", "empty"),
+            ("example.com", "no scheme"),
+            ("ftp://x", "unsupported url scheme"),
+            ("http://", "invalid url"),
+            ("tcp://db", "needs a port"),
+            ("tcp://db:0", "between 1 and 65535"),
+            ("tcp://db:70000", "invalid tcp address"),
+            ("tcp://:80", "tcp"),
+            ("tcp://db:80/x", "just tcp://host:port"),
+            (" http://x", "spaces"),
+        ] {
+            let e = classify_url(bad).unwrap_err();
+            assert!(e.contains(needle), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn checks_names() {
+        assert!(check_name("api-health_1 (prod)").is_ok());
+        assert!(check_name(&"x".repeat(128)).is_ok());
+        for bad in ["", "  ", "a/b", "a\u{7}b", " a", &"x".repeat(129)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
