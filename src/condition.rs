@@ -50,7 +50,9 @@ impl Condition {
 impl FromStr for Condition {
     type Err = ConditionError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Condition { source: s.to_owned() })
+        Ok(Condition {
+            source: s.to_owned(),
+        })
     }
 }
 

@@ -13,7 +13,9 @@ use crate::monitor::{DeclaredMonitor, MonitorKey, MonitorSpec, Origin};
 
 /// Which source a declared set came from. Declaration order is precedence:
 /// when two sources declare the same monitor, the earlier variant wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     File,
@@ -90,13 +92,19 @@ pub struct DesiredStore {
 
 impl DesiredStore {
     pub fn new() -> Self {
-        DesiredStore { by_source: BTreeMap::new(), current: DesiredState::default() }
+        DesiredStore {
+            by_source: BTreeMap::new(),
+            current: DesiredState::default(),
+        }
     }
 
     /// Apply one source update; returns the new desired state.
     pub fn apply(&mut self, update: SourceUpdate) -> &DesiredState {
         let kind = update.status.kind;
-        let entry = self.by_source.entry(kind).or_insert_with(|| (update.status.clone(), Vec::new()));
+        let entry = self
+            .by_source
+            .entry(kind)
+            .or_insert_with(|| (update.status.clone(), Vec::new()));
         entry.0 = update.status;
         if let Some(monitors) = update.monitors {
             entry.1 = monitors;
@@ -126,7 +134,9 @@ impl DesiredStore {
             let hash = m.spec.spec_hash();
             let previous = self.current.monitors.get(&key);
             let entry = match previous {
-                Some(p) if p.spec_hash == hash && p.origin == m.origin && p.source == source => p.clone(),
+                Some(p) if p.spec_hash == hash && p.origin == m.origin && p.source == source => {
+                    p.clone()
+                }
                 _ => {
                     any_change = true;
                     DesiredMonitor {
@@ -141,7 +151,11 @@ impl DesiredStore {
             monitors.insert(key, entry);
         }
         any_change |= monitors.len() != self.current.monitors.len()
-            || self.current.monitors.keys().any(|k| !monitors.contains_key(k));
+            || self
+                .current
+                .monitors
+                .keys()
+                .any(|k| !monitors.contains_key(k));
 
         if any_change {
             self.current.generation = next_gen;
@@ -160,7 +174,10 @@ impl Default for DesiredStore {
 }
 
 /// Run the merge loop: read source updates, publish each resulting desired state.
-pub async fn run(mut updates: mpsc::Receiver<SourceUpdate>, publish: watch::Sender<Arc<DesiredState>>) {
+pub async fn run(
+    mut updates: mpsc::Receiver<SourceUpdate>,
+    publish: watch::Sender<Arc<DesiredState>>,
+) {
     let mut store = DesiredStore::new();
     while let Some(update) = updates.recv().await {
         let state = Arc::new(store.apply(update).clone());
@@ -193,7 +210,10 @@ mod tests {
                 recovery_threshold: 2,
                 alert: None,
             }),
-            origin: Origin::File { path: "m.yaml".into(), line: 1 },
+            origin: Origin::File {
+                path: "m.yaml".into(),
+                line: 1,
+            },
         }
     }
 
@@ -214,16 +234,37 @@ mod tests {
     #[test]
     fn generation_moves_only_when_the_set_changes() {
         let mut s = DesiredStore::new();
-        let g1 = s.apply(update(Some(vec![endpoint("a", "http://x"), endpoint("b", "http://y")]))).generation;
+        let g1 = s
+            .apply(update(Some(vec![
+                endpoint("a", "http://x"),
+                endpoint("b", "http://y"),
+            ])))
+            .generation;
         assert_eq!(g1, 1);
-        let same = s.apply(update(Some(vec![endpoint("a", "http://x"), endpoint("b", "http://y")]))).generation;
+        let same = s
+            .apply(update(Some(vec![
+                endpoint("a", "http://x"),
+                endpoint("b", "http://y"),
+            ])))
+            .generation;
         assert_eq!(same, 1, "an identical set is not a new generation");
         let status_only = s.apply(update(None));
         assert_eq!(status_only.generation, 1);
-        assert_eq!(status_only.monitors.len(), 2, "a status-only update keeps the set");
-        let st = s.apply(update(Some(vec![endpoint("a", "http://x"), endpoint("b", "http://changed")])));
+        assert_eq!(
+            status_only.monitors.len(),
+            2,
+            "a status-only update keeps the set"
+        );
+        let st = s.apply(update(Some(vec![
+            endpoint("a", "http://x"),
+            endpoint("b", "http://changed"),
+        ])));
         assert_eq!(st.generation, 2);
-        assert_eq!(st.monitors[&MonitorKey::endpoint("a")].generation, 1, "unchanged keeps its generation");
+        assert_eq!(
+            st.monitors[&MonitorKey::endpoint("a")].generation,
+            1,
+            "unchanged keeps its generation"
+        );
         assert_eq!(st.monitors[&MonitorKey::endpoint("b")].generation, 2);
         let removed = s.apply(update(Some(vec![endpoint("a", "http://x")])));
         assert_eq!(removed.generation, 3);

@@ -32,7 +32,10 @@ impl Duration {
 impl FromStr for Duration {
     type Err = DurationError;
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let err = |reason| DurationError { input: input.to_owned(), reason };
+        let err = |reason| DurationError {
+            input: input.to_owned(),
+            reason,
+        };
         let s = input.trim();
         if s.is_empty() {
             return Err(err("it is empty"));
@@ -44,7 +47,9 @@ impl FromStr for Duration {
             if digits == 0 {
                 return Err(err("expected a number"));
             }
-            let n: u128 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+            let n: u128 = rest[..digits]
+                .parse()
+                .map_err(|_| err("number too large"))?;
             rest = &rest[digits..];
             let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let unit = &rest[..unit_len];
@@ -74,7 +79,13 @@ impl fmt::Display for Duration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, per) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        for (unit, per) in [
+            ("d", 86_400_000u128),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
             if ms >= per {
                 write!(f, "{}{}", ms / per, unit)?;
                 ms %= per;
@@ -118,15 +129,27 @@ mod tests {
     fn parses_units_and_sums() {
         assert_eq!("30s".parse::<Duration>().unwrap(), Duration::from_secs(30));
         assert_eq!("5m".parse::<Duration>().unwrap(), Duration::from_secs(300));
-        assert_eq!("1h30m".parse::<Duration>().unwrap(), Duration::from_secs(5400));
-        assert_eq!("7d".parse::<Duration>().unwrap(), Duration::from_secs(7 * 86400));
-        assert_eq!("250ms".parse::<Duration>().unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            "1h30m".parse::<Duration>().unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            "7d".parse::<Duration>().unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        assert_eq!(
+            "250ms".parse::<Duration>().unwrap(),
+            Duration::from_millis(250)
+        );
     }
 
     #[test]
     fn rejects_with_reason() {
         for bad in ["", "30", "s", "5x", "1h-", "99999999999999999999d"] {
-            assert!(bad.parse::<Duration>().is_err(), "{bad:?} should be rejected");
+            assert!(
+                bad.parse::<Duration>().is_err(),
+                "{bad:?} should be rejected"
+            );
         }
         let e = "5 minutes".parse::<Duration>().unwrap_err().to_string();
         assert!(e.contains("30s"), "{e}");

@@ -47,7 +47,11 @@ impl App {
 pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreError> {
     let store = Store::open(&settings.db)?;
     let observed = ObservedMap::default();
-    let ctx = CheckContext { store: store.clone(), clients: HttpClients::new(), observed: observed.clone() };
+    let ctx = CheckContext {
+        store: store.clone(),
+        clients: HttpClients::new(),
+        observed: observed.clone(),
+    };
 
     let (updates_tx, updates_rx) = mpsc::channel(16);
     let (desired_tx, desired_rx) = watch::channel(Arc::new(DesiredState::default()));
@@ -62,7 +66,9 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         Some(path) => {
             tokio::spawn(FileSource::new(path).run(updates_tx));
         }
-        None => tracing::warn!("no monitors file: set MAINTENANT_CONFIG or create ./maintenant.yaml"),
+        None => {
+            tracing::warn!("no monitors file: set MAINTENANT_CONFIG or create ./maintenant.yaml")
+        }
     }
 
     tokio::spawn(retention(store.clone(), settings.retention.std()));
@@ -82,14 +88,19 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 /// Prune old results every ten minutes.
 async fn retention(store: Store, keep: std::time::Duration) {
     let keep = time::Duration::try_from(keep).unwrap_or(time::Duration::days(7));
-    let keep_rollups = keep.checked_mul(5).unwrap_or(keep).max(time::Duration::days(8));
+    let keep_rollups = keep
+        .checked_mul(5)
+        .unwrap_or(keep)
+        .max(time::Duration::days(8));
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
         let now = OffsetDateTime::now_utc();
         let s = store.clone();
         match tokio::task::spawn_blocking(move || s.prune(now - keep, now - keep_rollups)).await {
-            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "retention: pruned old check results"),
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(removed = n, "retention: pruned old check results")
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
             _ => {}
         }

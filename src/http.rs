@@ -21,7 +21,9 @@ use crate::mcp::Maintenant;
 /// configured extras. A rebinding attack needs an attacker-controlled public
 /// name, which none of these is.
 pub fn allowed_hosts(app: &App) -> Vec<String> {
-    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "[::1]", "maintenant"].map(String::from).to_vec();
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "[::1]", "maintenant"]
+        .map(String::from)
+        .to_vec();
     if let Ok(url) = reqwest::Url::parse(&app.settings.base_url())
         && let Some(h) = url.host_str()
     {
@@ -36,7 +38,13 @@ pub fn allowed_hosts(app: &App) -> Vec<String> {
             hosts.push(h.to_owned());
         }
     }
-    hosts.extend(app.settings.mcp_allowed_hosts.iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()));
+    hosts.extend(
+        app.settings
+            .mcp_allowed_hosts
+            .iter()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty()),
+    );
     hosts.sort();
     hosts.dedup();
     hosts
@@ -47,8 +55,14 @@ pub fn mcp_service(
     hosts: Vec<String>,
     cancel: CancellationToken,
 ) -> StreamableHttpService<Maintenant, LocalSessionManager> {
-    let config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts).with_cancellation_token(cancel);
-    StreamableHttpService::new(move || Ok(Maintenant::new(app.clone())), Default::default(), config)
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_cancellation_token(cancel);
+    StreamableHttpService::new(
+        move || Ok(Maintenant::new(app.clone())),
+        Default::default(),
+        config,
+    )
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
@@ -65,14 +79,21 @@ async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
 pub fn router(app: Arc<App>, cancel: CancellationToken) -> Router {
     let mut r = Router::new().route("/healthz", get(healthz));
     if app.settings.mcp {
-        r = r.nest_service("/mcp", mcp_service(app.clone(), allowed_hosts(&app), cancel));
+        r = r.nest_service(
+            "/mcp",
+            mcp_service(app.clone(), allowed_hosts(&app), cancel),
+        );
     }
     r.with_state(app)
 }
 
 /// Serve MCP on a unix socket (owner-only permissions: the socket gives the
 /// same access as the database file).
-pub async fn serve_unix(app: Arc<App>, path: &Path, cancel: CancellationToken) -> std::io::Result<()> {
+pub async fn serve_unix(
+    app: Arc<App>,
+    path: &Path,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     // A socket left by a process that died is in the way; a live one was
     // checked by the caller (we own the database, so nobody else serves it).
@@ -83,7 +104,9 @@ pub async fn serve_unix(app: Arc<App>, path: &Path, cancel: CancellationToken) -
     let router = Router::new().nest_service("/mcp", service);
     let path = path.to_path_buf();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).with_graceful_shutdown(cancel.cancelled_owned()).await;
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await;
         let _ = std::fs::remove_file(path);
     });
     Ok(())

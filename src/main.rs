@@ -12,7 +12,11 @@ use maintenant::settings::Settings;
 use maintenant::{config, http, mcp};
 
 #[derive(Parser)]
-#[command(name = "maintenant", version, about = "Monitoring sidecar with an embedded MCP server")]
+#[command(
+    name = "maintenant",
+    version,
+    about = "Monitoring sidecar with an embedded MCP server"
+)]
 struct Cli {
     /// Serve MCP over stdin/stdout (for Claude Code, Cursor, ...). Attaches to a
     /// running daemon on the same MAINTENANT_DB, or runs on its own.
@@ -48,9 +52,14 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     match cli.command {
-        Some(Command::CheckConfig { file }) => check_config(file.or_else(|| cli.settings.config_path())),
+        Some(Command::CheckConfig { file }) => {
+            check_config(file.or_else(|| cli.settings.config_path()))
+        }
         Some(Command::Schema) => {
-            println!("{}", serde_json::to_string_pretty(&config::json_schema()).expect("schema serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config::json_schema()).expect("schema serializes")
+            );
             ExitCode::SUCCESS
         }
         None => {
@@ -80,7 +89,12 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
     };
     match config::load(&path) {
         Ok(loaded) => {
-            println!("{}: ok, {} monitors in {} file(s)", path.display(), loaded.monitors.len(), loaded.files.len());
+            println!(
+                "{}: ok, {} monitors in {} file(s)",
+                path.display(),
+                loaded.monitors.len(),
+                loaded.files.len()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -100,7 +114,9 @@ async fn daemon(settings: Settings) -> anyhow::Result<()> {
     if let Err(e) = http::serve_unix(app.clone(), &socket, cancel.clone()).await {
         tracing::warn!(socket = %socket.display(), error = %e, "cannot serve MCP for --mcp-stdio on the unix socket");
     }
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, mcp = app.settings.mcp, "maintenant listening");
     let router = http::router(app.clone(), cancel.clone());
     let shutdown = {
@@ -111,13 +127,16 @@ async fn daemon(settings: Settings) -> anyhow::Result<()> {
             cancel.cancel();
         }
     };
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     app.store.flush()?;
     Ok(())
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

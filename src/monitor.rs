@@ -13,7 +13,9 @@ use crate::config::model::EndpointSpec;
 /// The kinds of monitor the monitors file can declare. Adding a kind means a
 /// variant here, a section in `config::model::MonitorsFile` and a check in
 /// `checks/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MonitorKind {
     Endpoint,
@@ -43,7 +45,10 @@ pub struct MonitorKey {
 
 impl MonitorKey {
     pub fn endpoint(name: impl Into<String>) -> Self {
-        MonitorKey { kind: MonitorKind::Endpoint, name: name.into() }
+        MonitorKey {
+            kind: MonitorKind::Endpoint,
+            name: name.into(),
+        }
     }
 
     /// The id shown to users and accepted by tools: `endpoint/api-health`.
@@ -70,10 +75,7 @@ impl fmt::Display for MonitorKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Origin {
-    File {
-        path: PathBuf,
-        line: usize,
-    },
+    File { path: PathBuf, line: usize },
 }
 
 impl fmt::Display for Origin {
@@ -111,7 +113,10 @@ impl MonitorSpec {
     }
 
     pub fn key(&self) -> MonitorKey {
-        MonitorKey { kind: self.kind(), name: self.name().to_owned() }
+        MonitorKey {
+            kind: self.kind(),
+            name: self.name().to_owned(),
+        }
     }
 
     /// A hash of the whole spec. The reconciler restarts a check only when this

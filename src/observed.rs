@@ -46,11 +46,22 @@ impl ObservedMap {
     }
 
     /// Record that a task started for `key`; returns the start count.
-    pub fn task_started(&self, key: &MonitorKey, state: ObservedState, task_id: u64, generation: u64) -> TaskInfo {
+    pub fn task_started(
+        &self,
+        key: &MonitorKey,
+        state: ObservedState,
+        task_id: u64,
+        generation: u64,
+    ) -> TaskInfo {
         let mut map = self.0.write().expect("observed map lock");
         let entry = map.entry(key.clone()).or_default();
         let starts = entry.task.as_ref().map_or(0, |t| t.starts) + 1;
-        let info = TaskInfo { task_id, started_at: OffsetDateTime::now_utc(), starts, generation };
+        let info = TaskInfo {
+            task_id,
+            started_at: OffsetDateTime::now_utc(),
+            starts,
+            generation,
+        };
         entry.task = Some(info.clone());
         entry.state = state;
         info

@@ -93,8 +93,12 @@ impl Reconciler {
         let began = std::time::Instant::now();
         let mut report = PassReport::default();
 
-        let gone: Vec<MonitorKey> =
-            self.running.keys().filter(|k| !desired.monitors.contains_key(*k)).cloned().collect();
+        let gone: Vec<MonitorKey> = self
+            .running
+            .keys()
+            .filter(|k| !desired.monitors.contains_key(*k))
+            .cloned()
+            .collect();
         for key in gone {
             if let Some(r) = self.running.remove(&key) {
                 stop(r);
@@ -110,7 +114,11 @@ impl Reconciler {
         let to_start: Vec<&MonitorKey> = desired
             .monitors
             .iter()
-            .filter(|(k, d)| self.running.get(*k).is_none_or(|r| r.spec_hash != d.spec_hash))
+            .filter(|(k, d)| {
+                self.running
+                    .get(*k)
+                    .is_none_or(|r| r.spec_hash != d.spec_hash)
+            })
             .map(|(k, _)| k)
             .collect();
         report.unchanged = desired.monitors.len() - to_start.len();
@@ -127,15 +135,41 @@ impl Reconciler {
             };
             let state = match self.ctx.observed.get(key) {
                 Some(o) => o.state,
-                None => self.ctx.store.load_state(key).ok().flatten().unwrap_or_default(),
+                None => self
+                    .ctx
+                    .store
+                    .load_state(key)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
             };
             let task_id = self.next_task_id;
             self.next_task_id += 1;
-            self.ctx.observed.task_started(key, state, task_id, d.generation);
-            let delay = if spread { spread_delay(key, d.spec.interval()) } else { std::time::Duration::ZERO };
+            self.ctx
+                .observed
+                .task_started(key, state, task_id, d.generation);
+            let delay = if spread {
+                spread_delay(key, d.spec.interval())
+            } else {
+                std::time::Duration::ZERO
+            };
             let cancel = CancellationToken::new();
-            let handle = checks::spawn(key.clone(), d.spec.clone(), self.ctx.clone(), delay, cancel.clone());
-            self.running.insert(key.clone(), Running { task_id, spec_hash: d.spec_hash, cancel, handle });
+            let handle = checks::spawn(
+                key.clone(),
+                d.spec.clone(),
+                self.ctx.clone(),
+                delay,
+                cancel.clone(),
+            );
+            self.running.insert(
+                key.clone(),
+                Running {
+                    task_id,
+                    spec_hash: d.spec_hash,
+                    cancel,
+                    handle,
+                },
+            );
             if restarted {
                 tracing::info!(monitor = %key, task_id, "restarted: spec changed");
                 report.restarted += 1;
@@ -146,8 +180,11 @@ impl Reconciler {
         }
 
         report.duration_ms = began.elapsed().as_secs_f64() * 1000.0;
-        *self.index.write().expect("running index lock") =
-            self.running.iter().map(|(k, r)| (k.clone(), (r.task_id, r.spec_hash))).collect();
+        *self.index.write().expect("running index lock") = self
+            .running
+            .iter()
+            .map(|(k, r)| (k.clone(), (r.task_id, r.spec_hash)))
+            .collect();
         let mut st = self.status.write().expect("reconcile status lock");
         st.generation = desired.generation;
         st.applied_at = Some(OffsetDateTime::now_utc());

@@ -48,7 +48,9 @@ pub struct CheckRecord {
 }
 
 /// What the monitor's status is, after thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Declared, not yet decided (no check yet, or fewer failures than the threshold).
@@ -163,7 +165,9 @@ impl Store {
                     if io.kind() == std::io::ErrorKind::WouldBlock
                         || io.to_string().contains("lock") =>
                 {
-                    StoreError::Locked { path: path.display().to_string() }
+                    StoreError::Locked {
+                        path: path.display().to_string(),
+                    }
                 }
                 other => StoreError::Sled(other),
             })?;
@@ -176,23 +180,30 @@ impl Store {
     }
 
     /// Record one check: the result, the monitor's new state and its hour's rollup.
-    pub fn record_check(&self, key: &MonitorKey, rec: &CheckRecord, state: &ObservedState) -> Result<()> {
+    pub fn record_check(
+        &self,
+        key: &MonitorKey,
+        rec: &CheckRecord,
+        state: &ObservedState,
+    ) -> Result<()> {
         self.results
             .insert(prefixed(key, micros(rec.at)), serde_json::to_vec(rec)?)?;
         self.save_state(key, state)?;
         let (up, ms) = (u32::from(rec.up), rec.response_time_ms);
-        self.rollups.update_and_fetch(prefixed(key, hour_of(rec.at)), |old| {
-            let mut r = old.map(Rollup::decode).unwrap_or_default();
-            r.checks += 1;
-            r.up += up;
-            r.response_ms_sum += ms;
-            Some(r.encode().to_vec())
-        })?;
+        self.rollups
+            .update_and_fetch(prefixed(key, hour_of(rec.at)), |old| {
+                let mut r = old.map(Rollup::decode).unwrap_or_default();
+                r.checks += 1;
+                r.up += up;
+                r.response_ms_sum += ms;
+                Some(r.encode().to_vec())
+            })?;
         Ok(())
     }
 
     pub fn save_state(&self, key: &MonitorKey, state: &ObservedState) -> Result<()> {
-        self.state.insert(key.storage_key(), serde_json::to_vec(state)?)?;
+        self.state
+            .insert(key.storage_key(), serde_json::to_vec(state)?)?;
         Ok(())
     }
 
@@ -228,7 +239,10 @@ impl Store {
         let end = hour_of(now);
         let start = end.saturating_sub(hours.saturating_sub(1));
         let mut u = Uptime { checks: 0, up: 0 };
-        for item in self.rollups.range(prefixed(key, start)..=prefixed(key, end)) {
+        for item in self
+            .rollups
+            .range(prefixed(key, start)..=prefixed(key, end))
+        {
             let (_, v) = item?;
             let r = Rollup::decode(&v);
             u.checks += u64::from(r.checks);
@@ -240,7 +254,11 @@ impl Store {
     /// Delete results older than `results_cutoff` and rollups older than
     /// `rollups_cutoff`, for every monitor that has state. Returns how many
     /// entries were removed.
-    pub fn prune(&self, results_cutoff: OffsetDateTime, rollups_cutoff: OffsetDateTime) -> Result<usize> {
+    pub fn prune(
+        &self,
+        results_cutoff: OffsetDateTime,
+        rollups_cutoff: OffsetDateTime,
+    ) -> Result<usize> {
         let mut removed = 0;
         for item in self.state.iter().keys() {
             let id = item?;
@@ -285,7 +303,13 @@ mod tests {
     use time::Duration;
 
     fn rec(at: OffsetDateTime, up: bool) -> CheckRecord {
-        CheckRecord { at, up, status_code: Some(200), response_time_ms: 5.0, error: None }
+        CheckRecord {
+            at,
+            up,
+            status_code: Some(200),
+            response_time_ms: 5.0,
+            error: None,
+        }
     }
 
     #[test]
@@ -296,14 +320,28 @@ mod tests {
         let ab = MonitorKey::endpoint("a-b");
         let t0 = OffsetDateTime::now_utc() - Duration::minutes(10);
         for i in 0..5 {
-            store.record_check(&a, &rec(t0 + Duration::seconds(i), true), &ObservedState::default()).unwrap();
-            store.record_check(&ab, &rec(t0 + Duration::seconds(i), false), &ObservedState::default()).unwrap();
+            store
+                .record_check(
+                    &a,
+                    &rec(t0 + Duration::seconds(i), true),
+                    &ObservedState::default(),
+                )
+                .unwrap();
+            store
+                .record_check(
+                    &ab,
+                    &rec(t0 + Duration::seconds(i), false),
+                    &ObservedState::default(),
+                )
+                .unwrap();
         }
         let h = store.history(&a, None, None, 3).unwrap();
         assert_eq!(h.len(), 3);
         assert!(h.iter().all(|r| r.up), "no record of a-b leaks into a");
         assert!(h[0].at > h[1].at);
-        let since = store.history(&a, Some(t0 + Duration::seconds(3)), None, 10).unwrap();
+        let since = store
+            .history(&a, Some(t0 + Duration::seconds(3)), None, 10)
+            .unwrap();
         assert_eq!(since.len(), 2);
         let before = store.history(&a, None, Some(h[2].at), 10).unwrap();
         assert_eq!(before.len(), 2);
@@ -315,11 +353,29 @@ mod tests {
         let store = Store::open(&dir.path().join("db")).unwrap();
         let k = MonitorKey::endpoint("x");
         let now = OffsetDateTime::now_utc();
-        store.record_check(&k, &rec(now - Duration::days(3), false), &ObservedState::default()).unwrap();
+        store
+            .record_check(
+                &k,
+                &rec(now - Duration::days(3), false),
+                &ObservedState::default(),
+            )
+            .unwrap();
         for i in 0..3 {
-            store.record_check(&k, &rec(now - Duration::minutes(i), true), &ObservedState::default()).unwrap();
+            store
+                .record_check(
+                    &k,
+                    &rec(now - Duration::minutes(i), true),
+                    &ObservedState::default(),
+                )
+                .unwrap();
         }
-        store.record_check(&k, &rec(now - Duration::hours(2), false), &ObservedState::default()).unwrap();
+        store
+            .record_check(
+                &k,
+                &rec(now - Duration::hours(2), false),
+                &ObservedState::default(),
+            )
+            .unwrap();
         let day = store.uptime(&k, 24, now).unwrap();
         assert_eq!((day.checks, day.up), (4, 3));
         assert_eq!(day.percent(), Some(75.0));
@@ -335,10 +391,18 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         {
             let store = Store::open(&path).unwrap();
-            let st = ObservedState { status: Status::Up, checks_total: 2, ..Default::default() };
-            store.record_check(&k, &rec(now - Duration::days(10), true), &st).unwrap();
+            let st = ObservedState {
+                status: Status::Up,
+                checks_total: 2,
+                ..Default::default()
+            };
+            store
+                .record_check(&k, &rec(now - Duration::days(10), true), &st)
+                .unwrap();
             store.record_check(&k, &rec(now, true), &st).unwrap();
-            let removed = store.prune(now - Duration::days(7), now - Duration::days(30)).unwrap();
+            let removed = store
+                .prune(now - Duration::days(7), now - Duration::days(30))
+                .unwrap();
             assert_eq!(removed, 1);
             store.flush().unwrap();
         }

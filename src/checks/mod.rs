@@ -48,7 +48,12 @@ async fn run_endpoint(
     cancel: CancellationToken,
 ) {
     let start = tokio::time::Instant::now() + first_delay;
-    let mut ticks = tokio::time::interval_at(start, spec.interval.std().max(std::time::Duration::from_millis(100)));
+    let mut ticks = tokio::time::interval_at(
+        start,
+        spec.interval
+            .std()
+            .max(std::time::Duration::from_millis(100)),
+    );
     // A slow check must not be followed by a burst of catch-up checks.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -73,7 +78,12 @@ fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: Pr
         error: outcome.error,
     };
     let prev = ctx.observed.get(key).map(|o| o.state).unwrap_or_default();
-    let next = next_state(&prev, rec.clone(), spec.failure_threshold, spec.recovery_threshold);
+    let next = next_state(
+        &prev,
+        rec.clone(),
+        spec.failure_threshold,
+        spec.recovery_threshold,
+    );
     if let Err(e) = ctx.store.record_check(key, &rec, &next) {
         tracing::error!(monitor = %key, error = %e, "could not store a check result");
     }
@@ -87,7 +97,12 @@ fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: Pr
 /// - `pending` becomes `up` at the first success, `down` after `failure_threshold` failures;
 /// - `up` becomes `down` after `failure_threshold` consecutive failures;
 /// - `down` becomes `up` after `recovery_threshold` consecutive successes.
-pub fn next_state(prev: &ObservedState, rec: CheckRecord, failure_threshold: u32, recovery_threshold: u32) -> ObservedState {
+pub fn next_state(
+    prev: &ObservedState,
+    rec: CheckRecord,
+    failure_threshold: u32,
+    recovery_threshold: u32,
+) -> ObservedState {
     let mut s = prev.clone();
     s.checks_total += 1;
     if rec.up {
@@ -100,7 +115,11 @@ pub fn next_state(prev: &ObservedState, rec: CheckRecord, failure_threshold: u32
     let new_status = match (prev.status, rec.up) {
         (Status::Pending, true) => Status::Up,
         (Status::Down, true) if s.consecutive_successes >= recovery_threshold.max(1) => Status::Up,
-        (Status::Pending | Status::Up, false) if s.consecutive_failures >= failure_threshold.max(1) => Status::Down,
+        (Status::Pending | Status::Up, false)
+            if s.consecutive_failures >= failure_threshold.max(1) =>
+        {
+            Status::Down
+        }
         (status, _) => status,
     };
     if new_status != prev.status || s.since.is_none() {
@@ -120,7 +139,13 @@ mod tests {
         results
             .iter()
             .map(|&up| {
-                let rec = CheckRecord { at: OffsetDateTime::now_utc(), up, status_code: None, response_time_ms: 1.0, error: None };
+                let rec = CheckRecord {
+                    at: OffsetDateTime::now_utc(),
+                    up,
+                    status_code: None,
+                    response_time_ms: 1.0,
+                    error: None,
+                };
                 s = next_state(&s, rec, fail, recover);
                 s.status
             })
@@ -130,9 +155,15 @@ mod tests {
     #[test]
     fn thresholds_gate_transitions() {
         use Status::*;
-        assert_eq!(run(&[true, false, false, false, true, true], 3, 2), [Up, Up, Up, Down, Down, Up]);
+        assert_eq!(
+            run(&[true, false, false, false, true, true], 3, 2),
+            [Up, Up, Up, Down, Down, Up]
+        );
         assert_eq!(run(&[false, false], 3, 2), [Pending, Pending]);
-        assert_eq!(run(&[false, true, false, false, true], 2, 1), [Pending, Up, Up, Down, Up]);
+        assert_eq!(
+            run(&[false, true, false, false, true], 2, 1),
+            [Pending, Up, Up, Down, Up]
+        );
         assert_eq!(run(&[false], 1, 1), [Down]);
     }
 
@@ -140,7 +171,13 @@ mod tests {
     fn since_moves_only_on_status_change() {
         let mut s = ObservedState::default();
         let t1 = OffsetDateTime::now_utc();
-        let rec = |at, up| CheckRecord { at, up, status_code: None, response_time_ms: 1.0, error: None };
+        let rec = |at, up| CheckRecord {
+            at,
+            up,
+            status_code: None,
+            response_time_ms: 1.0,
+            error: None,
+        };
         s = next_state(&s, rec(t1, true), 1, 1);
         assert_eq!(s.since, Some(t1));
         let t2 = t1 + time::Duration::seconds(5);

@@ -43,7 +43,9 @@ pub struct EndpointDefaults {
 }
 
 /// How bad an alert about this monitor is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -107,7 +109,9 @@ impl TryFrom<StatusPatternRepr> for StatusPattern {
     type Error = String;
     fn try_from(repr: StatusPatternRepr) -> Result<Self, String> {
         let bad = |s: &str| {
-            format!("invalid expected_status {s:?}: use a code like 200, a class like \"2xx\" or a range like \"200-299\"")
+            format!(
+                "invalid expected_status {s:?}: use a code like 200, a class like \"2xx\" or a range like \"200-299\""
+            )
         };
         let check = |min: u16, max: u16, s: &str| {
             if (100..=599).contains(&min) && (100..=599).contains(&max) && min <= max {

@@ -54,22 +54,48 @@ impl Maintenant {
     /// List HTTP(S) and TCP endpoint monitors with what was declared (spec, origin file:line,
     /// generation) and what was observed (status, since, last check, error), plus uptime over
     /// 24h and 7d. Filter by status, group or name; paged.
-    #[tool(name = "list_endpoints", annotations(read_only_hint = true, open_world_hint = false))]
-    async fn list_endpoints(&self, Parameters(p): Parameters<ListEndpointsParams>) -> Result<Json<Page<EndpointRow>>, String> {
-        let filter = EndpointFilter { status: p.status, group: p.group, name: p.name };
-        readmodel::list_endpoints(&self.app, &filter, p.limit, p.cursor.as_deref()).map(Json).map_err(tool_error)
+    #[tool(
+        name = "list_endpoints",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_endpoints(
+        &self,
+        Parameters(p): Parameters<ListEndpointsParams>,
+    ) -> Result<Json<Page<EndpointRow>>, String> {
+        let filter = EndpointFilter {
+            status: p.status,
+            group: p.group,
+            name: p.name,
+        };
+        readmodel::list_endpoints(&self.app, &filter, p.limit, p.cursor.as_deref())
+            .map(Json)
+            .map_err(tool_error)
     }
 
     /// Check history of one endpoint, newest first, with a summary (uptime, p50/p95 response
     /// time of the returned checks, uptime over 24h and 7d). Name the endpoint by id or name.
-    #[tool(name = "get_endpoint_history", annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(
+        name = "get_endpoint_history",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn get_endpoint_history(
         &self,
         Parameters(p): Parameters<EndpointHistoryParams>,
     ) -> Result<Json<EndpointHistory>, String> {
-        let since = p.since.as_deref().map(parse_since).transpose().map_err(tool_error)?;
-        readmodel::endpoint_history(&self.app, &p.endpoint_id, p.limit, since, p.cursor.as_deref())
-            .map(Json)
-            .map_err(tool_error)
+        let since = p
+            .since
+            .as_deref()
+            .map(parse_since)
+            .transpose()
+            .map_err(tool_error)?;
+        readmodel::endpoint_history(
+            &self.app,
+            &p.endpoint_id,
+            p.limit,
+            since,
+            p.cursor.as_deref(),
+        )
+        .map(Json)
+        .map_err(tool_error)
     }
 }

@@ -10,7 +10,10 @@ impl Maintenant {
     /// maintenant's own health: version, uptime, database, config sources with their
     /// generation and last error (an invalid monitors file shows here with file:line:col),
     /// the reconciler's last pass, and drift between declared monitors and running checks.
-    #[tool(name = "get_health", annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(
+        name = "get_health",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn get_health(&self) -> Json<Health> {
         Json(readmodel::health(&self.app))
     }

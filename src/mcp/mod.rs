@@ -13,8 +13,8 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -59,7 +59,10 @@ pub struct Maintenant {
 
 impl Maintenant {
     pub fn new(app: Arc<App>) -> Self {
-        Maintenant { app, tool_router: Self::endpoint_tools() + Self::health_tools() }
+        Maintenant {
+            app,
+            tool_router: Self::endpoint_tools() + Self::health_tools(),
+        }
     }
 }
 
@@ -72,7 +75,8 @@ fn tool_error(e: ReadError) -> String {
 pub fn server_info() -> ServerConfig {
     ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
         .with_server_info(
-            Implementation::new("maintenant", env!("CARGO_PKG_VERSION")).with_title("maintenant monitoring"),
+            Implementation::new("maintenant", env!("CARGO_PKG_VERSION"))
+                .with_title("maintenant monitoring"),
         )
         .with_instructions(INSTRUCTIONS)
 }
@@ -80,7 +84,13 @@ pub fn server_info() -> ServerConfig {
 /// Sort tools by [`TOOL_ORDER`] (unknown names last, by name).
 pub fn order_tools(mut tools: Vec<Tool>) -> Vec<Tool> {
     tools.sort_by_key(|t| {
-        (TOOL_ORDER.iter().position(|n| *n == t.name).unwrap_or(TOOL_ORDER.len()), t.name.to_string())
+        (
+            TOOL_ORDER
+                .iter()
+                .position(|n| *n == t.name)
+                .unwrap_or(TOOL_ORDER.len()),
+            t.name.to_string(),
+        )
     });
     tools
 }
@@ -95,7 +105,9 @@ impl ServerHandler for Maintenant {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(order_tools(self.tool_router.list_all())))
+        Ok(ListToolsResult::with_all_items(order_tools(
+            self.tool_router.list_all(),
+        )))
     }
 
     async fn call_tool(

@@ -59,7 +59,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Err(e) = crate::http::serve_unix(app.clone(), &socket, cancel.clone()).await {
         tracing::warn!(socket = %socket.display(), error = %e, "cannot serve the attach socket");
     }
-    let service = Maintenant::new(app.clone()).serve(rmcp::transport::stdio()).await?;
+    let service = Maintenant::new(app.clone())
+        .serve(rmcp::transport::stdio())
+        .await?;
     service.waiting().await?;
     cancel.cancel();
     app.store.flush()?;
@@ -72,8 +74,10 @@ async fn attach(socket: &Path) -> Option<RunningService<RoleClient, ()>> {
         return None;
     }
     let client = UnixSocketHttpClient::new(&socket.to_string_lossy(), SOCKET_URI);
-    let transport =
-        StreamableHttpClientTransport::with_client(client, StreamableHttpClientTransportConfig::with_uri(SOCKET_URI));
+    let transport = StreamableHttpClientTransport::with_client(
+        client,
+        StreamableHttpClientTransportConfig::with_uri(SOCKET_URI),
+    );
     match tokio::time::timeout(Duration::from_secs(5), ().serve(transport)).await {
         Ok(Ok(service)) => Some(service),
         Ok(Err(e)) => {
@@ -85,7 +89,11 @@ async fn attach(socket: &Path) -> Option<RunningService<RoleClient, ()>> {
 }
 
 async fn proxy(daemon: RunningService<RoleClient, ()>, socket: &Path) -> anyhow::Result<()> {
-    let handler = Proxy { peer: daemon.peer().clone(), info: server_info(), socket: socket.display().to_string() };
+    let handler = Proxy {
+        peer: daemon.peer().clone(),
+        info: server_info(),
+        socket: socket.display().to_string(),
+    };
     let service = handler.serve(rmcp::transport::stdio()).await?;
     service.waiting().await?;
     let _ = daemon.cancel().await;
@@ -104,7 +112,10 @@ impl Proxy {
         match e {
             ServiceError::McpError(e) => e,
             other => ErrorData::internal_error(
-                format!("the maintenant daemon on {} did not answer: {other}; is it still running?", self.socket),
+                format!(
+                    "the maintenant daemon on {} did not answer: {other}; is it still running?",
+                    self.socket
+                ),
                 None,
             ),
         }
@@ -121,7 +132,11 @@ impl ServerHandler for Proxy {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut result = self.peer.list_tools(request).await.map_err(|e| self.error(e))?;
+        let mut result = self
+            .peer
+            .list_tools(request)
+            .await
+            .map_err(|e| self.error(e))?;
         result.tools = order_tools(std::mem::take(&mut result.tools));
         Ok(result)
     }
@@ -131,7 +146,10 @@ impl ServerHandler for Proxy {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.peer.call_tool(request).await.map(Into::into).map_err(|e| self.error(e))
+        self.peer
+            .call_tool(request)
+            .await
+            .map(Into::into)
+            .map_err(|e| self.error(e))
     }
 }
-

@@ -33,7 +33,11 @@ struct State {
 
 impl FileSource {
     pub fn new(path: PathBuf) -> Self {
-        FileSource { path, debounce: Duration::from_millis(150), poll: Duration::from_secs(30) }
+        FileSource {
+            path,
+            debounce: Duration::from_millis(150),
+            poll: Duration::from_secs(30),
+        }
     }
 
     /// Load, publish, then watch and publish every change until `updates` closes.
@@ -73,7 +77,11 @@ impl FileSource {
             }
         };
 
-        let poll = if self.poll.is_zero() { Duration::from_secs(3600 * 24 * 365) } else { self.poll };
+        let poll = if self.poll.is_zero() {
+            Duration::from_secs(3600 * 24 * 365)
+        } else {
+            self.poll
+        };
         loop {
             tokio::select! {
                 ev = events.recv() => if ev.is_none() { return },
@@ -81,12 +89,7 @@ impl FileSource {
                 _ = updates.closed() => return,
             }
             // Debounce: wait until the folder has been quiet for `debounce`.
-            loop {
-                match tokio::time::timeout(self.debounce, events.recv()).await {
-                    Ok(Some(())) => continue,
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            while let Ok(Some(())) = tokio::time::timeout(self.debounce, events.recv()).await {}
             if let Some(update) = self.reload(&mut state)
                 && updates.send(update).await.is_err()
             {
@@ -120,11 +123,20 @@ impl FileSource {
             }
             Err(errors) => {
                 let message = errors.to_string();
-                if state.status.last_error.as_ref().is_some_and(|e| e.message == message) {
+                if state
+                    .status
+                    .last_error
+                    .as_ref()
+                    .is_some_and(|e| e.message == message)
+                {
                     return None;
                 }
                 tracing::error!(path = %self.path.display(), "invalid monitors file, the last good one keeps running:\n{message}");
-                state.status.last_error = Some(SourceError { at: now, message, problems: errors.0.iter().map(ToString::to_string).collect() });
+                state.status.last_error = Some(SourceError {
+                    at: now,
+                    message,
+                    problems: errors.0.iter().map(ToString::to_string).collect(),
+                });
                 Some(SourceUpdate {
                     status: state.status.clone(),
                     // Nothing good was ever loaded: declare an empty set so the
