@@ -39,7 +39,11 @@ async fn start_target() -> (u16, Target) {
         async move {
             t.total.fetch_add(1, Ordering::Relaxed);
             if uri.path().starts_with("/changed") {
-                t.first_hit.lock().unwrap().entry(uri.path().to_owned()).or_insert_with(Instant::now);
+                t.first_hit
+                    .lock()
+                    .unwrap()
+                    .entry(uri.path().to_owned())
+                    .or_insert_with(Instant::now);
             }
             "ok"
         }
@@ -70,7 +74,12 @@ fn proc_stat(pid: u32) -> (u64, f64) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     (rss_kb, ticks / 100.0)
 }
@@ -91,7 +100,11 @@ async fn run(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("monitors.yaml");
     std::fs::write(&config, monitors(n, port, None)).unwrap();
-    let addr_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = tokio::process::Command::new(BIN)
         .env("MAINTENANT_DB", dir.path().join("db"))
         .env("MAINTENANT_CONFIG", &config)
@@ -109,16 +122,25 @@ async fn run(n: usize) {
         assert!(Instant::now() < deadline, "daemon did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mcp = ().serve(StreamableHttpClientTransport::from_uri(format!("{base}/mcp"))).await.unwrap();
+    let mcp = ()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "{base}/mcp"
+        )))
+        .await
+        .unwrap();
     let call = async |tool: &str, args: Value| -> Value {
-        let p = CallToolRequestParams::new(tool.to_owned()).with_arguments(args.as_object().unwrap().clone());
+        let p = CallToolRequestParams::new(tool.to_owned())
+            .with_arguments(args.as_object().unwrap().clone());
         mcp.call_tool(p).await.unwrap().structured_content.unwrap()
     };
 
     // First full cycle: every monitor checked once (first checks are spread over 30s).
     let t0 = Instant::now();
     while target.total.load(Ordering::Relaxed) < n as u64 {
-        assert!(t0.elapsed() < Duration::from_secs(90), "first cycle too slow");
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "first cycle too slow"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -143,7 +165,10 @@ async fn run(n: usize) {
                 reload_ms.push(t.duration_since(saved).as_secs_f64() * 1000.0);
                 break;
             }
-            assert!(saved.elapsed() < Duration::from_secs(10), "reload not applied");
+            assert!(
+                saved.elapsed() < Duration::from_secs(10),
+                "reload not applied"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let h = call("get_health", json!({})).await;
@@ -166,7 +191,8 @@ async fn run(n: usize) {
         big.push(t.elapsed().as_secs_f64() * 1000.0);
     }
 
-    println!("| {n} endpoints | RSS {:.1} MB | {cpu_per_1k:.3} CPU s / 1k checks ({checks} checks in 30 s) | reload median {:.1} ms (max {:.1}), others untouched: {untouched} | list_endpoints 50 rows median {:.2} ms, 500 rows median {:.2} ms |",
+    println!(
+        "| {n} endpoints | RSS {:.1} MB | {cpu_per_1k:.3} CPU s / 1k checks ({checks} checks in 30 s) | reload median {:.1} ms (max {:.1}), others untouched: {untouched} | list_endpoints 50 rows median {:.2} ms, 500 rows median {:.2} ms |",
         rss_kb as f64 / 1024.0,
         median(&mut reload_ms.clone()),
         reload_ms.iter().cloned().fold(0.0, f64::max),
@@ -184,7 +210,11 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     for n in sizes {
         rt.block_on(run(n));
     }

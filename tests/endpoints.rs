@@ -26,7 +26,10 @@ async fn http_endpoint_goes_down_after_threshold_and_recovers() {
     assert_eq!(up["type"], "http");
     assert_eq!(up["group"], "core");
     assert_eq!(up["desired"]["origin"]["source"], "file");
-    assert_eq!(up["desired"]["origin"]["line"], 2, "origin points at the list item");
+    assert_eq!(
+        up["desired"]["origin"]["line"], 2,
+        "origin points at the list item"
+    );
     assert_eq!(up["desired"]["spec"]["failure_threshold"], 2);
     assert_eq!(up["observed"]["last_check"]["status_code"], 200);
     assert_eq!(up["uptime_24h"], 100.0);
@@ -34,29 +37,57 @@ async fn http_endpoint_goes_down_after_threshold_and_recovers() {
     target.set_status(503);
     // One failure is below the threshold: still up.
     let one_failure = common::wait_for("a first failure", T, async || {
-        mcp.endpoint("api").await.filter(|r| r["observed"]["consecutive_failures"].as_u64() >= Some(1))
+        mcp.endpoint("api")
+            .await
+            .filter(|r| r["observed"]["consecutive_failures"].as_u64() >= Some(1))
     })
     .await;
-    assert_eq!(one_failure["observed"]["status"], "up", "one failure does not cross failure_threshold 2");
+    assert_eq!(
+        one_failure["observed"]["status"], "up",
+        "one failure does not cross failure_threshold 2"
+    );
     let down = mcp.wait_status("api", "down", T).await;
-    assert!(down["observed"]["error"].as_str().unwrap().contains("503"), "{down}");
+    assert!(
+        down["observed"]["error"].as_str().unwrap().contains("503"),
+        "{down}"
+    );
     assert!(down["observed"]["consecutive_failures"].as_u64().unwrap() >= 2);
 
     target.set_status(200);
     let back = mcp.wait_status("api", "up", T).await;
     assert!(back["uptime_24h"].as_f64().unwrap() < 100.0);
 
-    let h = mcp.ok("get_endpoint_history", json!({"endpoint_id": "api", "limit": 100})).await;
+    let h = mcp
+        .ok(
+            "get_endpoint_history",
+            json!({"endpoint_id": "api", "limit": 100}),
+        )
+        .await;
     let checks = h["checks"].as_array().unwrap();
     assert!(checks.iter().any(|c| c["up"] == false) && checks.iter().any(|c| c["up"] == true));
-    assert!(checks.windows(2).all(|w| w[0]["at"].as_str() >= w[1]["at"].as_str()), "newest first");
+    assert!(
+        checks
+            .windows(2)
+            .all(|w| w[0]["at"].as_str() >= w[1]["at"].as_str()),
+        "newest first"
+    );
     assert!(h["summary"]["p50_response_ms"].as_f64().is_some());
     assert_eq!(h["summary"]["checks"], checks.len());
 
     // Paging through history with the cursor returns older checks, no overlap.
-    let p1 = mcp.ok("get_endpoint_history", json!({"endpoint_id": "endpoint/api", "limit": 2})).await;
+    let p1 = mcp
+        .ok(
+            "get_endpoint_history",
+            json!({"endpoint_id": "endpoint/api", "limit": 2}),
+        )
+        .await;
     let cursor = p1["next_cursor"].as_str().expect("more history exists");
-    let p2 = mcp.ok("get_endpoint_history", json!({"endpoint_id": "api", "limit": 2, "cursor": cursor})).await;
+    let p2 = mcp
+        .ok(
+            "get_endpoint_history",
+            json!({"endpoint_id": "api", "limit": 2, "cursor": cursor}),
+        )
+        .await;
     assert!(p2["checks"][0]["at"].as_str() < p1["checks"][1]["at"].as_str());
 }
 
@@ -82,7 +113,10 @@ async fn conditions_judge_body_and_status() {
     target.set_body(r#"{"status":"DOWN"}"#);
     let down = mcp.wait_status("body", "down", T).await;
     let err = down["observed"]["error"].as_str().unwrap();
-    assert!(err.contains("[BODY].status") && err.contains("DOWN"), "{err}");
+    assert!(
+        err.contains("[BODY].status") && err.contains("DOWN"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -107,7 +141,10 @@ async fn lists_filter_page_and_unknown_names_get_actionable_errors() {
     let target = Target::start().await;
     let mut yaml = String::from("endpoints:\n");
     for (name, group) in [("web-1", "web"), ("web-2", "web"), ("db", "data")] {
-        yaml += &format!("  - name: {name}\n    group: {group}\n    url: {}\n    interval: 1s\n", target.url("/"));
+        yaml += &format!(
+            "  - name: {name}\n    group: {group}\n    url: {}\n    interval: 1s\n",
+            target.url("/")
+        );
     }
     yaml += "  - name: never-checked\n    url: http://127.0.0.1:9/\n    interval: 1h\n";
     let d = Daemon::start(&yaml).await;
@@ -117,19 +154,43 @@ async fn lists_filter_page_and_unknown_names_get_actionable_errors() {
     let web = mcp.ok("list_endpoints", json!({"group": "web"})).await;
     assert_eq!(web["total"], 2);
     let page1 = mcp.ok("list_endpoints", json!({"limit": 3})).await;
-    assert_eq!((page1["total"].as_u64(), page1["items"].as_array().unwrap().len()), (Some(4), 3));
-    let page2 = mcp.ok("list_endpoints", json!({"limit": 3, "cursor": page1["next_cursor"]})).await;
+    assert_eq!(
+        (
+            page1["total"].as_u64(),
+            page1["items"].as_array().unwrap().len()
+        ),
+        (Some(4), 3)
+    );
+    let page2 = mcp
+        .ok(
+            "list_endpoints",
+            json!({"limit": 3, "cursor": page1["next_cursor"]}),
+        )
+        .await;
     assert_eq!(page2["items"].as_array().unwrap().len(), 1);
     assert!(page2.get("next_cursor").is_none());
 
-    let bad = mcp.call("list_endpoints", json!({"cursor": "nonsense"})).await;
+    let bad = mcp
+        .call("list_endpoints", json!({"cursor": "nonsense"}))
+        .await;
     assert!(bad.is_error && bad.text.contains("cursor"), "{}", bad.text);
 
-    let unknown = mcp.call("get_endpoint_history", json!({"endpoint_id": "web1"})).await;
+    let unknown = mcp
+        .call("get_endpoint_history", json!({"endpoint_id": "web1"}))
+        .await;
     assert!(unknown.is_error, "an unknown endpoint is a tool error");
-    assert!(unknown.text.contains("did you mean") && unknown.text.contains("web-1"), "{}", unknown.text);
+    assert!(
+        unknown.text.contains("did you mean") && unknown.text.contains("web-1"),
+        "{}",
+        unknown.text
+    );
 
-    let by_id = mcp.ok("get_endpoint_history", json!({"endpoint_id": "endpoint/db", "since": "1h"})).await;
+    let by_id = mcp
+        .ok(
+            "get_endpoint_history",
+            json!({"endpoint_id": "endpoint/db", "since": "1h"}),
+        )
+        .await;
     assert_eq!(by_id["id"], "endpoint/db");
 }
 
@@ -139,11 +200,23 @@ async fn tools_are_listed_in_contract_order_with_schemas_and_hints() {
     let mcp = d.mcp().await;
     let tools = mcp.0.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names, ["list_endpoints", "get_endpoint_history", "get_health"]);
+    assert_eq!(
+        names,
+        ["list_endpoints", "get_endpoint_history", "get_health"]
+    );
     for t in &tools {
         assert!(t.output_schema.is_some(), "{} has an outputSchema", t.name);
-        assert_eq!(t.annotations.as_ref().and_then(|a| a.read_only_hint), Some(true), "{}", t.name);
-        assert!(t.description.as_ref().is_some_and(|d| d.len() > 40), "{} is described", t.name);
+        assert_eq!(
+            t.annotations.as_ref().and_then(|a| a.read_only_hint),
+            Some(true),
+            "{}",
+            t.name
+        );
+        assert!(
+            t.description.as_ref().is_some_and(|d| d.len() > 40),
+            "{} is described",
+            t.name
+        );
     }
     let health = mcp.ok("get_health", json!({})).await;
     assert_eq!(health["status"], "ok");
@@ -167,7 +240,15 @@ async fn mcp_accepts_the_sidecar_host_name_and_refuses_others() {
             .send()
     };
     let sidecar = post(format!("maintenant:{}", d.port)).await.unwrap();
-    assert!(sidecar.status().is_success(), "Host maintenant:PORT accepted, got {}", sidecar.status());
+    assert!(
+        sidecar.status().is_success(),
+        "Host maintenant:PORT accepted, got {}",
+        sidecar.status()
+    );
     let evil = post("evil.example:80".into()).await.unwrap();
-    assert_eq!(evil.status().as_u16(), 403, "a foreign Host is refused (DNS rebinding)");
+    assert_eq!(
+        evil.status().as_u16(),
+        403,
+        "a foreign Host is refused (DNS rebinding)"
+    );
 }

@@ -31,7 +31,11 @@ async fn tasks(mcp: &Mcp) -> std::collections::BTreeMap<String, (u64, u64, u64)>
             let t = &r["observed"]["task"];
             (
                 r["name"].as_str().unwrap().to_owned(),
-                (t["task_id"].as_u64().unwrap(), t["starts"].as_u64().unwrap(), r["desired"]["generation"].as_u64().unwrap()),
+                (
+                    t["task_id"].as_u64().unwrap(),
+                    t["starts"].as_u64().unwrap(),
+                    r["desired"]["generation"].as_u64().unwrap(),
+                ),
             )
         })
         .collect()
@@ -50,26 +54,42 @@ async fn in_place_write_restarts_only_the_changed_monitor() {
         mcp.wait_status(n, "up", T).await;
     }
     let before = tasks(&mcp).await;
-    let gen_before = health(&mcp).await["desired"]["generation"].as_u64().unwrap();
-    let a_checks = mcp.endpoint("a").await.unwrap()["observed"]["checks_total"].as_u64().unwrap();
+    let gen_before = health(&mcp).await["desired"]["generation"]
+        .as_u64()
+        .unwrap();
+    let a_checks = mcp.endpoint("a").await.unwrap()["observed"]["checks_total"]
+        .as_u64()
+        .unwrap();
 
     d.write_in_place(&monitors(&target, "/b-changed", ""));
-    wait_for("the changed monitor to check its new URL", T, async || (target.hits("/b-changed") > 0).then_some(())).await;
+    wait_for("the changed monitor to check its new URL", T, async || {
+        (target.hits("/b-changed") > 0).then_some(())
+    })
+    .await;
 
     let after = tasks(&mcp).await;
-    assert_eq!(after["a"], before["a"], "a untouched: same task id, start count and generation");
+    assert_eq!(
+        after["a"], before["a"],
+        "a untouched: same task id, start count and generation"
+    );
     assert_eq!(after["c"], before["c"], "c untouched");
     assert_ne!(after["b"].0, before["b"].0, "b runs in a new task");
     assert_eq!(after["b"].1, 2, "b was started twice");
     let h = health(&mcp).await;
     assert_eq!(h["desired"]["generation"].as_u64().unwrap(), gen_before + 1);
-    assert_eq!(after["b"].2, gen_before + 1, "b's desired generation is the new one");
+    assert_eq!(
+        after["b"].2,
+        gen_before + 1,
+        "b's desired generation is the new one"
+    );
     assert_eq!(h["reconciler"]["last_pass"]["restarted"], 1);
     assert_eq!(h["reconciler"]["last_pass"]["unchanged"], 2);
     assert_eq!(h["reconciler"]["generation"], h["desired"]["generation"]);
     assert_eq!(h["drift"]["in_sync"], true);
     // a kept running and kept its history across the reload.
-    let a_after = mcp.endpoint("a").await.unwrap()["observed"]["checks_total"].as_u64().unwrap();
+    let a_after = mcp.endpoint("a").await.unwrap()["observed"]["checks_total"]
+        .as_u64()
+        .unwrap();
     assert!(a_after >= a_checks);
 }
 
@@ -96,7 +116,11 @@ async fn atomic_rename_adds_and_removes_monitors() {
     // c's task is really stopped: its URL gets no more requests.
     let c_hits = target.hits("/c");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(target.hits("/c"), c_hits, "a removed monitor is no longer checked");
+    assert_eq!(
+        target.hits("/c"),
+        c_hits,
+        "a removed monitor is no longer checked"
+    );
 }
 
 #[tokio::test]
@@ -114,13 +138,20 @@ async fn configmap_data_symlink_swap_is_noticed() {
     let d = Daemon::spawn(dir, conf.clone(), db, &[]).await;
     let mcp = d.mcp().await;
     mcp.wait_status("a", "up", T).await;
-    assert_eq!(tasks(&mcp).await.len(), 3, "the ..data folder is not read twice");
+    assert_eq!(
+        tasks(&mcp).await.len(),
+        3,
+        "the ..data folder is not read twice"
+    );
 
     // What the kubelet does: write a new timestamped folder, point a temp
     // symlink at it, rename the symlink over ..data.
     let v2 = conf.join("..2026_11_25_10_05_00.000000002");
     std::fs::create_dir_all(&v2).unwrap();
-    let extra = format!("  - name: e\n    url: {}\n    interval: 1s\n", target.url("/e"));
+    let extra = format!(
+        "  - name: e\n    url: {}\n    interval: 1s\n",
+        target.url("/e")
+    );
     std::fs::write(v2.join("monitors.yaml"), monitors(&target, "/b", &extra)).unwrap();
     symlink("..2026_11_25_10_05_00.000000002", conf.join("..data_tmp")).unwrap();
     std::fs::rename(conf.join("..data_tmp"), conf.join("..data")).unwrap();
@@ -142,7 +173,11 @@ async fn invalid_reload_keeps_the_last_good_state_and_is_reported() {
     let before = tasks(&mcp).await;
 
     // An unknown key on line 6 (`intervall`), in the middle of monitor b.
-    let bad = good.replacen("    interval: 1s\n  - name: c", "    intervall: 1s\n  - name: c", 1);
+    let bad = good.replacen(
+        "    interval: 1s\n  - name: c",
+        "    intervall: 1s\n  - name: c",
+        1,
+    );
     assert_ne!(bad, good);
     d.write_in_place(&bad);
     let h = wait_for("get_health to report the bad file", T, async || {
@@ -151,9 +186,14 @@ async fn invalid_reload_keeps_the_last_good_state_and_is_reported() {
     })
     .await;
     assert_eq!(h["status"], "degraded");
-    let problems = h["sources"][0]["last_error"]["problems"].as_array().unwrap();
+    let problems = h["sources"][0]["last_error"]["problems"]
+        .as_array()
+        .unwrap();
     let first = problems[0].as_str().unwrap();
-    assert!(first.contains("monitors.yaml:6:"), "located at line 6: {first}");
+    assert!(
+        first.contains("monitors.yaml:6:"),
+        "located at line 6: {first}"
+    );
     assert!(first.contains("intervall"), "{first}");
     assert_eq!(tasks(&mcp).await, before, "nothing that runs changed");
     mcp.wait_status("b", "up", T).await;
@@ -164,6 +204,10 @@ async fn invalid_reload_keeps_the_last_good_state_and_is_reported() {
         h["sources"][0]["last_error"].is_null().then_some(())
     })
     .await;
-    assert_eq!(tasks(&mcp).await, before, "the same file again restarts nothing");
+    assert_eq!(
+        tasks(&mcp).await,
+        before,
+        "the same file again restarts nothing"
+    );
     assert_eq!(health(&mcp).await["status"], "ok");
 }

@@ -19,7 +19,11 @@ async fn stdio(db: &std::path::Path, config: &std::path::Path) -> Mcp {
         .env("MAINTENANT_CONFIG", config)
         .env("MAINTENANT_LOG", "warn")
         .env("MAINTENANT_ADDR", "127.0.0.1:1");
-    Mcp(().serve(TokioChildProcess::new(cmd).unwrap()).await.expect("stdio MCP starts"))
+    Mcp(
+        ().serve(TokioChildProcess::new(cmd).unwrap())
+            .await
+            .expect("stdio MCP starts"),
+    )
 }
 
 #[tokio::test]
@@ -27,7 +31,14 @@ async fn stdio_alone_runs_the_pipeline_itself() {
     let target = Target::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("m.yaml");
-    std::fs::write(&config, format!("endpoints:\n  - name: solo\n    url: {}\n    interval: 1s\n", target.url("/"))).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "endpoints:\n  - name: solo\n    url: {}\n    interval: 1s\n",
+            target.url("/")
+        ),
+    )
+    .unwrap();
     let db = dir.path().join("db");
     let mcp = stdio(&db, &config).await;
     let row = mcp.wait_status("solo", "up", T).await;
@@ -38,31 +49,50 @@ async fn stdio_alone_runs_the_pipeline_itself() {
 
     // The database keeps what it saw: a second session finds the history.
     let again = stdio(&db, &config).await;
-    let h = again.ok("get_endpoint_history", json!({"endpoint_id": "solo"})).await;
-    assert!(!h["checks"].as_array().unwrap().is_empty(), "history survives the process");
+    let h = again
+        .ok("get_endpoint_history", json!({"endpoint_id": "solo"}))
+        .await;
+    assert!(
+        !h["checks"].as_array().unwrap().is_empty(),
+        "history survives the process"
+    );
 }
 
 #[tokio::test]
 async fn stdio_beside_a_daemon_answers_from_the_daemon() {
     let target = Target::start().await;
-    let d = Daemon::start(&format!("endpoints:\n  - name: shared\n    url: {}\n    interval: 1s\n", target.url("/"))).await;
+    let d = Daemon::start(&format!(
+        "endpoints:\n  - name: shared\n    url: {}\n    interval: 1s\n",
+        target.url("/")
+    ))
+    .await;
     let http = d.mcp().await;
     let via_http = http.wait_status("shared", "up", T).await;
 
     let mcp = stdio(&d.db, &d.config).await;
     let h = mcp.ok("get_health", json!({})).await;
-    assert_eq!(h["role"], "daemon", "the stdio process forwards to the daemon");
+    assert_eq!(
+        h["role"], "daemon",
+        "the stdio process forwards to the daemon"
+    );
     let tools = mcp.0.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), 3);
     let via_stdio = mcp.endpoint("shared").await.expect("the daemon's endpoint");
-    assert_eq!(via_stdio["observed"]["task"]["task_id"], via_http["observed"]["task"]["task_id"], "the same running task");
-    let err = mcp.call("get_endpoint_history", json!({"endpoint_id": "nope"})).await;
+    assert_eq!(
+        via_stdio["observed"]["task"]["task_id"], via_http["observed"]["task"]["task_id"],
+        "the same running task"
+    );
+    let err = mcp
+        .call("get_endpoint_history", json!({"endpoint_id": "nope"}))
+        .await;
     assert!(err.is_error, "tool errors pass through the proxy");
 
     // A change made through the daemon is visible through stdio at once.
     target.set_status(500);
     wait_for("stdio to see the daemon's new observation", T, async || {
-        mcp.endpoint("shared").await.filter(|r| r["observed"]["consecutive_failures"].as_u64() >= Some(1))
+        mcp.endpoint("shared")
+            .await
+            .filter(|r| r["observed"]["consecutive_failures"].as_u64() >= Some(1))
     })
     .await;
 }

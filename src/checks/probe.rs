@@ -1,19 +1,62 @@
 //! One endpoint check, performed once: an HTTP(S) request with reqwest on
 //! rustls, or a TCP connect. Knows nothing of thresholds, storage or alerts.
+//!
+//! Choices worth knowing:
+//! - Proxies from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, ...) are
+//!   ignored: a check measures the endpoint itself, not a proxy in front of
+//!   it, and a sidecar's environment often carries a proxy meant for other
+//!   traffic.
+//! - The response time is the time to the response headers, plus the body
+//!   read when a condition needs the body.
+//! - The body is read only when a condition needs it, and at most 1 MiB of it
+//!   (the rest is ignored).
 
-use crate::config::model::EndpointSpec;
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::condition::CheckFacts;
+use crate::config::model::{EndpointSpec, HttpMethod, StatusPattern, StatusPatternRepr, Target};
+
+/// At most this much of a body is read for conditions.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+const USER_AGENT: &str = concat!("maintenant/", env!("CARGO_PKG_VERSION"));
 
 /// Shared HTTP clients. reqwest fixes redirect policy and certificate
 /// verification per client, so one client is kept per (tls_verify,
 /// max_redirects) pair and shared by every check that uses it.
 #[derive(Clone)]
 pub struct HttpClients {
-    // HELPER B
+    clients: Arc<Mutex<HashMap<(bool, u32), reqwest::Client>>>,
 }
 
 impl HttpClients {
     pub fn new() -> Self {
-        todo!("helper B")
+        HttpClients {
+            clients: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The client for this pair, built on first use.
+    fn get(&self, tls_verify: bool, max_redirects: u32) -> Result<reqwest::Client, String> {
+        let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(&(tls_verify, max_redirects)) {
+            return Ok(c.clone());
+        }
+        let client = build_client(tls_verify, max_redirects)?;
+        map.insert((tls_verify, max_redirects), client.clone());
+        Ok(client)
+    }
+
+    /// How many distinct clients have been built.
+    pub fn len(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -21,6 +64,27 @@ impl Default for HttpClients {
     fn default() -> Self {
         Self::new()
     }
+}
+
+fn build_client(tls_verify: bool, max_redirects: u32) -> Result<reqwest::Client, String> {
+    // reqwest panics when no rustls provider is installed; the process
+    // installs ring at start, this makes sure of it (a no-op when done).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let redirect = if max_redirects == 0 {
+        reqwest::redirect::Policy::none()
+    } else {
+        reqwest::redirect::Policy::limited(max_redirects as usize)
+    };
+    reqwest::Client::builder()
+        .tls_backend_rustls()
+        .tls_info(true)
+        .danger_accept_invalid_certs(!tls_verify)
+        .redirect(redirect)
+        .pool_max_idle_per_host(2)
+        .user_agent(USER_AGENT)
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("could not build the HTTP client: {}", innermost(&e)))
 }
 
 /// The result of one check.
@@ -38,7 +102,847 @@ pub struct ProbeOutcome {
     pub certificate_not_after: Option<time::OffsetDateTime>,
 }
 
+impl ProbeOutcome {
+    fn failed(error: String, response_time: Duration) -> Self {
+        ProbeOutcome {
+            up: false,
+            status: None,
+            response_time,
+            error: Some(error),
+            certificate_not_after: None,
+        }
+    }
+}
+
 pub async fn probe(spec: &EndpointSpec, clients: &HttpClients) -> ProbeOutcome {
-    let _ = (spec, clients);
-    todo!("helper B")
+    match &spec.target {
+        Target::Http { url } => probe_http(spec, url, clients).await,
+        Target::Tcp { host, port } => probe_tcp(spec, host, *port).await,
+    }
+}
+
+fn timed_out(spec: &EndpointSpec) -> String {
+    format!("timed out after {}", spec.timeout)
+}
+
+// ---------------------------------------------------------------- HTTP
+
+async fn probe_http(spec: &EndpointSpec, url: &str, clients: &HttpClients) -> ProbeOutcome {
+    let client = match clients.get(spec.tls_verify, spec.max_redirects) {
+        Ok(c) => c,
+        Err(e) => return ProbeOutcome::failed(e, Duration::ZERO),
+    };
+    let mut request = client
+        .request(method(spec.method), url)
+        .timeout(spec.timeout.std());
+    for (name, value) in &spec.headers {
+        let Ok(name) = reqwest::header::HeaderName::from_bytes(name.as_bytes()) else {
+            return ProbeOutcome::failed(format!("invalid header name {name:?}"), Duration::ZERO);
+        };
+        let Ok(value) = reqwest::header::HeaderValue::from_str(value) else {
+            return ProbeOutcome::failed(
+                format!("invalid value for header {name}"),
+                Duration::ZERO,
+            );
+        };
+        request = request.header(name, value);
+    }
+    if let Some(body) = &spec.body {
+        request = request.body(body.clone());
+    }
+
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + spec.timeout.std();
+    // reqwest enforces the timeout; the outer one is a backstop.
+    let response = match tokio::time::timeout_at(deadline, request.send()).await {
+        Err(_) => return ProbeOutcome::failed(timed_out(spec), start.elapsed()),
+        Ok(Err(e)) => {
+            return ProbeOutcome::failed(describe_error(&e, spec, url), start.elapsed());
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status().as_u16();
+    let certificate_not_after = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .and_then(not_after);
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+
+    let body = if spec.conditions.iter().any(|c| c.needs_body()) {
+        match tokio::time::timeout_at(deadline, read_body(response)).await {
+            Err(_) => return failed_after_status(status, timed_out(spec), start),
+            Ok(Err(e)) => {
+                let e = if e.is_timeout() {
+                    timed_out(spec)
+                } else {
+                    format!("could not read the body: {}", innermost(&e))
+                };
+                return failed_after_status(status, e, start);
+            }
+            Ok(Ok(b)) => Some(b),
+        }
+    } else {
+        drop(response);
+        None
+    };
+    let response_time = start.elapsed();
+
+    let mut errors = Vec::new();
+    if !spec.expected_status.iter().any(|p| p.matches(status)) {
+        let mut e = format!(
+            "status {status} not in {}",
+            expected_text(&spec.expected_status)
+        );
+        if (300..400).contains(&status)
+            && let Some(loc) = location
+        {
+            e.push_str(&format!(" (redirects to {loc})"));
+        }
+        errors.push(e);
+    }
+    let facts = CheckFacts {
+        status: Some(status),
+        response_time,
+        body: body.as_deref(),
+        connected: true,
+        certificate_expiration: certificate_not_after.map(|t| {
+            let left = t - time::OffsetDateTime::now_utc();
+            left.try_into().unwrap_or(Duration::ZERO)
+        }),
+    };
+    errors.extend(
+        spec.conditions
+            .iter()
+            .filter_map(|c| c.evaluate(&facts).err()),
+    );
+    ProbeOutcome {
+        up: errors.is_empty(),
+        status: Some(status),
+        response_time,
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
+        certificate_not_after,
+    }
+}
+
+fn failed_after_status(status: u16, error: String, start: Instant) -> ProbeOutcome {
+    ProbeOutcome {
+        status: Some(status),
+        ..ProbeOutcome::failed(error, start.elapsed())
+    }
+}
+
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_BODY_BYTES - buf.len();
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= MAX_BODY_BYTES {
+            break;
+        }
+    }
+    Ok(buf)
+}
+
+fn method(m: HttpMethod) -> reqwest::Method {
+    match m {
+        HttpMethod::Get => reqwest::Method::GET,
+        HttpMethod::Head => reqwest::Method::HEAD,
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Patch => reqwest::Method::PATCH,
+        HttpMethod::Delete => reqwest::Method::DELETE,
+        HttpMethod::Options => reqwest::Method::OPTIONS,
+    }
+}
+
+/// `[200, 3xx]`
+fn expected_text(patterns: &[StatusPattern]) -> String {
+    let parts: Vec<String> = patterns
+        .iter()
+        .map(|p| match StatusPatternRepr::from(*p) {
+            StatusPatternRepr::Code(c) => c.to_string(),
+            StatusPatternRepr::Text(t) => t,
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// notAfter of a DER certificate.
+fn not_after(der: &[u8]) -> Option<time::OffsetDateTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.to_datetime())
+}
+
+/// The error and its sources, most general first. An `io::Error` wrapping a
+/// custom error hides it from `source()`; it is unwrapped here.
+fn chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+    let mut out = vec![e];
+    let mut cur = e;
+    while out.len() < 32 {
+        let next = match cur.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn StdError + 'static)),
+                None => io.source(),
+            },
+            None => cur.source(),
+        };
+        match next {
+            Some(n) => {
+                out.push(n);
+                cur = n;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// The most specific message in the chain.
+fn innermost(e: &(dyn StdError + 'static)) -> String {
+    chain(e).last().map(|e| e.to_string()).unwrap_or_default()
+}
+
+/// A failed request, for a person.
+fn describe_error(e: &reqwest::Error, spec: &EndpointSpec, url: &str) -> String {
+    if e.is_timeout() {
+        return timed_out(spec);
+    }
+    if e.is_redirect() {
+        return format!(
+            "too many redirects (more than max_redirects = {})",
+            spec.max_redirects
+        );
+    }
+    if e.is_builder() {
+        return format!("invalid request: {}", innermost(e));
+    }
+    let errs = chain(e);
+    for err in &errs {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return tls_message(tls);
+        }
+    }
+    for err in &errs {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                std::io::ErrorKind::ConnectionReset => return "connection reset by peer".into(),
+                std::io::ErrorKind::TimedOut => return timed_out(spec),
+                _ => {}
+            }
+        }
+    }
+    let last = innermost(e);
+    if errs.iter().any(|e| e.to_string() == "dns error") {
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        return format!("DNS lookup failed for {host}: {last}");
+    }
+    last
+}
+
+fn tls_message(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => {
+            let why = match c {
+                C::UnknownIssuer => {
+                    "unknown issuer (self-signed, or not signed by a trusted CA; tls_verify: false accepts it)"
+                        .to_owned()
+                }
+                C::Expired => "certificate expired".to_owned(),
+                C::NotValidYet => "certificate not valid yet".to_owned(),
+                C::NotValidForName => "certificate not valid for this host name".to_owned(),
+                C::Revoked => "certificate revoked".to_owned(),
+                C::BadSignature => "bad signature".to_owned(),
+                C::BadEncoding => "badly encoded certificate".to_owned(),
+                C::Other(o) => o.to_string(),
+                other => other.to_string(),
+            };
+            format!("certificate verify failed: {why}")
+        }
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+// ---------------------------------------------------------------- TCP
+
+async fn probe_tcp(spec: &EndpointSpec, host: &str, port: u16) -> ProbeOutcome {
+    let start = Instant::now();
+    let connect = async {
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("DNS lookup failed for {host}: {e}"))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(format!("DNS lookup failed for {host}: no addresses"));
+        }
+        tokio::net::TcpStream::connect(&addrs[..])
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+                std::io::ErrorKind::ConnectionReset => "connection reset by peer".to_owned(),
+                std::io::ErrorKind::TimedOut => timed_out(spec),
+                _ => e.to_string(),
+            })
+    };
+    let result = tokio::time::timeout(spec.timeout.std(), connect).await;
+    let response_time = start.elapsed();
+    match result {
+        Err(_) => ProbeOutcome::failed(timed_out(spec), response_time),
+        Ok(Err(e)) => ProbeOutcome::failed(e, response_time),
+        Ok(Ok(stream)) => {
+            drop(stream);
+            let facts = CheckFacts {
+                response_time,
+                connected: true,
+                ..Default::default()
+            };
+            let errors: Vec<String> = spec
+                .conditions
+                .iter()
+                .filter_map(|c| c.evaluate(&facts).err())
+                .collect();
+            ProbeOutcome {
+                up: errors.is_empty(),
+                status: None,
+                response_time,
+                error: (!errors.is_empty()).then(|| errors.join("; ")),
+                certificate_not_after: None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::condition::Condition;
+    use axum::Router;
+    use axum::http::{HeaderMap, Method, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::{any, get};
+    use std::collections::BTreeMap;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn init() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+
+    fn spec(target: Target) -> EndpointSpec {
+        EndpointSpec {
+            name: "t".into(),
+            group: None,
+            target,
+            method: HttpMethod::Get,
+            headers: BTreeMap::new(),
+            body: None,
+            expected_status: vec![StatusPattern { min: 200, max: 299 }],
+            conditions: vec![],
+            tls_verify: true,
+            max_redirects: 10,
+            interval: crate::duration::Duration::from_secs(30),
+            timeout: crate::duration::Duration::from_secs(5),
+            failure_threshold: 3,
+            recovery_threshold: 2,
+            alert: None,
+        }
+    }
+
+    fn http_spec(url: String) -> EndpointSpec {
+        spec(Target::Http { url })
+    }
+
+    fn conds(list: &[&str]) -> Vec<Condition> {
+        list.iter().map(|c| c.parse().unwrap()).collect()
+    }
+
+    /// An axum test server on 127.0.0.1; returns its base URL.
+    async fn server() -> String {
+        async fn echo(method: Method, headers: HeaderMap, body: String) -> String {
+            let x = headers
+                .get("x-test")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            let ua = headers
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            format!("{method} {x} {body} {ua}")
+        }
+        let app = Router::new()
+            .route("/ok", get(|| async { "pong\n" }))
+            .route(
+                "/json",
+                get(|| async {
+                    (
+                        [("content-type", "application/json")],
+                        r#"{"status":"UP","items":[1,2,3]}"#,
+                    )
+                }),
+            )
+            .route(
+                "/status/{code}",
+                get(
+                    |axum::extract::Path(code): axum::extract::Path<u16>| async move {
+                        StatusCode::from_u16(code).unwrap().into_response()
+                    },
+                ),
+            )
+            .route(
+                "/loop",
+                get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }),
+            )
+            .route(
+                "/once",
+                get(|| async { (StatusCode::FOUND, [("location", "/ok")]) }),
+            )
+            .route("/big", get(|| async { "x".repeat(2 * MAX_BODY_BYTES) }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    "late"
+                }),
+            )
+            .route("/echo", any(echo));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}")
+    }
+
+    /// A port on 127.0.0.1 with nothing listening.
+    async fn closed_port() -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn http_up_with_conditions() {
+        init();
+        let base = server().await;
+        let clients = HttpClients::new();
+        let mut s = http_spec(format!("{base}/json"));
+        s.conditions = conds(&[
+            "[STATUS] == 200",
+            "[BODY].status == UP",
+            "len([BODY].items) == 3",
+            "[RESPONSE_TIME] < 5s",
+            "[CONNECTED] == true",
+        ]);
+        let o = probe(&s, &clients).await;
+        assert_eq!(o.error, None);
+        assert!(o.up);
+        assert_eq!(o.status, Some(200));
+        assert_eq!(o.certificate_not_after, None);
+        assert!(o.response_time > Duration::ZERO && o.response_time < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn http_condition_failures_are_reported() {
+        init();
+        let base = server().await;
+        let mut s = http_spec(format!("{base}/json"));
+        s.conditions = conds(&[
+            "[BODY].status == DOWN",
+            "[BODY].missing == 1",
+            "[STATUS] < 300",
+        ]);
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(!o.up);
+        assert_eq!(o.status, Some(200));
+        assert_eq!(
+            o.error.as_deref(),
+            Some(
+                "[BODY].status == DOWN failed: [BODY].status was UP; \
+                 [BODY].missing == 1 failed: [BODY].missing not found"
+            )
+        );
+        let mut s = http_spec(format!("{base}/ok"));
+        s.conditions = conds(&["[BODY].status == UP", "[CERTIFICATE_EXPIRATION] > 72h"]);
+        let o = probe(&s, &HttpClients::new()).await;
+        assert_eq!(
+            o.error.as_deref(),
+            Some(
+                "[BODY].status == UP failed: [BODY] is not JSON; \
+                 [CERTIFICATE_EXPIRATION] > 72h failed: no certificate (not https)"
+            )
+        );
+        s.conditions = conds(&["[BODY] == pong"]);
+        assert_eq!(probe(&s, &HttpClients::new()).await.error, None);
+    }
+
+    #[tokio::test]
+    async fn http_unexpected_status() {
+        init();
+        let base = server().await;
+        let clients = HttpClients::new();
+        let mut s = http_spec(format!("{base}/status/503"));
+        let o = probe(&s, &clients).await;
+        assert!(!o.up);
+        assert_eq!(o.status, Some(503));
+        assert_eq!(o.error.as_deref(), Some("status 503 not in [2xx]"));
+        s.expected_status = vec![
+            StatusPattern { min: 200, max: 200 },
+            StatusPattern { min: 500, max: 599 },
+        ];
+        let o = probe(&s, &clients).await;
+        assert!(o.up, "{:?}", o.error);
+        set_url(&mut s, format!("{base}/status/404"));
+        let o = probe(&s, &clients).await;
+        assert_eq!(o.error.as_deref(), Some("status 404 not in [200, 5xx]"));
+    }
+
+    fn set_url(s: &mut EndpointSpec, url: String) {
+        s.target = Target::Http { url };
+    }
+
+    #[tokio::test]
+    async fn http_method_headers_body_and_user_agent() {
+        init();
+        let base = server().await;
+        let mut s = http_spec(format!("{base}/echo"));
+        s.method = HttpMethod::Post;
+        s.headers.insert("X-Test".into(), "abc".into());
+        s.body = Some("hello".into());
+        s.conditions = conds(&[&format!(
+            "[BODY] == \"POST abc hello maintenant/{}\"",
+            env!("CARGO_PKG_VERSION")
+        )]);
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(o.up, "{:?}", o.error);
+    }
+
+    #[tokio::test]
+    async fn http_invalid_header_is_an_error_not_a_panic() {
+        init();
+        let base = server().await;
+        let mut s = http_spec(format!("{base}/ok"));
+        s.headers.insert("bad header".into(), "x".into());
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(!o.up);
+        assert!(o.error.unwrap().contains("invalid header name"));
+        let mut s = http_spec(format!("{base}/ok"));
+        s.headers.insert("x-ok".into(), "line\nbreak".into());
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(o.error.unwrap().contains("invalid value for header x-ok"));
+        let s = http_spec("http://[::1".into());
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(o.error.unwrap().starts_with("invalid request"));
+    }
+
+    #[tokio::test]
+    async fn http_redirects() {
+        init();
+        let base = server().await;
+        let clients = HttpClients::new();
+        let mut s = http_spec(format!("{base}/once"));
+        s.conditions = conds(&["[BODY] == pong"]);
+        let o = probe(&s, &clients).await;
+        assert!(o.up, "{:?}", o.error);
+        assert_eq!(o.status, Some(200));
+
+        s.max_redirects = 0;
+        s.conditions.clear();
+        let o = probe(&s, &clients).await;
+        assert_eq!(o.status, Some(302));
+        assert_eq!(
+            o.error.as_deref(),
+            Some("status 302 not in [2xx] (redirects to /ok)")
+        );
+
+        let mut s = http_spec(format!("{base}/loop"));
+        s.max_redirects = 3;
+        let o = probe(&s, &clients).await;
+        assert!(!o.up);
+        assert_eq!(
+            o.error.as_deref(),
+            Some("too many redirects (more than max_redirects = 3)")
+        );
+        assert_eq!(
+            clients.len(),
+            3,
+            "one client per (tls_verify, max_redirects)"
+        );
+    }
+
+    #[tokio::test]
+    async fn http_body_is_capped() {
+        init();
+        let base = server().await;
+        let mut s = http_spec(format!("{base}/big"));
+        s.conditions = conds(&[&format!("len([BODY]) == {MAX_BODY_BYTES}")]);
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(o.up, "{:?}", o.error);
+    }
+
+    #[tokio::test]
+    async fn http_connection_refused() {
+        init();
+        let port = closed_port().await;
+        let o = probe(
+            &http_spec(format!("http://127.0.0.1:{port}/")),
+            &HttpClients::new(),
+        )
+        .await;
+        assert!(!o.up);
+        assert_eq!(o.status, None);
+        assert_eq!(o.error.as_deref(), Some("connection refused"));
+    }
+
+    #[tokio::test]
+    async fn http_timeout_when_server_never_answers() {
+        init();
+        // Accepts connections and never answers.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = l.accept().await {
+                held.push(sock);
+            }
+        });
+        let mut s = http_spec(format!("http://{addr}/"));
+        s.timeout = crate::duration::Duration::from_millis(300);
+        let started = Instant::now();
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(!o.up);
+        assert_eq!(o.error.as_deref(), Some("timed out after 300ms"));
+        hold.abort();
+    }
+
+    #[tokio::test]
+    async fn http_timeout_on_slow_handler() {
+        init();
+        let base = server().await;
+        let mut s = http_spec(format!("{base}/slow"));
+        s.timeout = crate::duration::Duration::from_millis(300);
+        let o = probe(&s, &HttpClients::new()).await;
+        assert_eq!(o.error.as_deref(), Some("timed out after 300ms"));
+    }
+
+    /// Headers at once, then a body that takes long: without body conditions
+    /// the check does not wait for it; with one it does (and times out).
+    #[tokio::test]
+    async fn http_body_read_only_when_needed() {
+        init();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+                        .await;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    let _ = sock.write_all(b"defghij").await;
+                });
+            }
+        });
+        let clients = HttpClients::new();
+        let mut s = http_spec(format!("http://{addr}/"));
+        s.timeout = crate::duration::Duration::from_millis(400);
+        let o = probe(&s, &clients).await;
+        assert!(o.up, "{:?}", o.error);
+        assert!(o.response_time < Duration::from_millis(400));
+        s.conditions = conds(&["[BODY] == abcdefghij"]);
+        let o = probe(&s, &clients).await;
+        assert!(!o.up);
+        assert_eq!(o.status, Some(200));
+        assert_eq!(o.error.as_deref(), Some("timed out after 400ms"));
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn tcp_connected() {
+        init();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut s = spec(Target::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        });
+        s.conditions = conds(&["[CONNECTED] == true", "[RESPONSE_TIME] < 5000"]);
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(o.up, "{:?}", o.error);
+        assert_eq!(o.status, None);
+        s.conditions = conds(&["[RESPONSE_TIME] < 0"]);
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(!o.up);
+        assert!(
+            o.error
+                .unwrap()
+                .starts_with("[RESPONSE_TIME] < 0 failed: [RESPONSE_TIME] was")
+        );
+        drop(l);
+    }
+
+    #[tokio::test]
+    async fn tcp_refused() {
+        init();
+        let port = closed_port().await;
+        let s = spec(Target::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        });
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(!o.up);
+        assert_eq!(o.error.as_deref(), Some("connection refused"));
+    }
+
+    #[tokio::test]
+    async fn tcp_timeout_when_backlog_is_full() {
+        init();
+        // A listener that never accepts, with its backlog filled: further
+        // SYNs are dropped and the connect hangs.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l = sock.listen(0).unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            if let Ok(Ok(c)) = tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                fillers.push(c);
+            } else {
+                break;
+            }
+        }
+        let mut s = spec(Target::Tcp {
+            host: "127.0.0.1".into(),
+            port: addr.port(),
+        });
+        s.timeout = crate::duration::Duration::from_millis(300);
+        let o = probe(&s, &HttpClients::new()).await;
+        assert!(!o.up);
+        assert_eq!(o.error.as_deref(), Some("timed out after 300ms"));
+        assert!(o.response_time >= Duration::from_millis(300));
+        drop(l);
+    }
+
+    // A self-signed certificate for 127.0.0.1 and localhost, valid until
+    // 2126-11-01 07:43:19 UTC (openssl req -x509 -newkey ec ... -days 36500,
+    // basicConstraints CA:FALSE).
+    const CERT_PEM: &str = "
+MIIBujCCAWCgAwIBAgIUOf0rA7Kjz+Ip4uJ4Iz2Ox4uLCGswCgYIKoZIzj0EAwIw
+GjEYMBYGA1UEAwwPbWFpbnRlbmFudC10ZXN0MCAXDTI2MTEyNTA3NDMxOVoYDzIx
+MjYxMTAxMDc0MzE5WjAaMRgwFgYDVQQDDA9tYWludGVuYW50LXRlc3QwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAARsLwTR39JoQOyI72/ApyNdkdlq+5ZWTURxpYvD
+9e+vHs5/GDKDFgkDaSaQHvccYYxWhKVV7EFRIMR3Mdl4UUM7o4GBMH8wHQYDVR0O
+BBYEFF8WsG38UToYosyfd232tjEF0KykMB8GA1UdIwQYMBaAFF8WsG38UToYosyf
+d232tjEF0KykMBoGA1UdEQQTMBGHBH8AAAGCCWxvY2FsaG9zdDAMBgNVHRMBAf8E
+AjAAMBMGA1UdJQQMMAoGCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gAMEUCIQDW4lYG
+SqBNdm9IuxXKY1QFa1khecEagSmL63sQGivH5gIgP1PObcYzPoHCAFgqJg2A5xKR
+U8X5amuXlqBZRpXT6GQ=";
+    const KEY_PKCS8_PEM: &str = "
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg3WEePyW8u4XvPF2U
+5XK0+MBPHOSKHPUjGsSQUm+eOW+hRANCAARsLwTR39JoQOyI72/ApyNdkdlq+5ZW
+TURxpYvD9e+vHs5/GDKDFgkDaSaQHvccYYxWhKVV7EFRIMR3Mdl4UUM7";
+
+    fn pem_body(b64: &str) -> Vec<u8> {
+        use base64::Engine;
+        let clean: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(clean)
+            .unwrap()
+    }
+
+    /// A TLS server on 127.0.0.1 (blocking rustls in a thread) answering
+    /// every request with 200 "secure". Returns its port.
+    fn tls_server() -> u16 {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        use std::io::{Read, Write};
+        let cert = CertificateDer::from(pem_body(CERT_PEM));
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pem_body(KEY_PKCS8_PEM)));
+        let config = Arc::new(
+            rustls::ServerConfig::builder()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+                .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { continue };
+                let config = config.clone();
+                std::thread::spawn(move || {
+                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+                    let Ok(conn) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tls.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nsecure",
+                    );
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn https_certificate_facts_and_verification() {
+        init();
+        let port = tls_server();
+        let clients = HttpClients::new();
+        let mut s = http_spec(format!("https://127.0.0.1:{port}/"));
+        s.tls_verify = false;
+        s.conditions = conds(&["[CERTIFICATE_EXPIRATION] > 72h", "[BODY] == secure"]);
+        let o = probe(&s, &clients).await;
+        assert!(o.up, "{:?}", o.error);
+        assert_eq!(
+            o.certificate_not_after,
+            Some(time::macros::datetime!(2126-11-01 07:43:19 UTC))
+        );
+
+        s.conditions = conds(&["[CERTIFICATE_EXPIRATION] > 36500d"]);
+        let o = probe(&s, &clients).await;
+        assert!(!o.up);
+        assert!(
+            o.error.as_deref().unwrap().starts_with(
+                "[CERTIFICATE_EXPIRATION] > 36500d failed: [CERTIFICATE_EXPIRATION] was"
+            ),
+            "{:?}",
+            o.error
+        );
+
+        s.tls_verify = true;
+        s.conditions.clear();
+        let o = probe(&s, &clients).await;
+        assert!(!o.up);
+        let e = o.error.unwrap();
+        assert!(
+            e.starts_with("certificate verify failed: unknown issuer"),
+            "{e}"
+        );
+    }
 }

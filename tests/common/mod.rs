@@ -24,11 +24,19 @@ pub fn init() {
 
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Poll `f` until it returns `Some`, at most `timeout`.
-pub async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f().await {
@@ -66,7 +74,12 @@ impl Daemon {
         Self::spawn(dir, config, db, env).await
     }
 
-    pub async fn spawn(dir: tempfile::TempDir, config: PathBuf, db: PathBuf, env: &[(&str, &str)]) -> Daemon {
+    pub async fn spawn(
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        db: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         init();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
@@ -84,11 +97,25 @@ impl Daemon {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start maintenant");
-        let d = Daemon { dir, port, child, config, db };
+        let d = Daemon {
+            dir,
+            port,
+            child,
+            config,
+            db,
+        };
         let url = format!("http://127.0.0.1:{port}/healthz");
-        wait_for("the daemon's /healthz", Duration::from_secs(20), async || {
-            reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(|_| ())
-        })
+        wait_for(
+            "the daemon's /healthz",
+            Duration::from_secs(20),
+            async || {
+                reqwest::get(&url)
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            },
+        )
         .await;
         d
     }
@@ -109,7 +136,11 @@ impl Daemon {
     /// Replace the monitors file in place (same inode).
     pub fn write_in_place(&self, text: &str) {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&self.config).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&self.config)
+            .unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f.sync_all().unwrap();
     }
@@ -140,29 +171,58 @@ impl Mcp {
         if let Value::Object(map) = args {
             params = params.with_arguments(map);
         }
-        let r = self.0.call_tool(params).await.unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"));
-        let text = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n");
-        Answer { is_error: r.is_error.unwrap_or(false), structured: r.structured_content.clone().unwrap_or(Value::Null), text }
+        let r = self
+            .0
+            .call_tool(params)
+            .await
+            .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"));
+        let text = r
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Answer {
+            is_error: r.is_error.unwrap_or(false),
+            structured: r.structured_content.clone().unwrap_or(Value::Null),
+            text,
+        }
     }
 
     /// Call a tool that must succeed; return its structured content.
     pub async fn ok(&self, tool: &str, args: Value) -> Value {
         let a = self.call(tool, args).await;
         assert!(!a.is_error, "{tool} returned an error: {}", a.text);
-        assert_eq!(serde_json::from_str::<Value>(&a.text).unwrap(), a.structured, "text and structuredContent agree");
+        assert_eq!(
+            serde_json::from_str::<Value>(&a.text).unwrap(),
+            a.structured,
+            "text and structuredContent agree"
+        );
         a.structured
     }
 
     /// The list_endpoints row of `name`.
     pub async fn endpoint(&self, name: &str) -> Option<Value> {
-        let page = self.ok("list_endpoints", serde_json::json!({"name": name, "limit": 500})).await;
-        page["items"].as_array().unwrap().iter().find(|r| r["name"] == name).cloned()
+        let page = self
+            .ok(
+                "list_endpoints",
+                serde_json::json!({"name": name, "limit": 500}),
+            )
+            .await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
     }
 
     /// Wait until endpoint `name` shows `status`.
     pub async fn wait_status(&self, name: &str, status: &str, timeout: Duration) -> Value {
         wait_for(&format!("{name} to be {status}"), timeout, async || {
-            self.endpoint(name).await.filter(|r| r["observed"]["status"] == status)
+            self.endpoint(name)
+                .await
+                .filter(|r| r["observed"]["status"] == status)
         })
         .await
     }
@@ -192,7 +252,11 @@ impl Target {
             hits: Arc::default(),
         };
         let app = axum::Router::new().fallback(async |State(t): State<Target>, uri: Uri| {
-            *t.hits.lock().unwrap().entry(uri.path().to_owned()).or_insert(0) += 1;
+            *t.hits
+                .lock()
+                .unwrap()
+                .entry(uri.path().to_owned())
+                .or_insert(0) += 1;
             let delay = t.delay_ms.load(Ordering::Relaxed);
             if delay > 0 {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
