@@ -607,15 +607,23 @@ endpoints:
     fn defaults_are_validated() {
         let text = "defaults:\n  endpoint:\n    timeout: 1m\nendpoints:\n  - name: a\n    url: http://a\n    interval: 10s\n";
         let errs = located(text);
-        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!((errs[0].0, errs[0].1), (3, 14));
         assert!(
             errs[0]
                 .2
                 .contains("default timeout 1m is longer than the default interval 30s")
         );
-        assert_eq!((errs[1].0, errs[1].1), (7, 15));
-        assert!(errs[1].2.contains("set a timeout"));
+    }
+
+    #[test]
+    fn an_inherited_timeout_is_cut_to_a_shorter_interval() {
+        let ms = parse("endpoints:\n  - name: a\n    url: http://a\n    interval: 1s\n").unwrap();
+        assert_eq!(endpoint(&ms[0]).timeout, "1s".parse().unwrap());
+        let errs = located(
+            "endpoints:\n  - name: a\n    url: http://a\n    interval: 1s\n    timeout: 2s\n",
+        );
+        assert_eq!((errs[0].0, errs[0].1), (5, 14));
     }
 
     #[test]

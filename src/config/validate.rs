@@ -159,7 +159,9 @@ pub(crate) fn resolve(file: &MonitorsFile, loc: &Locator<'_>) -> (Vec<Resolved>,
 
         // Durations, with defaults.
         let interval = decl.interval.unwrap_or(d_interval);
-        let timeout = decl.timeout.unwrap_or(d_timeout);
+        // An inherited timeout longer than this endpoint's interval is cut to
+        // the interval: `interval: 1s` alone must not be an error.
+        let timeout = decl.timeout.unwrap_or(d_timeout.min(interval));
         let mut durations_ok = true;
         if let Some(v) = decl.interval
             && let Err(m) = check_interval(v)
@@ -174,19 +176,12 @@ pub(crate) fn resolve(file: &MonitorsFile, loc: &Locator<'_>) -> (Vec<Resolved>,
             durations_ok = false;
         }
         if durations_ok && timeout > interval {
-            // Only when this endpoint set one of them: the defaults were checked above.
+            // Only an explicit timeout can exceed the interval (inherited ones are cut).
             if decl.timeout.is_some() {
                 push(
                     loc.field_value(i, "timeout"),
                     format!(
                         "timeout {timeout} is longer than the interval {interval}: make it at most {interval}"
-                    ),
-                );
-            } else if decl.interval.is_some() {
-                push(
-                    loc.field_value(i, "interval"),
-                    format!(
-                        "interval {interval} is shorter than the timeout {timeout} (from defaults): set a timeout of at most {interval} too"
                     ),
                 );
             }
