@@ -15,7 +15,7 @@ const T: Duration = Duration::from_secs(20);
 async fn http_endpoint_goes_down_after_threshold_and_recovers() {
     let target = Target::start().await;
     let d = Daemon::start(&format!(
-        "endpoints:\n  - name: api\n    group: core\n    url: {}\n    interval: 1s\n    timeout: 2s\n    failure_threshold: 2\n    recovery_threshold: 2\n",
+        "endpoints:\n  - name: api\n    group: core\n    url: {}\n    interval: 1s\n    timeout: 1s\n    failure_threshold: 2\n    recovery_threshold: 2\n",
         target.url("/health")
     ))
     .await;

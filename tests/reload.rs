@@ -172,7 +172,7 @@ async fn invalid_reload_keeps_the_last_good_state_and_is_reported() {
     }
     let before = tasks(&mcp).await;
 
-    // An unknown key on line 6 (`intervall`), in the middle of monitor b.
+    // An unknown key on line 7 (`intervall`), the last key of monitor b.
     let bad = good.replacen(
         "    interval: 1s\n  - name: c",
         "    intervall: 1s\n  - name: c",
@@ -191,8 +191,8 @@ async fn invalid_reload_keeps_the_last_good_state_and_is_reported() {
         .unwrap();
     let first = problems[0].as_str().unwrap();
     assert!(
-        first.contains("monitors.yaml:6:"),
-        "located at line 6: {first}"
+        first.contains("monitors.yaml:7:5:"),
+        "located at line 7: {first}"
     );
     assert!(first.contains("intervall"), "{first}");
     assert_eq!(tasks(&mcp).await, before, "nothing that runs changed");
