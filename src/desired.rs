@@ -131,14 +131,15 @@ impl DesiredStore {
         let mut any_change = false;
         let mut monitors = BTreeMap::new();
         for (key, (source, m)) in merged {
-            let hash = m.spec.spec_hash();
+            // Comparing specs is cheaper than hashing them: hash only what changed.
             let previous = self.current.monitors.get(&key);
             let entry = match previous {
-                Some(p) if p.spec_hash == hash && p.origin == m.origin && p.source == source => {
+                Some(p) if *p.spec == m.spec && p.origin == m.origin && p.source == source => {
                     p.clone()
                 }
                 _ => {
                     any_change = true;
+                    let hash = m.spec.spec_hash();
                     DesiredMonitor {
                         spec: Arc::new(m.spec.clone()),
                         origin: m.origin.clone(),

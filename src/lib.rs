@@ -12,6 +12,7 @@ pub mod duration;
 pub mod engine;
 pub mod http;
 pub mod mcp;
+pub mod memory;
 pub mod monitor;
 pub mod observed;
 pub mod readmodel;

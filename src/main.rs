@@ -40,6 +40,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    maintenant::memory::limit_arenas();
     let cli = Cli::parse();
     // Logs go to stderr: stdout is the MCP channel under --mcp-stdio.
     tracing_subscriber::fmt()

@@ -63,7 +63,9 @@ async fn run_endpoint(
         }
         let outcome = tokio::select! {
             _ = cancel.cancelled() => return,
-            o = probe::probe(spec, &ctx.clients) => o,
+            // Boxed: a probe's future (reqwest's) is kilobytes, and inline it
+            // would be reserved in every idle task; 10k tasks would pay it 10k times.
+            o = Box::pin(probe::probe(spec, &ctx.clients)) => o,
         };
         record(&key, spec, &ctx, outcome);
     }

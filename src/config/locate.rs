@@ -289,3 +289,100 @@ mod tests {
         assert_eq!(li.pos(1000), li.pos(text.len()));
     }
 }
+
+/// An [`Index`] built on first use.
+pub(crate) struct LazyIndex<'a> {
+    text: &'a str,
+    cell: std::cell::OnceCell<Index>,
+}
+
+impl<'a> LazyIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        LazyIndex {
+            text,
+            cell: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn get(&self) -> &Index {
+        self.cell.get_or_init(|| Index::build(self.text))
+    }
+}
+
+/// The positions of the items of the top-level block sequence `key:` (where
+/// each item's first key is), found by scanning lines instead of parsing:
+/// a full [`Index`] of a 10k-monitor file costs more than parsing it. Returns
+/// `None` when the layout is not the plain one (flow style, `-` alone on its
+/// line, ...); callers also check the count against the parsed list and fall
+/// back to the full index.
+pub(crate) fn fast_item_positions(text: &str, key: &str) -> Option<Vec<Pos>> {
+    let mut lines = text.lines().enumerate();
+    let header = format!("{key}:");
+    lines.by_ref().find(|(_, l)| {
+        l.strip_prefix(&header).is_some_and(|rest| {
+            let rest = rest.trim();
+            rest.is_empty() || rest.starts_with('#')
+        })
+    })?;
+    let mut items = Vec::new();
+    let mut item_indent = None;
+    for (n, line) in lines {
+        let content = line.trim_start_matches(' ');
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - content.len();
+        match item_indent {
+            None if content.starts_with('-') => item_indent = Some(indent),
+            None => return Some(items),
+            Some(_) => {}
+        }
+        let item_indent = item_indent?;
+        if indent < item_indent || (indent == item_indent && !content.starts_with('-')) {
+            break;
+        }
+        if indent == item_indent {
+            let after = content.strip_prefix('-')?;
+            let first_key = after.trim_start_matches(' ');
+            if first_key.is_empty() || first_key.starts_with('#') || after.len() == first_key.len()
+            {
+                return None;
+            }
+            let col = indent + 1 + (after.len() - first_key.len()) + 1;
+            items.push(Pos { line: n + 1, col });
+        }
+    }
+    Some(items)
+}
+
+#[cfg(test)]
+mod fast_tests {
+    use super::*;
+
+    #[test]
+    fn fast_item_positions_agree_with_the_full_index() {
+        for text in [
+            "endpoints:\n  - name: a\n    url: x\n  - name: b\n    body: |\n      - not an item\n",
+            "# c\nendpoints:   # list\n- name: a\n  url: x\n\n-   name: b\ndefaults: {}\n",
+            "defaults:\n  endpoint: {}\nendpoints:\n    - url: x\n      name: a\n",
+        ] {
+            let fast = fast_item_positions(text, "endpoints").expect("plain layout");
+            let index = Index::build(text);
+            let full: Vec<Pos> = (0..fast.len())
+                .map(|i| index.value(&[key("endpoints"), Seg::Index(i)]).unwrap())
+                .collect();
+            assert_eq!(fast, full, "{text:?}");
+            assert!(
+                index
+                    .value(&[key("endpoints"), Seg::Index(fast.len())])
+                    .is_none(),
+                "{text:?}"
+            );
+        }
+        assert_eq!(fast_item_positions("endpoints: []\n", "endpoints"), None);
+        assert_eq!(
+            fast_item_positions("endpoints:\n  -\n    name: a\n", "endpoints"),
+            None
+        );
+    }
+}

@@ -99,8 +99,8 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
                     match seen.get(&name) {
                         Some((first_file, first_line)) => errors.push(ConfigError {
                             file: file.clone(),
-                            line: p.name.line,
-                            column: p.name.col,
+                            line: p.item.line,
+                            column: p.item.col,
                             message: format!(
                                 "duplicate endpoint name {name:?}: already declared at {}:{first_line}",
                                 first_file.display()
@@ -181,7 +181,6 @@ pub fn parse_str(
 struct Parsed {
     monitor: DeclaredMonitor,
     item: Pos,
-    name: Pos,
 }
 
 fn parse_file(
@@ -243,9 +242,12 @@ fn parse_file(
         }
     };
 
-    let index = Index::build(&expanded.text);
+    let index = locate::LazyIndex::new(&expanded.text);
+    let items = locate::fast_item_positions(&expanded.text, "endpoints")
+        .filter(|items| items.len() == model.endpoints.len());
     let locator = validate::Locator {
         index: &index,
+        items: items.as_deref(),
         map: &map,
     };
     let (resolved, problems) = validate::resolve(&model, &locator);
@@ -266,7 +268,6 @@ fn parse_file(
                 },
             },
             item: r.item,
-            name: r.name,
         })
         .collect())
 }
@@ -746,7 +747,7 @@ endpoints:
         let errs = load(dir.path()).unwrap_err().0;
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].file, dir.path().join("c.yaml"));
-        assert_eq!((errs[0].line, errs[0].column), (5, 11));
+        assert_eq!((errs[0].line, errs[0].column), (5, 5), "at the list item");
         assert_eq!(
             errs[0].message,
             format!(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 
-use super::locate::{Index, Pos, Seg, key};
+use super::locate::{Pos, Seg, key};
 use super::model::{EndpointDecl, EndpointSpec, HttpMethod, MonitorsFile, StatusPattern, Target};
 use crate::duration::Duration;
 
@@ -32,14 +32,16 @@ pub(crate) struct Resolved {
     pub spec: EndpointSpec,
     /// The list item (`- name: ...`).
     pub item: Pos,
-    /// The `name` value.
-    pub name: Pos,
 }
 
 /// Finds positions of nodes in the original text; falls back to coarser
 /// positions (the list item, then 1:1) when the index has nothing.
 pub(crate) struct Locator<'a> {
-    pub index: &'a Index,
+    /// Built on first use: a valid file whose items were found by
+    /// [`super::locate::fast_item_positions`] never needs it.
+    pub index: &'a super::locate::LazyIndex<'a>,
+    /// Positions of `endpoints[i]`, when the fast scan found them all.
+    pub items: Option<&'a [Pos]>,
     /// Maps a position of the parsed (expanded) text to the original text.
     pub map: &'a dyn Fn(Pos) -> Pos,
 }
@@ -48,7 +50,11 @@ const START: Pos = Pos { line: 1, col: 1 };
 
 impl Locator<'_> {
     fn item(&self, i: usize) -> Pos {
+        if let Some(p) = self.items.and_then(|items| items.get(i)) {
+            return (self.map)(*p);
+        }
         self.index
+            .get()
             .value(&[key("endpoints"), Seg::Index(i)])
             .map_or(START, |p| (self.map)(p))
     }
@@ -62,6 +68,7 @@ impl Locator<'_> {
         let mut path = vec![key("endpoints"), Seg::Index(i)];
         path.extend_from_slice(rest);
         self.index
+            .get()
             .value(&path)
             .map_or_else(|| self.item(i), |p| (self.map)(p))
     }
@@ -72,13 +79,17 @@ impl Locator<'_> {
 
     fn field_key(&self, i: usize, field: &str) -> Pos {
         self.index
+            .get()
             .key(&Self::field_path(i, field))
             .map_or_else(|| self.item(i), |p| (self.map)(p))
     }
 
     fn default_value(&self, field: &str) -> Pos {
         let path = [key("defaults"), key("endpoint"), key(field)];
-        self.index.value(&path).map_or(START, |p| (self.map)(p))
+        self.index
+            .get()
+            .value(&path)
+            .map_or(START, |p| (self.map)(p))
     }
 }
 
@@ -128,23 +139,24 @@ pub(crate) fn resolve(file: &MonitorsFile, loc: &Locator<'_>) -> (Vec<Resolved>,
     }
 
     let mut resolved = Vec::new();
-    let mut seen: HashMap<&str, Pos> = HashMap::new();
+    // Item indexes by name; positions are looked up only to report a problem.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, decl) in file.endpoints.iter().enumerate() {
         let item = loc.item(i);
-        let name_pos = loc.field_value(i, "name");
         if let Err(m) = check_name(&decl.name) {
-            push(name_pos, m);
+            push(loc.field_value(i, "name"), m);
         }
-        if let Some(first) = seen.get(decl.name.as_str()) {
+        if let Some(&first) = seen.get(decl.name.as_str()) {
             push(
-                name_pos,
+                loc.field_value(i, "name"),
                 format!(
                     "duplicate endpoint name {:?}: already declared at line {}",
-                    decl.name, first.line
+                    decl.name,
+                    loc.field_value(first, "name").line
                 ),
             );
         } else {
-            seen.insert(&decl.name, name_pos);
+            seen.insert(&decl.name, i);
         }
 
         let target = match classify_url(&decl.url) {
@@ -225,11 +237,7 @@ pub(crate) fn resolve(file: &MonitorsFile, loc: &Locator<'_>) -> (Vec<Resolved>,
                     .unwrap_or(DEFAULT_RECOVERY_THRESHOLD),
                 alert: decl.alert.clone(),
             };
-            resolved.push(Resolved {
-                spec,
-                item,
-                name: name_pos,
-            });
+            resolved.push(Resolved { spec, item });
         }
     }
     (resolved, problems)
@@ -257,6 +265,7 @@ fn check_endpoint_fields(
             full.extend_from_slice(&path);
             let at = loc
                 .index
+                .get()
                 .key(&full)
                 .map_or_else(|| loc.item(i), |p| (loc.map)(p));
             push(at, format!("invalid header name {name:?}"));

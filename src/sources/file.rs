@@ -35,7 +35,7 @@ impl FileSource {
     pub fn new(path: PathBuf) -> Self {
         FileSource {
             path,
-            debounce: Duration::from_millis(150),
+            debounce: Duration::from_millis(25),
             poll: Duration::from_secs(30),
         }
     }
