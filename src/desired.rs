@@ -54,7 +54,7 @@ pub struct SourceUpdate {
     pub status: SourceStatus,
     /// `None` when the update only reports status (e.g. an invalid reload):
     /// the source's previous set stays.
-    pub monitors: Option<Vec<DeclaredMonitor>>,
+    pub monitors: Option<Arc<Vec<DeclaredMonitor>>>,
 }
 
 /// One monitor of the desired state.
@@ -79,14 +79,15 @@ pub struct Conflict {
 #[derive(Debug, Clone, Default)]
 pub struct DesiredState {
     pub generation: u64,
-    pub monitors: BTreeMap<MonitorKey, DesiredMonitor>,
+    /// Shared, so publishing a state or a status-only change copies nothing.
+    pub monitors: Arc<BTreeMap<MonitorKey, DesiredMonitor>>,
     pub sources: Vec<SourceStatus>,
     pub conflicts: Vec<Conflict>,
 }
 
 /// Merges source updates into the desired state and publishes it.
 pub struct DesiredStore {
-    by_source: BTreeMap<SourceKind, (SourceStatus, Vec<DeclaredMonitor>)>,
+    by_source: BTreeMap<SourceKind, (SourceStatus, Arc<Vec<DeclaredMonitor>>)>,
     current: DesiredState,
 }
 
@@ -104,7 +105,7 @@ impl DesiredStore {
         let entry = self
             .by_source
             .entry(kind)
-            .or_insert_with(|| (update.status.clone(), Vec::new()));
+            .or_insert_with(|| (update.status.clone(), Arc::default()));
         entry.0 = update.status;
         if let Some(monitors) = update.monitors {
             entry.1 = monitors;
@@ -113,15 +114,17 @@ impl DesiredStore {
         let mut merged: BTreeMap<MonitorKey, (SourceKind, &DeclaredMonitor)> = BTreeMap::new();
         let mut conflicts = Vec::new();
         for (source, (_, monitors)) in &self.by_source {
-            for m in monitors {
-                match merged.get(&m.key()) {
-                    Some((_, kept)) => conflicts.push(Conflict {
-                        monitor: m.key().id(),
-                        kept: kept.origin.to_string(),
-                        ignored: m.origin.to_string(),
-                    }),
-                    None => {
-                        merged.insert(m.key(), (*source, m));
+            for m in monitors.iter() {
+                match merged.entry(m.key()) {
+                    std::collections::btree_map::Entry::Occupied(kept) => {
+                        conflicts.push(Conflict {
+                            monitor: kept.key().id(),
+                            kept: kept.get().1.origin.to_string(),
+                            ignored: m.origin.to_string(),
+                        })
+                    }
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert((*source, m));
                     }
                 }
             }
@@ -160,7 +163,7 @@ impl DesiredStore {
 
         if any_change {
             self.current.generation = next_gen;
-            self.current.monitors = monitors;
+            self.current.monitors = Arc::new(monitors);
         }
         self.current.sources = self.by_source.values().map(|(s, _)| s.clone()).collect();
         self.current.conflicts = conflicts;
@@ -219,6 +222,7 @@ mod tests {
     }
 
     fn update(monitors: Option<Vec<DeclaredMonitor>>) -> SourceUpdate {
+        let monitors = monitors.map(Arc::new);
         SourceUpdate {
             status: SourceStatus {
                 kind: SourceKind::File,

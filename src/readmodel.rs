@@ -481,7 +481,7 @@ pub fn health(app: &App) -> Health {
         orphaned: vec![],
         outdated: vec![],
     };
-    for (k, d) in &state.monitors {
+    for (k, d) in state.monitors.iter() {
         match running.get(k) {
             None => drift.missing.push(k.id()),
             Some((_, hash)) if *hash != d.spec_hash => drift.outdated.push(k.id()),

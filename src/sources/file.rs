@@ -9,6 +9,7 @@
 //! the error is reported in the source status (and so in `get_health`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -28,14 +29,14 @@ pub struct FileSource {
 
 struct State {
     status: SourceStatus,
-    last_good: Option<Vec<DeclaredMonitor>>,
+    last_good: Option<Arc<Vec<DeclaredMonitor>>>,
 }
 
 impl FileSource {
     pub fn new(path: PathBuf) -> Self {
         FileSource {
             path,
-            debounce: Duration::from_millis(25),
+            debounce: Duration::from_millis(10),
             poll: Duration::from_secs(30),
         }
     }
@@ -106,19 +107,23 @@ impl FileSource {
         match config::load(&self.path) {
             Ok(loaded) => {
                 let was_error = state.status.last_error.take().is_some();
-                let changed = state.last_good.as_ref() != Some(&loaded.monitors);
+                let changed = state.last_good.as_deref() != Some(&loaded.monitors);
                 if changed {
                     state.status.generation += 1;
                     state.status.loaded_at = Some(now);
                     state.status.monitors = loaded.monitors.len();
                     tracing::info!(path = %self.path.display(), monitors = loaded.monitors.len(), generation = state.status.generation, "monitors file loaded");
-                    state.last_good = Some(loaded.monitors.clone());
+                    state.last_good = Some(Arc::new(loaded.monitors));
                 } else if was_error {
                     tracing::info!(path = %self.path.display(), "monitors file is valid again; nothing changed");
                 }
                 (changed || was_error).then(|| SourceUpdate {
                     status: state.status.clone(),
-                    monitors: changed.then_some(loaded.monitors),
+                    monitors: if changed {
+                        state.last_good.clone()
+                    } else {
+                        None
+                    },
                 })
             }
             Err(errors) => {
@@ -141,7 +146,7 @@ impl FileSource {
                     status: state.status.clone(),
                     // Nothing good was ever loaded: declare an empty set so the
                     // desired state still lists this source and its error.
-                    monitors: state.last_good.is_none().then(Vec::new),
+                    monitors: state.last_good.is_none().then(Arc::default),
                 })
             }
         }
