@@ -229,7 +229,7 @@ mod tests {
                 location: "m.yaml".into(),
                 generation: 1,
                 loaded_at: None,
-                monitors: monitors.as_ref().map_or(0, Vec::len),
+                monitors: monitors.as_ref().map_or(0, |m| m.len()),
                 last_error: None,
             },
             monitors,
