@@ -309,23 +309,24 @@ impl<'a> LazyIndex<'a> {
     }
 }
 
-/// The positions of the items of the top-level block sequence `key:` (where
-/// each item's first key is), found by scanning lines instead of parsing:
-/// a full [`Index`] of a 10k-monitor file costs more than parsing it. Returns
-/// `None` when the layout is not the plain one (flow style, `-` alone on its
-/// line, ...); callers also check the count against the parsed list and fall
-/// back to the full index.
-pub(crate) fn fast_item_positions(text: &str, key: &str) -> Option<Vec<Pos>> {
+/// The items of the top-level block sequence `key:`, found by scanning lines
+/// instead of parsing (a full [`Index`] of a 10k-monitor file costs more than
+/// parsing it). Returns the header's line and each item's lines as
+/// `(first, end)` (0-based, end exclusive), or `None` when the layout is not
+/// the plain one (flow style, `-` alone on its line, ...). Callers check the
+/// count against the parsed list and fall back to the full index.
+pub(crate) fn item_spans(text: &str, key: &str) -> Option<(usize, Vec<(usize, usize)>)> {
     let mut lines = text.lines().enumerate();
     let header = format!("{key}:");
-    lines.by_ref().find(|(_, l)| {
+    let (header_line, _) = lines.by_ref().find(|(_, l)| {
         l.strip_prefix(&header).is_some_and(|rest| {
             let rest = rest.trim();
             rest.is_empty() || rest.starts_with('#')
         })
     })?;
-    let mut items = Vec::new();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut item_indent = None;
+    let mut end = text.lines().count();
     for (n, line) in lines {
         let content = line.trim_start_matches(' ');
         if content.is_empty() || content.starts_with('#') {
@@ -334,11 +335,15 @@ pub(crate) fn fast_item_positions(text: &str, key: &str) -> Option<Vec<Pos>> {
         let indent = line.len() - content.len();
         match item_indent {
             None if content.starts_with('-') => item_indent = Some(indent),
-            None => return Some(items),
+            None => {
+                end = n;
+                break;
+            }
             Some(_) => {}
         }
         let item_indent = item_indent?;
         if indent < item_indent || (indent == item_indent && !content.starts_with('-')) {
+            end = n;
             break;
         }
         if indent == item_indent {
@@ -348,11 +353,37 @@ pub(crate) fn fast_item_positions(text: &str, key: &str) -> Option<Vec<Pos>> {
             {
                 return None;
             }
-            let col = indent + 1 + (after.len() - first_key.len()) + 1;
-            items.push(Pos { line: n + 1, col });
+            if let Some(last) = spans.last_mut() {
+                last.1 = n;
+            }
+            spans.push((n, n + 1));
         }
     }
-    Some(items)
+    if let Some(last) = spans.last_mut() {
+        last.1 = end;
+    }
+    Some((header_line, spans))
+}
+
+/// The position of each item of `key:` (where its first key is); see [`item_spans`].
+pub(crate) fn fast_item_positions(text: &str, key: &str) -> Option<Vec<Pos>> {
+    let (_, spans) = item_spans(text, key)?;
+    let lines: Vec<&str> = text.lines().collect();
+    Some(
+        spans
+            .iter()
+            .map(|&(first, _)| {
+                let line = lines[first];
+                let indent = line.len() - line.trim_start_matches(' ').len();
+                let after = &line[indent + 1..];
+                let col = indent + 1 + (after.len() - after.trim_start_matches(' ').len()) + 1;
+                Pos {
+                    line: first + 1,
+                    col,
+                }
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

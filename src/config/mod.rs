@@ -2,6 +2,7 @@
 //! expansion, validation, directories of files, and the JSON Schema.
 
 mod expand;
+mod item_cache;
 mod locate;
 pub mod model;
 mod probe;
@@ -72,6 +73,17 @@ pub struct LoadedConfig {
 /// directory declares no monitors. `${VAR}` expands from the process
 /// environment.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
+    load_with(path, &mut LoadCache::default())
+}
+
+/// What a reload can reuse from the previous load of the same path: the
+/// parsed endpoints of each file, by the text of their list item. A reload
+/// that changes one monitor among 10k then parses one item, not the file.
+#[derive(Default)]
+pub struct LoadCache(HashMap<PathBuf, item_cache::ItemCache>);
+
+/// [`load`], reusing what `cache` remembers and updating it.
+pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, ConfigErrors> {
     let env = |name: &str| std::env::var(name).ok();
     let meta = std::fs::metadata(path).map_err(|e| ConfigErrors(vec![io_error(path, &e)]))?;
     let files = if meta.is_dir() {
@@ -92,7 +104,8 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
                 continue;
             }
         };
-        match parse_file(&text, file, &env) {
+        let items = cache.0.entry(file.clone()).or_default();
+        match parse_file(&text, file, &env, Some(items)) {
             Ok(parsed) => {
                 for p in parsed {
                     let name = p.monitor.spec.name().to_owned();
@@ -171,7 +184,7 @@ pub fn parse_str(
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<DeclaredMonitor>, ConfigErrors> {
-    parse_file(text, file, env)
+    parse_file(text, file, env, None)
         .map(|v| v.into_iter().map(|p| p.monitor).collect())
         .map_err(ConfigErrors)
 }
@@ -187,6 +200,7 @@ fn parse_file(
     text: &str,
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    mut cache: Option<&mut item_cache::ItemCache>,
 ) -> Result<Vec<Parsed>, Vec<ConfigError>> {
     let error = |pos: Pos, message: String| ConfigError {
         file: file.to_path_buf(),
@@ -204,8 +218,19 @@ fn parse_file(
     // A position of the expanded text -> the same place in the original text.
     let map = |p: Pos| original.pos(expanded.to_original(parsed_lines.offset(p)));
 
-    let model: model::MonitorsFile = match serde_yaml::from_str(&expanded.text) {
-        Ok(m) => m,
+    let cached = cache.as_deref_mut().and_then(|c| c.parse(&expanded.text));
+    let from_cache = cached.is_some();
+    let parsed = match cached {
+        Some(m) => Ok(m),
+        None => serde_yaml::from_str(&expanded.text),
+    };
+    let model: model::MonitorsFile = match parsed {
+        Ok(m) => {
+            if !from_cache && let Some(c) = cache.as_deref_mut() {
+                c.remember(&expanded.text, &m);
+            }
+            m
+        }
         // `---` alone, `~`, `null`: a document without content declares nothing.
         Err(_)
             if matches!(

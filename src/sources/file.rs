@@ -29,6 +29,8 @@ pub struct FileSource {
 
 struct State {
     status: SourceStatus,
+    /// Parsed items of the last load, so a reload parses only what changed.
+    cache: config::LoadCache,
     last_good: Option<Arc<Vec<DeclaredMonitor>>>,
 }
 
@@ -53,6 +55,7 @@ impl FileSource {
                 last_error: None,
             },
             last_good: None,
+            cache: config::LoadCache::default(),
         };
         if let Some(first) = self.reload(&mut state)
             && updates.send(first).await.is_err()
@@ -104,7 +107,7 @@ impl FileSource {
     /// status-only update reports an error that appeared, changed or cleared.
     fn reload(&self, state: &mut State) -> Option<SourceUpdate> {
         let now = OffsetDateTime::now_utc();
-        match config::load(&self.path) {
+        match config::load_with(&self.path, &mut state.cache) {
             Ok(loaded) => {
                 let was_error = state.status.last_error.take().is_some();
                 let changed = state.last_good.as_deref() != Some(&loaded.monitors);
