@@ -107,7 +107,10 @@ impl FileSource {
     /// status-only update reports an error that appeared, changed or cleared.
     fn reload(&self, state: &mut State) -> Option<SourceUpdate> {
         let now = OffsetDateTime::now_utc();
-        match config::load_with(&self.path, &mut state.cache) {
+        let began = std::time::Instant::now();
+        let loaded = config::load_with(&self.path, &mut state.cache);
+        let load_ms = began.elapsed().as_secs_f64() * 1000.0;
+        match loaded {
             Ok(loaded) => {
                 let was_error = state.status.last_error.take().is_some();
                 let changed = state.last_good.as_deref() != Some(&loaded.monitors);
@@ -115,7 +118,7 @@ impl FileSource {
                     state.status.generation += 1;
                     state.status.loaded_at = Some(now);
                     state.status.monitors = loaded.monitors.len();
-                    tracing::info!(path = %self.path.display(), monitors = loaded.monitors.len(), generation = state.status.generation, "monitors file loaded");
+                    tracing::info!(path = %self.path.display(), monitors = loaded.monitors.len(), generation = state.status.generation, load_ms, "monitors file loaded");
                     state.last_good = Some(Arc::new(loaded.monitors));
                 } else if was_error {
                     tracing::info!(path = %self.path.display(), "monitors file is valid again; nothing changed");
