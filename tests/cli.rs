@@ -4,47 +4,48 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_maintenant");
 
-#[test]
-fn check_config_prints_located_problems_and_exits_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("m.yaml");
-    std::fs::write(
-        &f,
-        "endpoints:\n  - name: a\n    url: http://127.0.0.1:1/\n    interval: soon\n",
-    )
-    .unwrap();
+/// Write `text` to a file, run `maintenant check-config` on it: (exit code, stdout, file).
+fn check_config(dir: &std::path::Path, text: &str) -> (Option<i32>, String, String) {
+    let f = dir.join("m.yaml");
+    std::fs::write(&f, text).unwrap();
     let out = Command::new(BIN)
         .arg("check-config")
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let prefix = format!("{}:4:", f.display());
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        f.display().to_string(),
+    )
+}
+
+#[test]
+fn check_config_prints_located_problems_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, f) = check_config(
+        dir.path(),
+        "endpoints:\n  - name: a\n    url: http://127.0.0.1:1/\n    interval: soon\n",
+    );
+    assert_eq!(code, Some(1));
+    let prefix = format!("{f}:4:");
     assert!(
         stdout.lines().any(|l| l.starts_with(&prefix)),
         "a line starting with {prefix}: {stdout}"
     );
 
-    std::fs::write(
-        &f,
+    let (code, stdout, f) = check_config(
+        dir.path(),
         "endpoints:\n  - name: a\n    url: ftp://x/\n  - name: a\n    url: tcp://127.0.0.1\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    );
+    assert_eq!(code, Some(1));
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines.len() >= 3, "every problem is reported: {stdout}");
-    for (line, _) in [(3, "url"), (4, "duplicate"), (5, "port")] {
-        let p = format!("{}:{line}:", f.display());
+    for (line, word) in [(3, "ftp"), (4, "duplicate"), (5, "port")] {
+        let p = format!("{f}:{line}:");
         assert!(
-            lines.iter().any(|l| l.starts_with(&p)),
-            "a problem on line {line}: {stdout}"
+            lines.iter().any(|l| l.starts_with(&p) && l.contains(word)),
+            "a problem on line {line} mentioning {word}: {stdout}"
         );
     }
 }

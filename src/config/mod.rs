@@ -226,7 +226,7 @@ fn parse_file(
     };
     let model: model::MonitorsFile = match parsed {
         Ok(m) => {
-            if !from_cache && let Some(c) = cache.as_deref_mut() {
+            if !from_cache && let Some(c) = cache {
                 c.remember(&expanded.text, &m);
             }
             m
