@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use super::locate::item_spans;
+use super::locate::ItemSpans;
 use super::model::{EndpointDecl, MonitorsFile};
 
 /// Parsed items of the previous load, by a 128-bit hash of their text.
@@ -34,8 +34,8 @@ fn text_hash(text: &str) -> u128 {
 
 /// Split `text` into the document without its endpoint items (the list
 /// replaced by `[]`) and the text of each item.
-fn split(text: &str) -> Option<(String, Vec<&str>)> {
-    let (header, spans) = item_spans(text, "endpoints")?;
+fn split<'t>(text: &'t str, (header, spans): &ItemSpans) -> (String, Vec<&'t str>) {
+    let header = *header;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let last = spans.last().map_or(header + 1, |s| s.1);
     // Lines between the header and the first item must be blank or comments
@@ -58,18 +58,18 @@ fn split(text: &str) -> Option<(String, Vec<&str>)> {
         .iter()
         .map(|&(s, e)| &text[start_offsets[s]..start_offsets[e]])
         .collect();
-    Some((skeleton, items))
+    (skeleton, items)
 }
 
 impl ItemCache {
     /// Parse `text` reusing unchanged items, or `None` to say "use the full parser".
-    pub fn parse(&mut self, text: &str) -> Option<MonitorsFile> {
+    pub fn parse(&mut self, text: &str, spans: Option<&ItemSpans>) -> Option<MonitorsFile> {
         // Nothing to reuse: one parse of the whole document is faster than
         // one per item.
         if self.items.is_empty() {
             return None;
         }
-        let (skeleton, items) = split(text)?;
+        let (skeleton, items) = split(text, spans?);
         let mut file: MonitorsFile = serde_yaml::from_str(&skeleton).ok()?;
         if !file.endpoints.is_empty() {
             return None;
@@ -97,9 +97,9 @@ impl ItemCache {
     }
 
     /// Remember the items of a document the full parser read.
-    pub fn remember(&mut self, text: &str, file: &MonitorsFile) {
+    pub fn remember(&mut self, text: &str, spans: Option<&ItemSpans>, file: &MonitorsFile) {
         self.items.clear();
-        if let Some((_, items)) = split(text)
+        if let Some((_, items)) = spans.map(|s| split(text, s))
             && items.len() == file.endpoints.len()
         {
             self.items = items
@@ -114,6 +114,11 @@ impl ItemCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::locate::item_spans;
+
+    fn spans(text: &str) -> Option<ItemSpans> {
+        item_spans(text, "endpoints")
+    }
     use proptest::prelude::*;
 
     const BASE: &str = "defaults:\n  endpoint:\n    interval: 1m\nendpoints:\n  - name: a\n    url: http://a/\n    conditions:\n      - \"[STATUS] == 200\"\n  - name: b\n    url: tcp://b:1\n\n  # c\n  - name: c\n    url: http://c/\n    body: |\n      - not an item\n";
@@ -129,14 +134,16 @@ mod tests {
         let base = BASE.to_owned();
         let mut cache = ItemCache::default();
         assert!(
-            cache.parse(&base).is_none(),
+            cache.parse(&base, spans(&base).as_ref()).is_none(),
             "an empty cache defers to the full parser"
         );
         let first: MonitorsFile = serde_yaml::from_str(&base).unwrap();
-        cache.remember(&base, &first);
+        cache.remember(&base, spans(&base).as_ref(), &first);
         assert_eq!(cache.items.len(), 3);
         let changed = base.replace("http://c/", "http://c2/");
-        let got = cache.parse(&changed).expect("plain layout");
+        let got = cache
+            .parse(&changed, spans(&changed).as_ref())
+            .expect("plain layout");
         assert_eq!(Some(format!("{got:?}")), full(&changed));
         assert_eq!(
             got.defaults.endpoint.interval,
@@ -151,14 +158,14 @@ mod tests {
         fn agrees_with_the_full_parser(pos in 0usize..400, insert in "[ -~\n]{0,12}", cut in 0usize..8) {
             let base = BASE.to_owned();
             let mut cache = ItemCache::default();
-            cache.remember(&base, &serde_yaml::from_str(&base).unwrap());
+            cache.remember(&base, spans(&base).as_ref(), &serde_yaml::from_str(&base).unwrap());
             let mut text = base.clone();
             let at = (pos % text.len()).min(text.len());
             let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
             let end = (at + cut).min(text.len());
             let end = (end..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
             text.replace_range(at..end, &insert);
-            if let Some(got) = cache.parse(&text) {
+            if let Some(got) = cache.parse(&text, spans(&text).as_ref()) {
                 prop_assert_eq!(Some(format!("{got:?}")), full(&text), "{:?}", text);
             }
         }

@@ -315,7 +315,7 @@ impl<'a> LazyIndex<'a> {
 /// `(first, end)` (0-based, end exclusive), or `None` when the layout is not
 /// the plain one (flow style, `-` alone on its line, ...). Callers check the
 /// count against the parsed list and fall back to the full index.
-pub(crate) fn item_spans(text: &str, key: &str) -> Option<(usize, Vec<(usize, usize)>)> {
+pub(crate) fn item_spans(text: &str, key: &str) -> Option<ItemSpans> {
     let mut lines = text.lines().enumerate();
     let header = format!("{key}:");
     let (header_line, _) = lines.by_ref().find(|(_, l)| {
@@ -326,7 +326,7 @@ pub(crate) fn item_spans(text: &str, key: &str) -> Option<(usize, Vec<(usize, us
     })?;
     let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut item_indent = None;
-    let mut end = text.lines().count();
+    let mut end = None;
     for (n, line) in lines {
         let content = line.trim_start_matches(' ');
         if content.is_empty() || content.starts_with('#') {
@@ -336,14 +336,14 @@ pub(crate) fn item_spans(text: &str, key: &str) -> Option<(usize, Vec<(usize, us
         match item_indent {
             None if content.starts_with('-') => item_indent = Some(indent),
             None => {
-                end = n;
+                end = Some(n);
                 break;
             }
             Some(_) => {}
         }
         let item_indent = item_indent?;
         if indent < item_indent || (indent == item_indent && !content.starts_with('-')) {
-            end = n;
+            end = Some(n);
             break;
         }
         if indent == item_indent {
@@ -360,16 +360,26 @@ pub(crate) fn item_spans(text: &str, key: &str) -> Option<(usize, Vec<(usize, us
         }
     }
     if let Some(last) = spans.last_mut() {
-        last.1 = end;
+        // The list runs to the end of the text when nothing ended it.
+        last.1 = end.unwrap_or_else(|| text.lines().count());
     }
     Some((header_line, spans))
 }
 
+/// The header line of a top-level list and each item's `(first, end)` lines.
+pub(crate) type ItemSpans = (usize, Vec<(usize, usize)>);
+
 /// The position of each item of `key:` (where its first key is); see [`item_spans`].
+#[cfg(test)]
 pub(crate) fn fast_item_positions(text: &str, key: &str) -> Option<Vec<Pos>> {
     let (_, spans) = item_spans(text, key)?;
+    Some(item_positions(text, &spans))
+}
+
+/// Where each item found by [`item_spans`] starts (its first key).
+pub(crate) fn item_positions(text: &str, spans: &[(usize, usize)]) -> Vec<Pos> {
     let lines: Vec<&str> = text.lines().collect();
-    Some(
+    {
         spans
             .iter()
             .map(|&(first, _)| {
@@ -382,8 +392,8 @@ pub(crate) fn fast_item_positions(text: &str, key: &str) -> Option<Vec<Pos>> {
                     col,
                 }
             })
-            .collect(),
-    )
+            .collect()
+    }
 }
 
 #[cfg(test)]

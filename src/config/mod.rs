@@ -218,7 +218,11 @@ fn parse_file(
     // A position of the expanded text -> the same place in the original text.
     let map = |p: Pos| original.pos(expanded.to_original(parsed_lines.offset(p)));
 
-    let cached = cache.as_deref_mut().and_then(|c| c.parse(&expanded.text));
+    // Found once, used by the item cache and for the items' positions.
+    let spans = locate::item_spans(&expanded.text, "endpoints");
+    let cached = cache
+        .as_deref_mut()
+        .and_then(|c| c.parse(&expanded.text, spans.as_ref()));
     let from_cache = cached.is_some();
     let parsed = match cached {
         Some(m) => Ok(m),
@@ -227,7 +231,7 @@ fn parse_file(
     let model: model::MonitorsFile = match parsed {
         Ok(m) => {
             if !from_cache && let Some(c) = cache {
-                c.remember(&expanded.text, &m);
+                c.remember(&expanded.text, spans.as_ref(), &m);
             }
             m
         }
@@ -268,7 +272,9 @@ fn parse_file(
     };
 
     let index = locate::LazyIndex::new(&expanded.text);
-    let items = locate::fast_item_positions(&expanded.text, "endpoints")
+    let items = spans
+        .as_ref()
+        .map(|(_, s)| locate::item_positions(&expanded.text, s))
         .filter(|items| items.len() == model.endpoints.len());
     let locator = validate::Locator {
         index: &index,
