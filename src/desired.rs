@@ -137,14 +137,14 @@ impl DesiredStore {
             // Comparing specs is cheaper than hashing them: hash only what changed.
             let previous = self.current.monitors.get(&key);
             let entry = match previous {
-                Some(p) if *p.spec == m.spec && p.origin == m.origin && p.source == source => {
+                Some(p) if (Arc::ptr_eq(&p.spec, &m.spec) || p.spec == m.spec) && p.origin == m.origin && p.source == source => {
                     p.clone()
                 }
                 _ => {
                     any_change = true;
                     let hash = m.spec.spec_hash();
                     DesiredMonitor {
-                        spec: Arc::new(m.spec.clone()),
+                        spec: m.spec.clone(),
                         origin: m.origin.clone(),
                         source,
                         spec_hash: hash,
@@ -197,7 +197,7 @@ mod tests {
 
     pub(crate) fn endpoint(name: &str, url: &str) -> DeclaredMonitor {
         DeclaredMonitor {
-            spec: MonitorSpec::Endpoint(EndpointSpec {
+            spec: Arc::new(MonitorSpec::Endpoint(EndpointSpec {
                 name: name.into(),
                 group: None,
                 target: Target::Http { url: url.into() },
@@ -213,7 +213,7 @@ mod tests {
                 failure_threshold: 3,
                 recovery_threshold: 2,
                 alert: None,
-            }),
+            })),
             origin: Origin::File {
                 path: "m.yaml".into(),
                 line: 1,

@@ -135,7 +135,8 @@ impl MonitorSpec {
 /// reconciler consumes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeclaredMonitor {
-    pub spec: MonitorSpec,
+    /// Shared with the desired state, so 10k declared monitors are held once.
+    pub spec: std::sync::Arc<MonitorSpec>,
     pub origin: Origin,
 }
 

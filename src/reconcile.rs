@@ -211,6 +211,9 @@ impl Reconciler {
                     "reconciled"
                 );
             }
+            // Off the reconcile loop: the walk over free chunks is short but
+            // not async.
+            tokio::task::spawn_blocking(crate::memory::release_free_pages);
             if desired.changed().await.is_err() {
                 break;
             }

@@ -292,7 +292,7 @@ fn parse_file(
         .into_iter()
         .map(|r| Parsed {
             monitor: DeclaredMonitor {
-                spec: MonitorSpec::Endpoint(r.spec),
+                spec: MonitorSpec::Endpoint(r.spec).into(),
                 origin: Origin::File {
                     path: file.to_path_buf(),
                     line: r.item.line,
@@ -397,7 +397,7 @@ mod tests {
     }
 
     fn endpoint(m: &DeclaredMonitor) -> &model::EndpointSpec {
-        match &m.spec {
+        match m.spec.as_ref() {
             MonitorSpec::Endpoint(e) => e,
         }
     }

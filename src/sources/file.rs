@@ -32,6 +32,10 @@ struct State {
     /// Parsed items of the last load, so a reload parses only what changed.
     cache: config::LoadCache,
     last_good: Option<Arc<Vec<DeclaredMonitor>>>,
+    /// What the last load read; a reload that would read the same bytes is
+    /// skipped (the 30 s poll, a `touch`), so it costs a read and a hash, not
+    /// a parse of 10k monitors and the memory churn that comes with it.
+    last_read: Option<u64>,
 }
 
 impl FileSource {
@@ -56,6 +60,7 @@ impl FileSource {
             },
             last_good: None,
             cache: config::LoadCache::default(),
+            last_read: None,
         };
         if let Some(first) = self.reload(&mut state)
             && updates.send(first).await.is_err()
@@ -106,6 +111,19 @@ impl FileSource {
     /// `Some` only when a valid load differs from the last good one; a
     /// status-only update reports an error that appeared, changed or cleared.
     fn reload(&self, state: &mut State) -> Option<SourceUpdate> {
+        let read = fingerprint(&self.path);
+        if read.is_some() && read == state.last_read {
+            return None;
+        }
+        state.last_read = read;
+        let update = self.load(state);
+        // The previous declared set and the parse's temporaries are freed now;
+        // hand their pages back instead of keeping the peak resident.
+        tokio::task::spawn_blocking(crate::memory::release_free_pages);
+        update
+    }
+
+    fn load(&self, state: &mut State) -> Option<SourceUpdate> {
         let now = OffsetDateTime::now_utc();
         let began = std::time::Instant::now();
         let loaded = config::load_with(&self.path, &mut state.cache);
@@ -159,6 +177,31 @@ impl FileSource {
     }
 }
 
+/// A hash of every name and byte the load would read: the file, or each entry
+/// of the directory (symlinks followed, so a ConfigMap `..data` swap counts).
+/// `None` when something cannot be read: then the load runs and reports it.
+fn fingerprint(path: &Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    if path.is_dir() {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(path)
+            .ok()?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        names.sort();
+        for name in names {
+            name.hash(&mut h);
+            if name.is_file() {
+                std::fs::read(&name).ok()?.hash(&mut h);
+            }
+        }
+    } else {
+        std::fs::read(path).ok()?.hash(&mut h);
+    }
+    Some(h.finish())
+}
+
 /// The folder to watch for a config path: the path itself when it is a
 /// directory, else its parent.
 fn watch_dir(path: &Path) -> PathBuf {
@@ -168,5 +211,38 @@ fn watch_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn fingerprint_follows_bytes_names_and_symlink_swaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.yaml");
+        std::fs::write(&file, "endpoints: []\n").unwrap();
+        let a = fingerprint(&file).unwrap();
+        // Same bytes written again (a `touch`, the poll): same fingerprint, no reload.
+        std::fs::write(&file, "endpoints: []\n").unwrap();
+        assert_eq!(fingerprint(&file), Some(a));
+        std::fs::write(&file, "endpoints: [ ]\n").unwrap();
+        assert_ne!(fingerprint(&file), Some(a));
+
+        // A ConfigMap-style folder: swapping the `..data` link changes what is read.
+        let cm = dir.path().join("cm");
+        for (v, text) in [("v1", "endpoints: []\n"), ("v2", "heartbeats: []\n")] {
+            std::fs::create_dir_all(cm.join(v)).unwrap();
+            std::fs::write(cm.join(v).join("m.yaml"), text).unwrap();
+        }
+        std::os::unix::fs::symlink("v1", cm.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/m.yaml", cm.join("m.yaml")).unwrap();
+        let before = fingerprint(&cm).unwrap();
+        std::os::unix::fs::symlink("v2", cm.join("..tmp")).unwrap();
+        std::fs::rename(cm.join("..tmp"), cm.join("..data")).unwrap();
+        assert_ne!(fingerprint(&cm), Some(before));
+        // An unreadable path is not "unchanged": the load runs and reports it.
+        assert_eq!(fingerprint(&dir.path().join("missing.yaml")), None);
     }
 }
