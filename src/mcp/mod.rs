@@ -4,6 +4,7 @@
 //! [`Maintenant`]; the routers are added together here. Handlers are thin:
 //! they parse arguments, call the read model, and wrap the answer.
 
+pub mod auth;
 mod endpoints;
 mod health;
 pub mod stdio;
