@@ -71,11 +71,11 @@ pub struct Settings {
 
     /// Requests per minute per client IP on /mcp (and /ping), with bursts of
     /// up to MAINTENANT_RATE_LIMIT_BURST. 0 disables the limit.
-    #[arg(long, env = "MAINTENANT_RATE_LIMIT_PER_MINUTE", default_value = "600")]
+    #[arg(long, env = "MAINTENANT_RATE_LIMIT_PER_MINUTE", default_value = "1200")]
     pub rate_limit_per_minute: u32,
 
     /// Largest burst a client IP may send before being limited.
-    #[arg(long, env = "MAINTENANT_RATE_LIMIT_BURST", default_value = "60")]
+    #[arg(long, env = "MAINTENANT_RATE_LIMIT_BURST", default_value = "200")]
     pub rate_limit_burst: u32,
 
     /// Take the client IP for the rate limit from the last `X-Forwarded-For`

@@ -369,6 +369,15 @@ async fn valid_tokens_let_a_real_client_list_and_call_tools() {
     assert_ne!(r.is_error, Some(true));
     assert_eq!(r.structured_content.unwrap()["status"], "ok");
     c.cancel().await.unwrap();
+    // The tool saw who called (the identity the middleware put in the
+    // request, read through rmcp's request parts): the audit log names them.
+    let log = d.log();
+    assert!(
+        log.lines().any(|l| l.contains("MCP tool call")
+            && l.contains("get_health")
+            && l.contains("alice@example.com")),
+        "no audit line for alice's get_health in:\n{log}"
+    );
 
     // No email: `sub` is matched instead (here a client-credentials style id).
     let mut sub_only = claims(&d, &issuer);
