@@ -95,6 +95,16 @@ struct Issuer {
 
 impl Issuer {
     async fn start(keys: &[&Key]) -> Issuer {
+        Self::serve(keys, Some("/.well-known/openid-configuration"), None).await
+    }
+
+    /// Serve the metadata at `metadata_path` (none: JWKS only), naming
+    /// `claimed_issuer` (default: its own URL) as the issuer.
+    async fn serve(
+        keys: &[&Key],
+        metadata_path: Option<&str>,
+        claimed_issuer: Option<&str>,
+    ) -> Issuer {
         common::init();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -104,28 +114,31 @@ impl Issuer {
             jwks_hits: Arc::default(),
         };
         let i = issuer.clone();
-        let app = axum::Router::new()
-            .route(
-                "/.well-known/openid-configuration",
+        let mut app = axum::Router::new();
+        if let Some(path) = metadata_path {
+            let claimed = claimed_issuer.unwrap_or(&url).to_owned();
+            app = app.route(
+                path,
                 axum::routing::get({
                     let url = url.clone();
                     move || async move {
                         axum::Json(json!({
-                            "issuer": url,
+                            "issuer": claimed,
                             "jwks_uri": format!("{url}/keys"),
                             "authorization_endpoint": format!("{url}/authorize"),
                             "token_endpoint": format!("{url}/token"),
                         }))
                     }
                 }),
-            )
-            .route(
-                "/keys",
-                axum::routing::get(move || async move {
-                    i.jwks_hits.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(json!({ "keys": *i.keys.lock().unwrap() }))
-                }),
             );
+        }
+        let app = app.route(
+            "/keys",
+            axum::routing::get(move || async move {
+                i.jwks_hits.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({ "keys": *i.keys.lock().unwrap() }))
+            }),
+        );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         issuer
     }
@@ -448,6 +461,45 @@ async fn jwks_rotation_is_picked_up_and_refreshes_are_rate_limited() {
     let c = client(&d, &token).await;
     assert!(!c.list_all_tools().await.unwrap().is_empty());
     c.cancel().await.unwrap();
+}
+
+/// The JWKS found through RFC 8414 metadata, or given directly; metadata
+/// naming another issuer is not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_discovery_variants() {
+    let rsa = rsa_key("rsa-1");
+    let init = initialize("2025-06-18");
+
+    let oauth = Issuer::serve(
+        &[&rsa],
+        Some("/.well-known/oauth-authorization-server"),
+        None,
+    )
+    .await;
+    let d = daemon(&oauth, &[]).await;
+    let r = post(&d, Some(&rsa.sign(&claims(&d, &oauth))), &[], &init).await;
+    assert_eq!(r.status(), 200, "RFC 8414 discovery");
+
+    let bare = Issuer::serve(&[&rsa], None, None).await;
+    let jwks = format!("{}/keys", bare.url);
+    let d = daemon(&bare, &[("MAINTENANT_MCP_JWKS_URL", &jwks)]).await;
+    let r = post(&d, Some(&rsa.sign(&claims(&d, &bare))), &[], &init).await;
+    assert_eq!(r.status(), 200, "explicit MAINTENANT_MCP_JWKS_URL");
+
+    let mixed_up = Issuer::serve(
+        &[&rsa],
+        Some("/.well-known/openid-configuration"),
+        Some("https://someone-else.example"),
+    )
+    .await;
+    let d = daemon(&mixed_up, &[]).await;
+    let r = post(&d, Some(&rsa.sign(&claims(&d, &mixed_up))), &[], &init).await;
+    assert_eq!(
+        r.status(),
+        503,
+        "metadata for another issuer yields no keys"
+    );
+    assert_eq!(mixed_up.jwks_hits.load(Ordering::SeqCst), 0);
 }
 
 /// RFC 9728 metadata at both well-known paths.

@@ -276,3 +276,74 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Val
     }
     resp.json().await.map_err(|e| format!("{url}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwk(v: serde_json::Value) -> Jwk {
+        serde_json::from_value(v).unwrap()
+    }
+
+    const N: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
+
+    #[test]
+    fn rsa_key_without_alg_verifies_rs_and_ps_only() {
+        let k = verify_key(&jwk(
+            serde_json::json!({"kty": "RSA", "kid": "a", "n": N, "e": "AQAB"}),
+        ))
+        .map_err(|e| e.to_string())
+        .unwrap();
+        assert!(k.algorithms.contains(&Algorithm::RS256));
+        assert!(k.algorithms.contains(&Algorithm::PS512));
+        assert!(
+            !k.algorithms
+                .iter()
+                .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+        );
+    }
+
+    #[test]
+    fn a_key_alg_narrows_and_must_fit_the_key() {
+        let k = verify_key(&jwk(
+            serde_json::json!({"kty": "RSA", "alg": "RS384", "n": N, "e": "AQAB"}),
+        ))
+        .map_err(|e| e.to_string())
+        .unwrap();
+        assert_eq!(k.algorithms, vec![Algorithm::RS384]);
+        // An RSA key labelled HS256 is refused, not turned into an HMAC secret.
+        assert!(
+            verify_key(&jwk(
+                serde_json::json!({"kty": "RSA", "alg": "HS256", "n": N, "e": "AQAB"})
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn symmetric_and_encryption_keys_are_never_used() {
+        assert!(verify_key(&jwk(serde_json::json!({"kty": "oct", "k": "c2VjcmV0"}))).is_err());
+        assert!(
+            verify_key(&jwk(
+                serde_json::json!({"kty": "RSA", "use": "enc", "n": N, "e": "AQAB"})
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_token_without_kid_needs_a_single_key() {
+        let key = Arc::new(
+            verify_key(&jwk(serde_json::json!({"kty": "RSA", "n": N, "e": "AQAB"})))
+                .map_err(|e| e.to_string())
+                .unwrap(),
+        );
+        let mut set = KeySet::default();
+        set.by_kid.insert("a".into(), key.clone());
+        assert!(set.find(None).is_some());
+        assert!(set.find(Some("a")).is_some());
+        assert!(set.find(Some("b")).is_none());
+        set.without_kid.push(key);
+        assert!(set.find(None).is_none());
+    }
+}
