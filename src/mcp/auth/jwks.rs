@@ -122,10 +122,14 @@ impl JwksCache {
             .expect("jwks lock")
             .as_ref()
             .map(|c| c.set.clone());
-        if let (Some(at), Some(set)) = (*last, current.clone())
+        // Fetched (or tried) moments ago, by this request's neighbour or an
+        // earlier flood of unknown kids: use what that gave.
+        if let Some(at) = *last
             && at.elapsed() < MIN_REFRESH
         {
-            return Ok(set);
+            return current.or(stale).ok_or_else(|| {
+                KeyError::Unavailable("the last attempt failed moments ago".into())
+            });
         }
         *last = Some(Instant::now());
         match self.fetch().await {
