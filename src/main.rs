@@ -121,6 +121,9 @@ async fn daemon(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, mcp = app.settings.mcp, "maintenant listening");
+    if app.settings.mcp && auth.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "/mcp is open to the network: set MAINTENANT_MCP_ALLOWED_EMAIL and MAINTENANT_MCP_ISSUER, or put an authenticating proxy in front");
+    }
     let router = http::router(app.clone(), cancel.clone(), auth);
     let shutdown = {
         let cancel = cancel.clone();
