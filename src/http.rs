@@ -1,11 +1,16 @@
-//! The HTTP surface: `/healthz`, and `/mcp` (Streamable HTTP) when enabled.
+//! The HTTP surface: `/healthz`, and `/mcp` (Streamable HTTP) when enabled,
+//! behind the rate limit, the proxy-buffering header and (when configured)
+//! JWT authentication with its RFC 9728 metadata routes.
 //! Also the same MCP service on a unix socket beside the database, where a
 //! `maintenant --mcp-stdio` started later attaches.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -14,6 +19,37 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::App;
 use crate::mcp::Maintenant;
+use crate::mcp::auth::{self, Auth};
+use crate::ratelimit::{self, RateLimiter};
+
+/// SSE keep-alive: a comment line this often keeps proxies and load
+/// balancers (idle timeouts of 30-60 s are common) from cutting a stream.
+pub const SSE_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Origins a browser may call `/mcp` from: the base URL's, plus the
+/// configured ones. Requests without `Origin` (non-browser clients) pass.
+pub fn allowed_origins(app: &App) -> Vec<String> {
+    let mut origins = Vec::new();
+    if let Ok(url) = reqwest::Url::parse(&app.settings.base_url()) {
+        let origin = url.origin().ascii_serialization();
+        if origin != "null" {
+            // An explicit port (`:80` implied for http) so rmcp matches
+            // only that port.
+            match url.port_or_known_default() {
+                Some(p) if url.port().is_none() => origins.push(format!("{origin}:{p}")),
+                _ => origins.push(origin),
+            }
+        }
+    }
+    origins.extend(
+        app.settings
+            .mcp_allowed_origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty()),
+    );
+    origins
+}
 
 /// Host names `/mcp` accepts. rmcp accepts only loopback names by default
 /// (DNS-rebinding protection); a sidecar is reached by its service name, so
@@ -57,6 +93,10 @@ pub fn mcp_service(
 ) -> StreamableHttpService<Maintenant, LocalSessionManager> {
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
+        .with_allowed_origins(allowed_origins(&app))
+        .enforce_origin_validation()
+        .with_max_request_body_bytes(app.settings.mcp_max_body)
+        .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
         .with_cancellation_token(cancel);
     StreamableHttpService::new(
         move || Ok(Maintenant::new(app.clone())),
@@ -75,14 +115,53 @@ async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     }))
 }
 
-/// The public router.
-pub fn router(app: Arc<App>, cancel: CancellationToken) -> Router {
+/// nginx (and proxies that honour it) must not buffer an SSE stream: the
+/// client would see nothing until the buffer fills.
+async fn no_proxy_buffering(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let is_sse = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if is_sse {
+        res.headers_mut()
+            .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
+    res
+}
+
+/// Put the per-IP rate limit on a router (a no-op when the limit is off).
+pub fn rate_limited<S: Clone + Send + Sync + 'static>(
+    r: Router<S>,
+    limiter: Option<&RateLimiter>,
+) -> Router<S> {
+    match limiter {
+        Some(l) => r.layer(middleware::from_fn_with_state(l.clone(), ratelimit::limit)),
+        None => r,
+    }
+}
+
+/// The public router. `auth` is `Some` when `MAINTENANT_MCP_ALLOWED_EMAIL` is
+/// set ([`Auth::from_settings`]).
+pub fn router(app: Arc<App>, cancel: CancellationToken, auth: Option<Arc<Auth>>) -> Router {
     let mut r = Router::new().route("/healthz", get(healthz));
+    // One limiter shared by every rate-limited route (/mcp, /ping/...).
+    let limiter = RateLimiter::from_settings(&app.settings);
     if app.settings.mcp {
-        r = r.nest_service(
+        let mut mcp = Router::new().nest_service(
             "/mcp",
             mcp_service(app.clone(), allowed_hosts(&app), cancel),
         );
+        if let Some(auth) = auth {
+            mcp = mcp.layer(middleware::from_fn_with_state(
+                auth.clone(),
+                auth::require_bearer,
+            ));
+            r = r.merge(auth::metadata::routes(auth));
+        }
+        let mcp = mcp.layer(middleware::from_fn(no_proxy_buffering));
+        r = r.merge(rate_limited(mcp, limiter.as_ref()));
     }
     r.with_state(app)
 }

@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod memory;
 pub mod monitor;
 pub mod observed;
+pub mod ratelimit;
 pub mod readmodel;
 pub mod reconcile;
 pub mod settings;

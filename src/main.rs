@@ -110,6 +110,8 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
 async fn daemon(settings: Settings) -> anyhow::Result<()> {
     let addr = settings.addr;
     let socket = settings.socket_path();
+    // Refuse to start with auth settings that cannot work, before anything runs.
+    let auth = mcp::auth::Auth::from_settings(&settings)?;
     let app = engine::start(settings, Role::Daemon).await?;
     let cancel = CancellationToken::new();
     if let Err(e) = http::serve_unix(app.clone(), &socket, cancel.clone()).await {
@@ -119,7 +121,10 @@ async fn daemon(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, mcp = app.settings.mcp, "maintenant listening");
-    let router = http::router(app.clone(), cancel.clone());
+    if app.settings.mcp && auth.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "/mcp is open to the network: set MAINTENANT_MCP_ALLOWED_EMAIL and MAINTENANT_MCP_ISSUER, or put an authenticating proxy in front");
+    }
+    let router = http::router(app.clone(), cancel.clone(), auth);
     let shutdown = {
         let cancel = cancel.clone();
         async move {
@@ -128,7 +133,9 @@ async fn daemon(settings: Settings) -> anyhow::Result<()> {
             cancel.cancel();
         }
     };
-    axum::serve(listener, router)
+    // The peer address feeds the per-IP rate limit.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
     app.store.flush()?;

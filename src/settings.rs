@@ -34,6 +34,55 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub mcp_allowed_hosts: Vec<String>,
 
+    /// Require a verified Bearer JWT on /mcp whose `email` (else `sub`) is one of
+    /// these addresses (comma-separated, case-insensitive). Unset: /mcp is open.
+    #[arg(long, env = "MAINTENANT_MCP_ALLOWED_EMAIL", value_delimiter = ',')]
+    pub mcp_allowed_email: Vec<String>,
+
+    /// Issuer (`iss`) tokens must carry; also the authorization server named in
+    /// the RFC 9728 metadata, and where the JWKS is discovered when
+    /// MAINTENANT_MCP_JWKS_URL is unset. Required with MAINTENANT_MCP_ALLOWED_EMAIL.
+    #[arg(long, env = "MAINTENANT_MCP_ISSUER")]
+    pub mcp_issuer: Option<String>,
+
+    /// URL of the issuer's signing keys (JWKS). Default: `jwks_uri` from the
+    /// issuer's `/.well-known/openid-configuration` (or `oauth-authorization-server`).
+    #[arg(long, env = "MAINTENANT_MCP_JWKS_URL")]
+    pub mcp_jwks_url: Option<String>,
+
+    /// Audience (`aud`) tokens must carry (default: the base URL + `/mcp`).
+    #[arg(long, env = "MAINTENANT_MCP_AUDIENCE")]
+    pub mcp_audience: Option<String>,
+
+    /// Scope the write tools (acknowledge_alert, create_incident, ...) need,
+    /// e.g. `maintenant:write`. Unset: any allowed caller may use every tool.
+    #[arg(long, env = "MAINTENANT_MCP_WRITE_SCOPE")]
+    pub mcp_write_scope: Option<String>,
+
+    /// Browser origins allowed on /mcp, comma-separated, with scheme (and `:*`
+    /// for any port). The base URL's origin always is; requests with no
+    /// Origin header (non-browser clients) pass.
+    #[arg(long, env = "MAINTENANT_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub mcp_allowed_origins: Vec<String>,
+
+    /// Largest accepted /mcp request body, in bytes.
+    #[arg(long, env = "MAINTENANT_MCP_MAX_BODY", default_value = "1048576")]
+    pub mcp_max_body: usize,
+
+    /// Requests per minute per client IP on /mcp (and /ping), with bursts of
+    /// up to MAINTENANT_RATE_LIMIT_BURST. 0 disables the limit.
+    #[arg(long, env = "MAINTENANT_RATE_LIMIT_PER_MINUTE", default_value = "1200")]
+    pub rate_limit_per_minute: u32,
+
+    /// Largest burst a client IP may send before being limited.
+    #[arg(long, env = "MAINTENANT_RATE_LIMIT_BURST", default_value = "200")]
+    pub rate_limit_burst: u32,
+
+    /// Take the client IP for the rate limit from the last `X-Forwarded-For`
+    /// entry (set this only behind a reverse proxy that writes that header).
+    #[arg(long, env = "MAINTENANT_TRUST_FORWARDED_FOR", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+
     /// How long check results are kept. Hourly rollups are kept 5x longer
     /// (at least 7 days, for uptime_7d).
     #[arg(long, env = "MAINTENANT_RETENTION", default_value = "7d")]
@@ -54,6 +103,12 @@ impl Settings {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => format!("http://{}", self.addr),
         }
+    }
+
+    /// The public URL of the MCP endpoint: the RFC 9728 `resource` and the
+    /// default token audience.
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base_url())
     }
 
     /// The unix socket where the process that owns the database serves MCP, so

@@ -4,6 +4,7 @@
 //! [`Maintenant`]; the routers are added together here. Handlers are thin:
 //! they parse arguments, call the read model, and wrap the answer.
 
+pub mod auth;
 mod endpoints;
 mod health;
 pub mod stdio;
@@ -115,6 +116,10 @@ impl ServerHandler for Maintenant {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // Audit trail: who called what, when /mcp is authenticated.
+        if let Some(who) = auth::caller(&context) {
+            tracing::info!(tool = %request.name, caller = %who.subject, "MCP tool call");
+        }
         let tcc = ToolCallContext::new(self, request, context);
         self.tool_router.call(tcc).await
     }

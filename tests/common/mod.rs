@@ -89,6 +89,8 @@ impl Daemon {
             .env("MAINTENANT_ADDR", format!("127.0.0.1:{port}"))
             .env("MAINTENANT_MCP", "true")
             .env("MAINTENANT_LOG", "info,maintenant=debug")
+            // Tests poll fast from one IP; tests/auth.rs turns the limit on.
+            .env("MAINTENANT_RATE_LIMIT_PER_MINUTE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
