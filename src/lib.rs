@@ -17,6 +17,8 @@ pub mod monitor;
 pub mod observed;
 pub mod readmodel;
 pub mod reconcile;
+pub mod resources;
+pub mod runtime;
 pub mod settings;
 pub mod sources;
 pub mod store;

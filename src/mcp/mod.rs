@@ -4,8 +4,10 @@
 //! [`Maintenant`]; the routers are added together here. Handlers are thin:
 //! they parse arguments, call the read model, and wrap the answer.
 
+mod containers;
 mod endpoints;
 mod health;
+mod resources;
 pub mod stdio;
 
 use std::sync::Arc;
@@ -61,7 +63,10 @@ impl Maintenant {
     pub fn new(app: Arc<App>) -> Self {
         Maintenant {
             app,
-            tool_router: Self::endpoint_tools() + Self::health_tools(),
+            tool_router: Self::endpoint_tools()
+                + Self::health_tools()
+                + Self::container_tools()
+                + Self::resource_tools(),
         }
     }
 }
