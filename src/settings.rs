@@ -134,3 +134,40 @@ impl Settings {
         self.db.join("mcp.sock")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        s: Settings,
+    }
+
+    fn docker(v: &str) -> DockerEndpoint {
+        Cli::parse_from(["m", "--docker", v]).s.docker_endpoint()
+    }
+
+    #[test]
+    fn docker_endpoint_forms() {
+        assert_eq!(docker("false"), DockerEndpoint::Disabled);
+        assert_eq!(
+            docker("/run/d.sock"),
+            DockerEndpoint::Unix("/run/d.sock".into())
+        );
+        assert_eq!(
+            docker("unix:///run/d.sock"),
+            DockerEndpoint::Unix("/run/d.sock".into())
+        );
+        assert_eq!(
+            docker("tcp://127.0.0.1:2375"),
+            DockerEndpoint::Http("tcp://127.0.0.1:2375".into())
+        );
+        assert_eq!(
+            docker("true"),
+            DockerEndpoint::Unix("/var/run/docker.sock".into())
+        );
+    }
+}

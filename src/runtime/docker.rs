@@ -33,7 +33,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Per-request timeout (bollard's default is 2 minutes; a sidecar should notice sooner).
 const REQUEST_TIMEOUT_SECS: u64 = 20;
 /// Events that change what a container is; each is recorded as a transition.
-const RECORDED: [&str; 9] = [
+/// (`rename`: compose v2 creates a recreated container under a temporary
+/// name and renames it.)
+const RECORDED: [&str; 10] = [
+    "rename",
     "create",
     "start",
     "restart",
@@ -467,4 +470,39 @@ pub async fn logs(docker: &Docker, id: &str, q: &LogQuery) -> Result<Vec<LogLine
         lines.drain(..lines.len() - q.lines);
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats};
+
+    fn cpu(total: u64, system: u64) -> ContainerCpuStats {
+        ContainerCpuStats {
+            cpu_usage: Some(ContainerCpuUsage {
+                total_usage: Some(total),
+                ..Default::default()
+            }),
+            system_cpu_usage: Some(system),
+            online_cpus: Some(4),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cpu_percent_is_of_one_cpu_and_memory_excludes_page_cache() {
+        let s = ContainerStatsResponse {
+            // 1e9 ns of container CPU while the 4-CPU system spent 4e9: one CPU busy.
+            precpu_stats: Some(cpu(1_000_000_000, 10_000_000_000)),
+            cpu_stats: Some(cpu(2_000_000_000, 14_000_000_000)),
+            memory_stats: Some(ContainerMemoryStats {
+                usage: Some(10_000),
+                limit: Some(1_000_000),
+                stats: Some([("inactive_file".to_owned(), 4_000u64)].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(usage_from_stats(&s), Some((100.0, 6_000, Some(1_000_000))));
+    }
 }

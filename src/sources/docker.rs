@@ -112,7 +112,7 @@ impl DockerLabelSource {
                 .flatten()
                 .cloned()
                 .collect();
-            declared.sort_by(|a, b| a.key().cmp(&b.key()));
+            declared.sort_by_key(DeclaredMonitor::key);
             let changed = published.as_ref() != Some(&declared);
             let problems_changed = problems != published_problems;
             if changed || problems_changed {

@@ -568,18 +568,20 @@ pub fn parse_heartbeat(
             )),
         }
     }
-    match (&hb.period, &hb.schedule) {
-        (None, None) => problems.push(problem(
+    // An invalid period or schedule was reported already: no "needs" on top.
+    let given = |f: &str| fields.contains_key(f);
+    match (given("period"), given("schedule")) {
+        (false, false) => problems.push(problem(
             &label,
             format!("{label} needs .period or .schedule"),
         )),
-        (Some(_), Some(_)) => problems.push(problem(
+        (true, true) => problems.push(problem(
             &label,
             format!("{label} has both .period and .schedule: keep one"),
         )),
         _ => {}
     }
-    if hb.timezone.is_some() && hb.schedule.is_none() {
+    if hb.timezone.is_some() && !given("schedule") {
         problems.push(problem(
             &format!("{label}.timezone"),
             "timezone needs a schedule",
@@ -763,5 +765,36 @@ mod tests {
         );
         assert_eq!(c.alert.restart_threshold, Some(3));
         assert_eq!(c.alert.channels, ["ops", "pager"]);
+    }
+}
+
+#[cfg(test)]
+mod deploy_example {
+    /// The labels of deploy/docker-compose.yml are valid as written.
+    #[test]
+    fn the_compose_example_labels_parse_without_problems() {
+        let text = include_str!("../../deploy/docker-compose.yml");
+        let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        let services = doc["services"].as_mapping().unwrap();
+        let mut endpoints = 0;
+        for (name, svc) in services {
+            let Some(labels) = svc["labels"].as_mapping() else {
+                continue;
+            };
+            let labels = labels
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        serde_yaml::Value::String(s) => s.clone(),
+                        other => serde_yaml::to_string(other).unwrap().trim().to_owned(),
+                    };
+                    (k.as_str().unwrap().to_owned(), v)
+                })
+                .collect();
+            let c = super::parse(name.as_str().unwrap(), &labels);
+            assert_eq!(c.problems, vec![], "service {name:?}");
+            endpoints += c.endpoints.len();
+        }
+        assert_eq!(endpoints, 2);
     }
 }
