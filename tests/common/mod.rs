@@ -89,6 +89,8 @@ impl Daemon {
             .env("MAINTENANT_ADDR", format!("127.0.0.1:{port}"))
             .env("MAINTENANT_MCP", "true")
             .env("MAINTENANT_LOG", "info,maintenant=debug")
+            // No Docker unless a test asks (a host socket would change get_health).
+            .env("MAINTENANT_DOCKER", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
