@@ -25,7 +25,7 @@ async fn daemon(host: &str, monitors: &str) -> Daemon {
         monitors,
         &[
             ("MAINTENANT_DOCKER", host),
-            ("MAINTENANT_DOCKER_GRACE", "3s"),
+            ("MAINTENANT_DOCKER_GRACE", "6s"),
             ("MAINTENANT_DOCKER_STATS_INTERVAL", "1s"),
         ],
     )
@@ -340,7 +340,12 @@ async fn stdio_beside_the_daemon_serves_the_container_tools_and_resources_answer
     let _cleanup = Cleanup(e.clone(), vec![name.clone()]);
     let d = daemon(&e.host, "endpoints: []\n").await;
     let port = free_port();
-    e.run_httpd(&name, port, &[], &[]);
+    e.run_httpd(
+        &name,
+        port,
+        &[],
+        &["--health-cmd", "true", "--health-interval", "1s"],
+    );
 
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.arg("--mcp-stdio")
@@ -374,6 +379,24 @@ async fn stdio_beside_the_daemon_serves_the_container_tools_and_resources_answer
     })
     .await;
     assert_eq!(c["state"], "running");
+    // Health changes arrive as events and are kept as transitions.
+    wait_for("healthy", T, async || {
+        container(&stdio, &name)
+            .await
+            .filter(|c| c["health"] == "healthy")
+    })
+    .await;
+    let detail = stdio
+        .ok("get_container", json!({"container_id": name}))
+        .await;
+    assert!(
+        detail["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["event"] == "health_status" && t["health"] == "healthy"),
+        "{detail}"
+    );
     let logs = stdio
         .ok("get_container_logs", json!({"container_id": name}))
         .await;
