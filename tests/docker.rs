@@ -331,6 +331,35 @@ async fn a_file_monitor_wins_over_a_label_monitor_of_the_same_name() {
         format!("endpoint/{name}")
     );
     assert!(detail["monitors"].as_array().unwrap().is_empty());
+
+    // maintenant.ignore: no monitors, not listed, still reachable by name.
+    let ignored = unique("ignored");
+    let _cleanup2 = Cleanup(e.clone(), vec![ignored.clone()]);
+    let port2 = free_port();
+    e.run_httpd(
+        &ignored,
+        port2,
+        &[
+            ("maintenant.ignore", "true".into()),
+            (
+                "maintenant.endpoint.http",
+                format!("http://127.0.0.1:{port2}/"),
+            ),
+        ],
+        &[],
+    );
+    let c = wait_for("the ignored container to be known", T, async || {
+        let a = mcp
+            .call("get_container", json!({"container_id": ignored}))
+            .await;
+        (!a.is_error).then_some(a.structured)
+    })
+    .await;
+    assert_eq!(c["container"]["ignored"], true);
+    // Labels are read as soon as the container is known; give them a moment.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(container(&mcp, &ignored).await.is_none(), "not listed");
+    assert!(mcp.endpoint(&ignored).await.is_none(), "no monitor");
 }
 
 #[tokio::test]
