@@ -268,6 +268,7 @@ async fn labelled_containers_declare_monitors_that_follow_them() {
     .await;
     let stopped = container(&mcp, &name).await.unwrap();
     assert_eq!(stopped["state"], "exited");
+    assert_eq!(stopped["exit_code"], died["exit_code"], "{stopped}");
     let filtered = mcp
         .ok("list_containers", json!({"state": "running", "name": name}))
         .await;

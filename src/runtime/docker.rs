@@ -298,7 +298,14 @@ pub fn container_from_inspect(i: ContainerInspectResponse) -> Option<Container> 
         group,
         restarts: i.restart_count.unwrap_or(0).max(0) as u64,
         started_at,
-        exit_code: (!running).then_some(state.exit_code).flatten(),
+        // Only a run that finished has an exit code (a created container reports 0).
+        exit_code: state.exit_code.filter(|_| !running).filter(|_| {
+            state
+                .finished_at
+                .as_deref()
+                .and_then(parse_time)
+                .is_some_and(|t| t.year() > 1)
+        }),
         oom_killed: state.oom_killed.unwrap_or(false),
         compose,
         ignored,
