@@ -66,29 +66,26 @@ impl DockerLabelSource {
             monitors: 0,
             last_error: None,
         };
-        let mut live: BTreeMap<String, Vec<DeclaredMonitor>> = BTreeMap::new();
-        // Containers that stopped or went away: when, and what they declared.
-        let mut gone: BTreeMap<String, (Instant, Vec<DeclaredMonitor>)> = BTreeMap::new();
+        // What each running container declares, and its label problems.
+        type Declared = (Vec<DeclaredMonitor>, Vec<LabelProblem>);
+        let mut live: BTreeMap<String, Declared> = BTreeMap::new();
+        // Containers that stopped or went away: since when, and what they declared.
+        let mut gone: BTreeMap<String, (Instant, Declared)> = BTreeMap::new();
         let mut published: Option<Vec<DeclaredMonitor>> = None;
         let mut published_problems: BTreeMap<String, Vec<LabelProblem>> = BTreeMap::new();
         loop {
             let set: Arc<ContainerSet> = rx.borrow_and_update().clone();
             let now = Instant::now();
             let mut next_live = BTreeMap::new();
-            let mut problems = BTreeMap::new();
             for c in set
                 .values()
                 .filter(|c| c.runtime == RUNTIME && c.is_running())
             {
-                let (monitors, p) = declare(&c.name, &c.labels);
-                if !p.is_empty() {
-                    problems.insert(c.name.clone(), p);
-                }
-                next_live.insert(c.name.clone(), monitors);
+                next_live.insert(c.name.clone(), declare(&c.name, &c.labels));
             }
-            for (name, monitors) in std::mem::take(&mut live) {
+            for (name, declared) in std::mem::take(&mut live) {
                 if !next_live.contains_key(&name) {
-                    gone.entry(name).or_insert((now, monitors));
+                    gone.entry(name).or_insert((now, declared));
                 }
             }
             // While the engine is away nobody can tell a stopped container
@@ -106,12 +103,15 @@ impl DockerLabelSource {
             gone.retain(|name, (at, _)| !next_live.contains_key(name) && now - *at < self.grace);
             live = next_live;
 
-            let mut declared: Vec<DeclaredMonitor> = live
-                .values()
-                .chain(gone.values().map(|(_, m)| m))
-                .flatten()
-                .cloned()
+            // Lingering containers keep their problems too, so a recreate
+            // changes nothing that is reported.
+            let all = || live.iter().chain(gone.iter().map(|(n, (_, d))| (n, d)));
+            let problems: BTreeMap<String, Vec<LabelProblem>> = all()
+                .filter(|(_, (_, p))| !p.is_empty())
+                .map(|(n, (_, p))| (n.clone(), p.clone()))
                 .collect();
+            let mut declared: Vec<DeclaredMonitor> =
+                all().flat_map(|(_, (m, _))| m).cloned().collect();
             declared.sort_by_key(DeclaredMonitor::key);
             let changed = published.as_ref() != Some(&declared);
             let problems_changed = problems != published_problems;
@@ -176,4 +176,122 @@ fn source_error(problems: &BTreeMap<String, Vec<LabelProblem>>) -> Option<Source
         ),
         problems: list,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Container, RuntimeStatus};
+
+    fn web(id: &str, state: &str) -> Container {
+        Container {
+            id: id.into(),
+            name: "web".into(),
+            image: "img".into(),
+            state: state.into(),
+            health: None,
+            runtime: RUNTIME.into(),
+            group: None,
+            restarts: 0,
+            started_at: None,
+            exit_code: None,
+            oom_killed: false,
+            compose: None,
+            ignored: false,
+            labels: [
+                (
+                    "maintenant.endpoint.http".to_owned(),
+                    "http://127.0.0.1:1/".to_owned(),
+                ),
+                ("maintenant.endpoint.1.interval".to_owned(), "1s".to_owned()),
+            ]
+            .into(),
+        }
+    }
+
+    fn connected(r: &Runtimes, yes: bool) {
+        r.set_status(RuntimeStatus {
+            name: RUNTIME.into(),
+            endpoint: "test".into(),
+            connected: yes,
+            version: None,
+            since: None,
+            last_error: None,
+            failed_attempts: 0,
+            containers: 0,
+        });
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<SourceUpdate>) -> SourceUpdate {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("an update within 5s")
+            .expect("the source runs")
+    }
+
+    #[tokio::test]
+    async fn monitors_follow_the_container_with_a_grace_held_while_disconnected() {
+        let runtimes = Runtimes::default();
+        connected(&runtimes, true);
+        let grace = Duration::from_millis(300);
+        let problems = LabelProblems::default();
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::spawn(
+            DockerLabelSource {
+                runtimes: runtimes.clone(),
+                grace,
+                location: "test".into(),
+                problems: problems.clone(),
+            }
+            .run(tx),
+        );
+        assert_eq!(next(&mut rx).await.monitors.unwrap().len(), 0);
+
+        runtimes.upsert(web("a", "running"));
+        let u = next(&mut rx).await;
+        let m = u.monitors.unwrap();
+        assert_eq!(m.len(), 1, "the good endpoint");
+        assert_eq!(m[0].key().id(), "endpoint/web");
+        // The indexed endpoint without a target is reported, on the container and in the status.
+        assert_eq!(
+            problems.read().unwrap()["web"][0].label,
+            "maintenant.endpoint.1.interval"
+        );
+        assert_eq!(u.status.last_error.unwrap().problems.len(), 1);
+
+        // Recreated under the same name within the grace: nothing is published.
+        runtimes.remove(RUNTIME, "a");
+        tokio::time::sleep(grace / 3).await;
+        runtimes.upsert(web("b", "running"));
+        assert!(
+            tokio::time::timeout(grace * 2, rx.recv()).await.is_err(),
+            "no change published for a recreate"
+        );
+
+        // Stopped: kept during the grace, then removed.
+        let stopped_at = std::time::Instant::now();
+        runtimes.upsert(web("b", "exited"));
+        let u = next(&mut rx).await;
+        assert!(
+            stopped_at.elapsed() >= grace,
+            "removed only after the grace"
+        );
+        assert_eq!(u.monitors.unwrap().len(), 0);
+
+        // Disconnected: a stopped container keeps its monitors past the grace.
+        runtimes.upsert(web("b", "running"));
+        assert_eq!(next(&mut rx).await.monitors.unwrap().len(), 1);
+        connected(&runtimes, false);
+        runtimes.upsert(web("b", "exited"));
+        assert!(
+            tokio::time::timeout(grace * 3, rx.recv()).await.is_err(),
+            "held while the engine is away"
+        );
+        connected(&runtimes, true);
+        assert_eq!(
+            next(&mut rx).await.monitors.unwrap().len(),
+            0,
+            "expires once back"
+        );
+    }
 }
