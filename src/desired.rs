@@ -12,13 +12,17 @@ use tokio::sync::{mpsc, watch};
 use crate::monitor::{DeclaredMonitor, MonitorKey, MonitorSpec, Origin};
 
 /// Which source a declared set came from. Declaration order is precedence:
-/// when two sources declare the same monitor, the earlier variant wins.
+/// when two sources declare the same monitor, the earlier variant wins: the
+/// monitors file beats a Docker label (the file is what an operator reviewed
+/// in git; a label is whatever an image or compose file carries). The loser
+/// is listed in `conflicts` (and so in `get_health`).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     File,
+    Docker,
 }
 
 /// How a source is doing, as `get_health` reports it.

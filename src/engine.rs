@@ -12,7 +12,12 @@ use crate::checks::probe::HttpClients;
 use crate::desired::{self, DesiredState};
 use crate::observed::ObservedMap;
 use crate::reconcile::{ReconcileStatus, Reconciler, RunningIndex};
-use crate::settings::Settings;
+use crate::resources::{HostSampler, HostView};
+use crate::runtime::Runtimes;
+use crate::runtime::docker::DockerRuntime;
+use crate::runtime::history::History;
+use crate::settings::{DockerEndpoint, Settings};
+use crate::sources::docker::{DockerLabelSource, LabelProblems};
 use crate::sources::file::FileSource;
 use crate::store::{Store, StoreError};
 
@@ -35,6 +40,14 @@ pub struct App {
     pub reconcile: Arc<RwLock<ReconcileStatus>>,
     pub running: RunningIndex,
     pub started_at: OffsetDateTime,
+    /// Container runtimes, their containers and usage.
+    pub runtimes: Runtimes,
+    /// Container transitions and usage rollups.
+    pub history: History,
+    /// Bad Docker labels by container name.
+    pub label_problems: LabelProblems,
+    /// The latest host resources sample.
+    pub host: HostView,
 }
 
 impl App {
@@ -62,6 +75,41 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     let running = reconciler.index();
     tokio::spawn(reconciler.run(desired_rx.clone()));
 
+    let runtimes = Runtimes::default();
+    let history = History::open(&store)?;
+    let label_problems = LabelProblems::default();
+    let docker = settings.docker_endpoint();
+    if docker == DockerEndpoint::Disabled {
+        tracing::info!("Docker disabled (MAINTENANT_DOCKER=false, or no /var/run/docker.sock)");
+    } else {
+        tokio::spawn(
+            DockerRuntime {
+                endpoint: docker.clone(),
+                runtimes: runtimes.clone(),
+                history: history.clone(),
+                stats_interval: settings.docker_stats_interval.std(),
+            }
+            .run(),
+        );
+        tokio::spawn(
+            DockerLabelSource {
+                runtimes: runtimes.clone(),
+                grace: settings.docker_grace.std(),
+                location: docker.display(),
+                problems: label_problems.clone(),
+            }
+            .run(updates_tx.clone()),
+        );
+    }
+    let host = HostView::default();
+    tokio::spawn(
+        HostSampler {
+            host_proc: settings.host_proc.clone(),
+            view: host.clone(),
+        }
+        .run(),
+    );
+
     match settings.config_path() {
         Some(path) => {
             tokio::spawn(FileSource::new(path).run(updates_tx));
@@ -82,6 +130,10 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         reconcile,
         running,
         started_at: OffsetDateTime::now_utc(),
+        runtimes,
+        history,
+        label_problems,
+        host,
     }))
 }
 

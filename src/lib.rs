@@ -18,6 +18,8 @@ pub mod observed;
 pub mod ratelimit;
 pub mod readmodel;
 pub mod reconcile;
+pub mod resources;
+pub mod runtime;
 pub mod settings;
 pub mod sources;
 pub mod store;

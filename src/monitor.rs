@@ -75,13 +75,25 @@ impl fmt::Display for MonitorKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Origin {
-    File { path: PathBuf, line: usize },
+    File {
+        path: PathBuf,
+        line: usize,
+    },
+    /// A Docker label: the container's name (stable across a compose
+    /// recreate, unlike its id) and the label key that declared the monitor.
+    Docker {
+        container: String,
+        label: String,
+    },
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::File { path, line } => write!(f, "{}:{}", path.display(), line),
+            Origin::Docker { container, label } => {
+                write!(f, "docker container {container} label {label}")
+            }
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::observed::{Observed, TaskInfo};
 use crate::reconcile::ReconcileStatus;
 use crate::store::{CheckRecord, Status};
 
+pub mod containers;
+
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
 
@@ -434,14 +436,14 @@ pub struct Health {
     pub started_at: OffsetDateTime,
     pub uptime_seconds: u64,
     pub database: DatabaseInfo,
-    /// Container runtimes connected (none yet: Docker and Kubernetes come with their sources).
-    pub runtimes: Vec<String>,
+    /// Container runtimes: endpoint, connected or not (with the error while it retries), containers.
+    pub runtimes: Vec<crate::runtime::RuntimeStatus>,
     /// Where monitors are declared, each with its generation and last error.
     pub sources: Vec<SourceStatus>,
     pub desired: DesiredSummary,
     pub reconciler: ReconcileStatus,
     pub drift: Drift,
-    /// `ok`, or `degraded` when a source has an error or desired and running differ.
+    /// `ok`, or `degraded` when a source has an error, a runtime is disconnected, or desired and running differ.
     pub status: String,
 }
 
@@ -500,6 +502,8 @@ pub fn health(app: &App) -> Health {
         *monitors.entry(k.kind.to_string()).or_insert(0) += 1;
     }
     let source_error = state.sources.iter().any(|s| s.last_error.is_some());
+    let runtimes = app.runtimes.statuses();
+    let runtime_down = runtimes.iter().any(|r| !r.connected);
     let now = OffsetDateTime::now_utc();
     Health {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -510,8 +514,8 @@ pub fn health(app: &App) -> Health {
             path: app.settings.db.display().to_string(),
             size_bytes: app.store.size_on_disk(),
         },
-        runtimes: vec![],
-        status: if source_error || !drift.in_sync {
+        runtimes,
+        status: if source_error || runtime_down || !drift.in_sync {
             "degraded"
         } else {
             "ok"

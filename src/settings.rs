@@ -87,6 +87,45 @@ pub struct Settings {
     /// (at least 7 days, for uptime_7d).
     #[arg(long, env = "MAINTENANT_RETENTION", default_value = "7d")]
     pub retention: Duration,
+
+    /// Docker endpoint: a unix socket path, `unix://PATH`, `tcp://HOST:PORT`
+    /// or `http://HOST:PORT`; `false` disables Docker. Default: /var/run/docker.sock if it exists.
+    #[arg(long, env = "MAINTENANT_DOCKER")]
+    pub docker: Option<String>,
+
+    /// How long a container's label monitors outlive the container (stopped or
+    /// removed), so a `docker compose up` recreate does not remove and re-add them.
+    #[arg(long, env = "MAINTENANT_DOCKER_GRACE", default_value = "10s")]
+    pub docker_grace: Duration,
+
+    /// Time between CPU/memory samples of running containers.
+    #[arg(long, env = "MAINTENANT_DOCKER_STATS_INTERVAL", default_value = "15s")]
+    pub docker_stats_interval: Duration,
+
+    /// The host's /proc mounted into maintenant's container (e.g. `-v /proc:/host/proc:ro`
+    /// and `/host/proc`): CPU, load, memory, swap and network are then read from
+    /// it, so get_resources describes the host rather than the container.
+    #[arg(long, env = "MAINTENANT_HOST_PROC")]
+    pub host_proc: Option<PathBuf>,
+}
+
+/// Where to reach Docker, from `MAINTENANT_DOCKER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerEndpoint {
+    Disabled,
+    Unix(PathBuf),
+    /// `tcp://` or `http://` (plain HTTP; no TLS client certificates).
+    Http(String),
+}
+
+impl DockerEndpoint {
+    pub fn display(&self) -> String {
+        match self {
+            DockerEndpoint::Disabled => "disabled".into(),
+            DockerEndpoint::Unix(p) => format!("unix://{}", p.display()),
+            DockerEndpoint::Http(a) => a.clone(),
+        }
+    }
 }
 
 impl Settings {
@@ -96,6 +135,39 @@ impl Settings {
             let default = PathBuf::from("maintenant.yaml");
             default.exists().then_some(default)
         })
+    }
+
+    /// The Docker endpoint: the setting, else the default socket when it exists.
+    /// An unset setting with no socket disables Docker quietly; an explicit
+    /// endpoint that does not answer is reported (and retried) instead.
+    pub fn docker_endpoint(&self) -> DockerEndpoint {
+        const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+        let Some(v) = self
+            .docker
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        else {
+            return if std::path::Path::new(DEFAULT_SOCKET).exists() {
+                DockerEndpoint::Unix(DEFAULT_SOCKET.into())
+            } else {
+                DockerEndpoint::Disabled
+            };
+        };
+        match v.to_ascii_lowercase().as_str() {
+            "false" | "0" | "no" | "off" | "disabled" => return DockerEndpoint::Disabled,
+            "true" | "1" | "yes" | "on" | "auto" => {
+                return DockerEndpoint::Unix(DEFAULT_SOCKET.into());
+            }
+            _ => {}
+        }
+        if let Some(p) = v.strip_prefix("unix://") {
+            DockerEndpoint::Unix(p.into())
+        } else if v.starts_with("tcp://") || v.starts_with("http://") {
+            DockerEndpoint::Http(v.to_owned())
+        } else {
+            DockerEndpoint::Unix(v.into())
+        }
     }
 
     pub fn base_url(&self) -> String {
@@ -115,5 +187,42 @@ impl Settings {
     /// `--mcp-stdio` started beside it can attach instead of opening sled.
     pub fn socket_path(&self) -> PathBuf {
         self.db.join("mcp.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        s: Settings,
+    }
+
+    fn docker(v: &str) -> DockerEndpoint {
+        Cli::parse_from(["m", "--docker", v]).s.docker_endpoint()
+    }
+
+    #[test]
+    fn docker_endpoint_forms() {
+        assert_eq!(docker("false"), DockerEndpoint::Disabled);
+        assert_eq!(
+            docker("/run/d.sock"),
+            DockerEndpoint::Unix("/run/d.sock".into())
+        );
+        assert_eq!(
+            docker("unix:///run/d.sock"),
+            DockerEndpoint::Unix("/run/d.sock".into())
+        );
+        assert_eq!(
+            docker("tcp://127.0.0.1:2375"),
+            DockerEndpoint::Http("tcp://127.0.0.1:2375".into())
+        );
+        assert_eq!(
+            docker("true"),
+            DockerEndpoint::Unix("/var/run/docker.sock".into())
+        );
     }
 }

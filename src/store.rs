@@ -150,6 +150,12 @@ fn hour_of(t: OffsetDateTime) -> u64 {
 }
 
 impl Store {
+    /// Another tree of the same database, for a part that keeps its own
+    /// records (e.g. container transitions and usage in `runtime::history`).
+    pub fn tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// Open (or create) the database. sled takes an exclusive lock on the
     /// directory; a second process gets [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<Store> {

@@ -6,7 +6,7 @@ mod item_cache;
 mod locate;
 pub mod model;
 mod probe;
-mod validate;
+pub(crate) mod validate;
 
 use std::collections::HashMap;
 use std::fmt;

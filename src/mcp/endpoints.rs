@@ -37,7 +37,7 @@ pub struct EndpointHistoryParams {
 }
 
 /// `since` as an absolute time: RFC 3339, or a duration back from now.
-fn parse_since(s: &str) -> Result<OffsetDateTime, ReadError> {
+pub(super) fn parse_since(s: &str) -> Result<OffsetDateTime, ReadError> {
     if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
         return Ok(t);
     }

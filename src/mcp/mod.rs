@@ -5,8 +5,10 @@
 //! they parse arguments, call the read model, and wrap the answer.
 
 pub mod auth;
+mod containers;
 mod endpoints;
 mod health;
+mod resources;
 pub mod stdio;
 
 use std::sync::Arc;
@@ -62,7 +64,10 @@ impl Maintenant {
     pub fn new(app: Arc<App>) -> Self {
         Maintenant {
             app,
-            tool_router: Self::endpoint_tools() + Self::health_tools(),
+            tool_router: Self::endpoint_tools()
+                + Self::health_tools()
+                + Self::container_tools()
+                + Self::resource_tools(),
         }
     }
 }

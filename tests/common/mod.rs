@@ -91,6 +91,8 @@ impl Daemon {
             .env("MAINTENANT_LOG", "info,maintenant=debug")
             // Tests poll fast from one IP; tests/auth.rs turns the limit on.
             .env("MAINTENANT_RATE_LIMIT_PER_MINUTE", "0")
+            // No Docker unless a test asks (a host socket would change get_health).
+            .env("MAINTENANT_DOCKER", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,112 @@
+//! `list_containers`, `get_container`, `get_container_logs`.
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::{Json, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::endpoints::parse_since;
+use super::{Maintenant, tool_error};
+use crate::readmodel::Page;
+use crate::readmodel::containers::{self, ContainerDetail, ContainerFilter, ContainerLogs};
+use crate::runtime::Container;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListContainersParams {
+    /// Only containers in this state: `running`, `exited`, `paused`, `restarting`, `created`, `dead`.
+    pub state: Option<String>,
+    /// Only containers of this group (`maintenant.group` label, else the compose project).
+    pub group: Option<String>,
+    /// Only containers whose name or image contains this text (case-insensitive).
+    pub name: Option<String>,
+    /// Page size (default 50, max 500).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct GetContainerParams {
+    /// The container's name, id, or an id prefix of at least 4 characters.
+    pub container_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ContainerLogsParams {
+    /// The container's name, id, or an id prefix of at least 4 characters.
+    pub container_id: String,
+    /// Lines to return, the most recent (default 100, max 1000).
+    pub lines: Option<u32>,
+    /// Only lines at or after this time: RFC 3339 or an age (`10m`, `1h`).
+    pub since: Option<String>,
+    /// Add each line's time (RFC 3339) (default false).
+    pub timestamps: Option<bool>,
+}
+
+#[tool_router(router = container_tools, vis = "pub(super)")]
+impl Maintenant {
+    /// List containers (Docker) with id, name, image, state, health, runtime, group (label
+    /// `maintenant.group` or compose project), restarts and started_at. Filter by state, group or
+    /// name; paged. Containers labelled `maintenant.ignore=true` are left out.
+    #[tool(
+        name = "list_containers",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_containers(
+        &self,
+        Parameters(p): Parameters<ListContainersParams>,
+    ) -> Result<Json<Page<Container>>, String> {
+        let filter = ContainerFilter {
+            state: p.state,
+            group: p.group,
+            name: p.name,
+        };
+        containers::list_containers(&self.app, &filter, p.limit, p.cursor.as_deref())
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// One container: its row, latest CPU/memory sample, recent transitions (start, die with
+    /// exit code, oom, health changes), the monitors its labels declare (desired + observed),
+    /// and any label that could not be used. Name it by name or id.
+    #[tool(
+        name = "get_container",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_container(
+        &self,
+        Parameters(p): Parameters<GetContainerParams>,
+    ) -> Result<Json<ContainerDetail>, String> {
+        containers::container_detail(&self.app, &p.container_id)
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Recent log lines of a container, oldest first, each marked stdout or stderr. `lines`
+    /// (default 100, max 1000) counts from the end; `since` limits by time.
+    #[tool(
+        name = "get_container_logs",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_container_logs(
+        &self,
+        Parameters(p): Parameters<ContainerLogsParams>,
+    ) -> Result<Json<ContainerLogs>, String> {
+        let since = p
+            .since
+            .as_deref()
+            .map(parse_since)
+            .transpose()
+            .map_err(tool_error)?;
+        containers::container_logs(
+            &self.app,
+            &p.container_id,
+            p.lines,
+            since,
+            p.timestamps.unwrap_or(false),
+        )
+        .await
+        .map(Json)
+        .map_err(tool_error)
+    }
+}

@@ -1,0 +1,432 @@
+//! Containers, their logs and usage, and the host's resources, as the tools
+//! answer them. Reads the runtime registry, the history trees and the
+//! desired/observed state; no runtime logic lives here.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{
+    DesiredView, ObservedView, Page, ReadError, desired_view, levenshtein, observed_view, paginate,
+};
+use crate::desired::Conflict;
+use crate::engine::App;
+use crate::monitor::Origin;
+use crate::resources::HostResources;
+use crate::runtime::{Container, LogLine, LogQuery, RuntimeError, Transition, Usage};
+use crate::sources::labels::LabelProblem;
+
+pub const DEFAULT_LOG_LINES: usize = 100;
+pub const MAX_LOG_LINES: usize = 1000;
+/// Transitions shown by get_container.
+pub const TRANSITIONS_SHOWN: usize = 20;
+
+#[derive(Debug, Default, Clone)]
+pub struct ContainerFilter {
+    /// `running`, `exited`, ... (exact, case-insensitive).
+    pub state: Option<String>,
+    pub group: Option<String>,
+    /// Case-insensitive substring of the name or image.
+    pub name: Option<String>,
+}
+
+/// Containers (not `maintenant.ignore`d), by name.
+pub fn list_containers(
+    app: &App,
+    filter: &ContainerFilter,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Page<Container>, ReadError> {
+    let set = app.runtimes.containers();
+    let mut rows: Vec<Container> = set
+        .values()
+        .filter(|c| !c.ignored)
+        .filter(|c| {
+            filter
+                .state
+                .as_deref()
+                .is_none_or(|s| c.state.eq_ignore_ascii_case(s))
+        })
+        .filter(|c| {
+            filter.group.as_deref().is_none_or(|g| {
+                c.group
+                    .as_deref()
+                    .is_some_and(|cg| cg.eq_ignore_ascii_case(g))
+            })
+        })
+        .filter(|c| {
+            filter.name.as_deref().is_none_or(|n| {
+                let n = n.to_lowercase();
+                c.name.to_lowercase().contains(&n) || c.image.to_lowercase().contains(&n)
+            })
+        })
+        .cloned()
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    paginate(rows, limit, cursor)
+}
+
+/// A container by name (exact, then case-insensitive), id or id prefix
+/// (at least 4 characters). The error names the closest names.
+pub fn resolve_container(app: &App, query: &str) -> Result<Container, ReadError> {
+    let q = query.trim().trim_start_matches('/');
+    let set = app.runtimes.containers();
+    if let Some(c) = set.get(q) {
+        return Ok(c.clone());
+    }
+    if let Some(c) = set.values().find(|c| c.name == q) {
+        return Ok(c.clone());
+    }
+    let ci: Vec<&Container> = set
+        .values()
+        .filter(|c| c.name.eq_ignore_ascii_case(q))
+        .collect();
+    if let [one] = ci.as_slice() {
+        return Ok((*one).clone());
+    }
+    if q.len() >= 4 && q.chars().all(|c| c.is_ascii_hexdigit()) {
+        let by_id: Vec<&Container> = set.values().filter(|c| c.id.starts_with(q)).collect();
+        match by_id.as_slice() {
+            [one] => return Ok((*one).clone()),
+            [] => {}
+            many => {
+                return Err(ReadError::NotFound(format!(
+                    "container id prefix '{q}' matches {} containers; give more characters",
+                    many.len()
+                )));
+            }
+        }
+    }
+    let ql = q.to_lowercase();
+    let mut scored: Vec<(usize, &str)> = set
+        .values()
+        .map(|c| {
+            let nl = c.name.to_lowercase();
+            let d = if nl.contains(&ql) || ql.contains(&nl) {
+                0
+            } else {
+                levenshtein(&nl, &ql)
+            };
+            (d, c.name.as_str())
+        })
+        .filter(|(d, n)| *d <= (n.len().max(q.len()) / 3).max(2))
+        .collect();
+    scored.sort();
+    scored.dedup();
+    let hint = match scored.as_slice() {
+        [] if set.is_empty() => {
+            let connected = app.runtimes.statuses().iter().any(|s| s.connected);
+            if connected {
+                "no containers are known".to_owned()
+            } else {
+                "no container runtime is connected (see get_health)".to_owned()
+            }
+        }
+        [] => format!("call list_containers to see the {} known", set.len()),
+        s => {
+            let alts: Vec<String> = s.iter().take(3).map(|(_, n)| format!("'{n}'")).collect();
+            format!("did you mean {}?", alts.join(" or "))
+        }
+    };
+    Err(ReadError::NotFound(format!(
+        "no container named '{q}'; {hint}"
+    )))
+}
+
+/// A monitor declared by a container's labels.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ContainerMonitor {
+    /// `endpoint/NAME`.
+    pub id: String,
+    /// The label key that declared it.
+    pub label: String,
+    pub desired: DesiredView<serde_json::Value>,
+    pub observed: ObservedView,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ContainerDetail {
+    pub container: Container,
+    /// `maintenant.*` labels as written.
+    pub maintenant_labels: BTreeMap<String, String>,
+    /// The latest CPU/memory sample, while running.
+    pub usage: Option<Usage>,
+    /// Recent state changes, newest first (start, die with exit code, oom, health...).
+    pub transitions: Vec<Transition>,
+    /// Monitors its labels declare (they outlive the container for the grace period).
+    pub monitors: Vec<ContainerMonitor>,
+    /// Labels that could not be used; each skipped one monitor.
+    pub label_problems: Vec<LabelProblem>,
+    /// Its label monitors that lost to another declaration of the same name
+    /// (the monitors file wins over labels).
+    pub conflicts: Vec<Conflict>,
+}
+
+pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadError> {
+    let container = resolve_container(app, query)?;
+    let state = app.desired();
+    let monitors = app.observed.with(|obs| {
+        state
+            .monitors
+            .iter()
+            .filter_map(|(k, d)| match &d.origin {
+                Origin::Docker {
+                    container: c,
+                    label,
+                } if *c == container.name => Some(ContainerMonitor {
+                    id: k.id(),
+                    label: label.clone(),
+                    desired: desired_view(d, serde_json::to_value(&*d.spec).unwrap_or_default()),
+                    observed: observed_view(obs.get(k)),
+                }),
+                _ => None,
+            })
+            .collect()
+    });
+    let ours = format!("docker container {} label ", container.name);
+    let conflicts = state
+        .conflicts
+        .iter()
+        .filter(|c| c.ignored.starts_with(&ours))
+        .cloned()
+        .collect();
+    let label_problems = app
+        .label_problems
+        .read()
+        .expect("label problems lock")
+        .get(&container.name)
+        .cloned()
+        .unwrap_or_default();
+    Ok(ContainerDetail {
+        maintenant_labels: container
+            .labels
+            .iter()
+            .filter(|(k, _)| k.starts_with(crate::sources::labels::PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        usage: app.runtimes.usage().get(&container.id).cloned(),
+        transitions: app
+            .history
+            .transitions(&container.name, TRANSITIONS_SHOWN)?,
+        monitors,
+        label_problems,
+        conflicts,
+        container,
+    })
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ContainerLogs {
+    pub container: String,
+    pub container_id: String,
+    /// Oldest first; each line marked `stdout` or `stderr`.
+    pub lines: Vec<LogLine>,
+    pub count: usize,
+}
+
+pub async fn container_logs(
+    app: &App,
+    query: &str,
+    lines: Option<u32>,
+    since: Option<OffsetDateTime>,
+    timestamps: bool,
+) -> Result<ContainerLogs, ReadError> {
+    let c = resolve_container(app, query)?;
+    let lines = lines.map_or(DEFAULT_LOG_LINES, |l| (l as usize).clamp(1, MAX_LOG_LINES));
+    let q = LogQuery {
+        lines,
+        since,
+        timestamps,
+    };
+    let result = match c.runtime.as_str() {
+        crate::runtime::docker::RUNTIME => match app.runtimes.docker_client() {
+            Some(d) => crate::runtime::docker::logs(&d, &c.id, &q).await,
+            None => Err(RuntimeError::Disconnected(
+                c.runtime.clone(),
+                "see get_health for the error; logs are read from the engine".into(),
+            )),
+        },
+        other => Err(RuntimeError::Api {
+            runtime: other.to_owned(),
+            message: "logs are not supported for this runtime yet".into(),
+        }),
+    };
+    let lines = result.map_err(|e| ReadError::BadArgument(e.to_string()))?;
+    Ok(ContainerLogs {
+        container: c.name,
+        container_id: c.id,
+        count: lines.len(),
+        lines,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerMetric {
+    #[default]
+    Cpu,
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
+pub enum ConsumerPeriod {
+    /// The latest sample of each running container.
+    #[default]
+    #[serde(rename = "current")]
+    Current,
+    /// Averages over the last hour (per-minute rollups).
+    #[serde(rename = "1h")]
+    Hour,
+    /// Averages over the last 24 hours.
+    #[serde(rename = "24h")]
+    Day,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Consumer {
+    pub rank: usize,
+    pub container: String,
+    /// Null for a container that no longer exists (1h/24h).
+    pub container_id: Option<String>,
+    /// cpu: percent of one CPU (200 = two CPUs); memory: bytes.
+    pub value: f64,
+    /// Share of the host: cpu over all cores, memory of host memory.
+    pub percent: Option<f64>,
+    /// Samples behind the value.
+    pub samples: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TopConsumers {
+    pub metric: ConsumerMetric,
+    pub period: ConsumerPeriod,
+    /// `percent_of_one_cpu` or `bytes`.
+    pub unit: String,
+    pub items: Vec<Consumer>,
+    /// Containers ranked, before the limit.
+    pub total: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+pub fn top_consumers(
+    app: &App,
+    metric: ConsumerMetric,
+    period: ConsumerPeriod,
+    limit: Option<u32>,
+) -> Result<TopConsumers, ReadError> {
+    let limit = limit.map_or(10, |l| (l as usize).clamp(1, 500));
+    let set = app.runtimes.containers();
+    let host = app.host.read().expect("host view lock").clone();
+    let cores = host.as_ref().map_or(
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |h| h.cpu.cores.max(1),
+    ) as f64;
+    let host_mem = host
+        .as_ref()
+        .map(|h| h.memory.total_bytes)
+        .filter(|m| *m > 0);
+    // (name, id, cpu, mem, samples)
+    let mut rows: Vec<(String, Option<String>, f64, f64, u64)> = match period {
+        ConsumerPeriod::Current => app
+            .runtimes
+            .usage()
+            .into_iter()
+            .filter_map(|(id, u)| {
+                let c = set
+                    .get(&id)
+                    .filter(|c| c.state == "running" && !c.ignored)?;
+                Some((
+                    c.name.clone(),
+                    Some(id),
+                    u.cpu_percent,
+                    u.memory_bytes as f64,
+                    1,
+                ))
+            })
+            .collect(),
+        ConsumerPeriod::Hour | ConsumerPeriod::Day => {
+            let back = if period == ConsumerPeriod::Hour {
+                time::Duration::hours(1)
+            } else {
+                time::Duration::hours(24)
+            };
+            app.history
+                .averages(OffsetDateTime::now_utc() - back)?
+                .into_iter()
+                .map(|(name, a)| {
+                    let id = set.values().find(|c| c.name == name).map(|c| c.id.clone());
+                    (name, id, a.cpu_percent, a.memory_bytes, a.samples)
+                })
+                .collect()
+        }
+    };
+    let value = |r: &(String, Option<String>, f64, f64, u64)| match metric {
+        ConsumerMetric::Cpu => r.2,
+        ConsumerMetric::Memory => r.3,
+    };
+    rows.sort_by(|a, b| value(b).total_cmp(&value(a)).then(a.0.cmp(&b.0)));
+    let total = rows.len();
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    let items = rows
+        .iter()
+        .take(limit)
+        .enumerate()
+        .map(|(i, r)| {
+            let v = value(r);
+            Consumer {
+                rank: i + 1,
+                container: r.0.clone(),
+                container_id: r.1.clone(),
+                value: if metric == ConsumerMetric::Cpu {
+                    round2(v)
+                } else {
+                    v.round()
+                },
+                percent: match metric {
+                    ConsumerMetric::Cpu => Some(round2(v / cores)),
+                    // Four decimals: a small container is a tiny share of a big host.
+                    ConsumerMetric::Memory => {
+                        host_mem.map(|m| (v * 1_000_000.0 / m as f64).round() / 10_000.0)
+                    }
+                },
+                samples: r.4,
+            }
+        })
+        .collect();
+    let note = (total == 0).then(|| {
+        if app.runtimes.statuses().is_empty() {
+            "no container runtime is enabled (MAINTENANT_DOCKER)".to_owned()
+        } else if period == ConsumerPeriod::Current {
+            "no usage sample yet: running containers are sampled every MAINTENANT_DOCKER_STATS_INTERVAL (15s)".to_owned()
+        } else {
+            "no usage samples in this period yet".to_owned()
+        }
+    });
+    Ok(TopConsumers {
+        metric,
+        period,
+        unit: match metric {
+            ConsumerMetric::Cpu => "percent_of_one_cpu",
+            ConsumerMetric::Memory => "bytes",
+        }
+        .into(),
+        items,
+        total,
+        note,
+    })
+}
+
+pub fn resources(app: &App) -> Result<HostResources, ReadError> {
+    app.host
+        .read()
+        .expect("host view lock")
+        .clone()
+        .ok_or_else(|| {
+            ReadError::NotFound(
+                "host resources are not sampled yet (the first sample comes about a second after start); try again".into(),
+            )
+        })
+}
