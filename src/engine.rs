@@ -35,6 +35,10 @@ pub struct App {
     pub reconcile: Arc<RwLock<ReconcileStatus>>,
     pub running: RunningIndex,
     pub started_at: OffsetDateTime,
+    /// Alerts (raised by the engine, read and acknowledged by tools).
+    pub alerts: crate::alerts::AlertStore,
+    /// The notification channels in force (hot-reloaded with the monitors file).
+    pub alerting: watch::Receiver<Arc<crate::config::model::AlertingSpec>>,
 }
 
 impl App {
@@ -47,10 +51,22 @@ impl App {
 pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreError> {
     let store = Store::open(&settings.db)?;
     let observed = ObservedMap::default();
+    let alerts = crate::alerts::AlertStore::new(&store)?;
+    let (alerting_tx, alerting_rx) =
+        watch::channel(Arc::new(crate::config::model::AlertingSpec::default()));
+    let (signals_tx, signals_rx) = mpsc::unbounded_channel();
+    // Pauses are stored by the pause tools; until they exist nothing is paused.
+    let engine = crate::alerts::AlertEngine::new(
+        alerts.clone(),
+        alerting_rx.clone(),
+        crate::alerts::nothing_paused(),
+    );
+    tokio::spawn(engine.run(signals_rx));
     let ctx = CheckContext {
         store: store.clone(),
         clients: HttpClients::new(),
         observed: observed.clone(),
+        signals: crate::alerts::SignalSender::new(signals_tx),
     };
 
     let (updates_tx, updates_rx) = mpsc::channel(16);
@@ -64,7 +80,9 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 
     match settings.config_path() {
         Some(path) => {
-            tokio::spawn(FileSource::new(path).run(updates_tx));
+            let mut source = FileSource::new(path);
+            source.alerting = Some(alerting_tx);
+            tokio::spawn(source.run(updates_tx));
         }
         None => {
             tracing::warn!("no monitors file: set MAINTENANT_CONFIG or create ./maintenant.yaml")
@@ -82,6 +100,8 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         reconcile,
         running,
         started_at: OffsetDateTime::now_utc(),
+        alerts,
+        alerting: alerting_rx,
     }))
 }
 

@@ -4,6 +4,8 @@
 //! [`Maintenant`]; the routers are added together here. Handlers are thin:
 //! they parse arguments, call the read model, and wrap the answer.
 
+pub mod alerts;
+mod certificates;
 mod endpoints;
 mod health;
 pub mod stdio;
@@ -61,7 +63,10 @@ impl Maintenant {
     pub fn new(app: Arc<App>) -> Self {
         Maintenant {
             app,
-            tool_router: Self::endpoint_tools() + Self::health_tools(),
+            tool_router: Self::endpoint_tools()
+                + Self::health_tools()
+                + Self::certificate_tools()
+                + Self::alert_tools(),
         }
     }
 }
