@@ -76,7 +76,29 @@ async fn stdio_beside_a_daemon_answers_from_the_daemon() {
         "the stdio process forwards to the daemon"
     );
     let tools = mcp.0.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 3);
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(
+        names,
+        [
+            "list_endpoints",
+            "get_endpoint_history",
+            "list_certificates",
+            "list_alerts",
+            "get_health",
+            "acknowledge_alert"
+        ],
+        "in CONTRACT order, through the proxy"
+    );
+    let alerts = mcp.ok("list_alerts", json!({"active_only": false})).await;
+    assert_eq!(alerts["total"], 0, "served by the daemon through the proxy");
+    let err = mcp
+        .call("acknowledge_alert", json!({"alert_id": "42"}))
+        .await;
+    assert!(
+        err.is_error && err.text.contains("no alert with id"),
+        "{}",
+        err.text
+    );
     let via_stdio = mcp.endpoint("shared").await.expect("the daemon's endpoint");
     assert_eq!(
         via_stdio["observed"]["task"]["task_id"], via_http["observed"]["task"]["task_id"],

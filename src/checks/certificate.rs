@@ -376,7 +376,11 @@ fn fill(c: &mut CertificateCheck, seen: &Seen, spec: &CertificateSpec, now: Offs
         ));
         CertStatus::Invalid
     } else if let Some(e) = &seen.chain_error {
-        c.error = Some(e.clone());
+        c.error = Some(if parsed.subject() == parsed.issuer() {
+            format!("self-signed certificate, not issued by a trusted CA ({e})")
+        } else {
+            e.clone()
+        });
         CertStatus::Invalid
     } else if c.threshold_days.is_some() {
         CertStatus::Expiring
