@@ -179,3 +179,104 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+    use crate::alerts::{AlertStatus, AlertType};
+    use crate::monitor::MonitorKind;
+
+    fn alert() -> Alert {
+        let now = OffsetDateTime::now_utc();
+        Alert {
+            id: "7".into(),
+            alert_type: AlertType::EndpointDown,
+            severity: Severity::Critical,
+            status: AlertStatus::Active,
+            entity: "endpoint/api".into(),
+            source: MonitorKind::Endpoint,
+            group: Some("core".into()),
+            message: "endpoint/api is down: HTTP 503".into(),
+            threshold_days: None,
+            fired_at: now,
+            updated_at: now,
+            resolved_at: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            note: None,
+            channels: vec![],
+            last_notified_at: None,
+            history: vec![],
+        }
+    }
+
+    fn channel(name: &str, severities: Vec<Severity>, groups: Vec<&str>) -> ChannelSpec {
+        ChannelSpec {
+            name: name.into(),
+            kind: ChannelType::Webhook,
+            url: "http://127.0.0.1:9/".into(),
+            secret: None,
+            headers: Default::default(),
+            severities,
+            groups: groups.into_iter().map(String::from).collect(),
+            retries: 0,
+            retry_backoff: crate::duration::Duration::from_millis(1),
+            timeout: crate::duration::Duration::from_millis(100),
+        }
+    }
+
+    #[test]
+    fn slack_discord_and_webhook_bodies() {
+        let a = alert();
+        let (b, ct) = body(ChannelType::Slack, &a, AlertEventKind::Raised);
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(ct, "application/json");
+        assert_eq!(
+            v["text"],
+            "[ALERT] [critical] endpoint_down: endpoint/api is down: HTTP 503"
+        );
+        let (b, _) = body(ChannelType::Discord, &a, AlertEventKind::Resolved);
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert!(v["content"].as_str().unwrap().starts_with("[RESOLVED]"));
+        let (b, _) = body(ChannelType::Webhook, &a, AlertEventKind::Escalated);
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(
+            (v["event"].as_str(), v["alert"]["id"].as_str()),
+            (Some("escalated"), Some("7"))
+        );
+        let (b, ct) = body(ChannelType::Ntfy, &a, AlertEventKind::Raised);
+        assert_eq!(ct, "text/plain");
+        assert!(
+            String::from_utf8(b)
+                .unwrap()
+                .starts_with("endpoint/api is down")
+        );
+    }
+
+    #[test]
+    fn routing_by_monitor_channels_severity_and_group() {
+        let mut a = alert();
+        let chans = vec![
+            channel("all", vec![], vec![]),
+            channel("warn-only", vec![Severity::Warning], vec![]),
+            channel("core", vec![], vec!["CORE"]),
+            channel("db", vec![], vec!["db"]),
+        ];
+        let names = |a: &Alert| -> Vec<String> {
+            routes(a, &chans)
+                .into_iter()
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&a), ["all", "core"]);
+        a.channels = vec!["core".into(), "warn-only".into()];
+        assert_eq!(names(&a), ["core"], "the monitor's list, still filtered");
+        a.group = None;
+        a.channels.clear();
+        assert_eq!(
+            names(&a),
+            ["all"],
+            "group filters skip monitors without a group"
+        );
+    }
+}

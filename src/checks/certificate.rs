@@ -398,22 +398,6 @@ pub fn crossed_threshold(warn_days: &[u32], days_left: i64) -> Option<u32> {
         .min()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thresholds_pick_the_smallest_crossed() {
-        let w = [30, 14, 7, 3, 1];
-        assert_eq!(crossed_threshold(&w, 40), None);
-        assert_eq!(crossed_threshold(&w, 30), Some(30));
-        assert_eq!(crossed_threshold(&w, 20), Some(30));
-        assert_eq!(crossed_threshold(&w, 5), Some(7));
-        assert_eq!(crossed_threshold(&w, 0), Some(1));
-        assert_eq!(crossed_threshold(&[7], 5), Some(7));
-    }
-}
-
 /// The sled tree of latest certificate results: `monitor-id` -> [`CertificateCheck`].
 const TREE: &str = "certificates";
 
@@ -436,5 +420,21 @@ pub fn load(
     match store.db().open_tree(TREE)?.get(key.storage_key())? {
         Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_pick_the_smallest_crossed() {
+        let w = [30, 14, 7, 3, 1];
+        assert_eq!(crossed_threshold(&w, 40), None);
+        assert_eq!(crossed_threshold(&w, 30), Some(30));
+        assert_eq!(crossed_threshold(&w, 20), Some(30));
+        assert_eq!(crossed_threshold(&w, 5), Some(7));
+        assert_eq!(crossed_threshold(&w, 0), Some(1));
+        assert_eq!(crossed_threshold(&[7], 5), Some(7));
     }
 }

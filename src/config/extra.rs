@@ -401,3 +401,113 @@ pub(crate) fn derive_certificates(monitors: &mut Vec<DeclaredMonitor>) {
     }
     monitors.extend(derived);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::MonitorKey;
+
+    fn load(text: &str) -> Result<super::super::LoadedConfig, super::super::ConfigErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.yaml");
+        std::fs::write(&f, text).unwrap();
+        super::super::load(&f)
+    }
+
+    fn cert(l: &super::super::LoadedConfig, name: &str) -> CertificateSpec {
+        l.monitors
+            .iter()
+            .find(|m| m.key() == MonitorKey::certificate(name))
+            .map(|m| match &m.spec {
+                MonitorSpec::Certificate(c) => c.clone(),
+                other => panic!("{other:?}"),
+            })
+            .unwrap_or_else(|| panic!("no certificate/{name}"))
+    }
+
+    #[test]
+    fn certificates_and_channels_get_defaults() {
+        let l = load(
+            "certificates:\n  - name: site\n    host: example.com\n    warn_days: [7, 30, 7]\n  - name: api\n    host: example.com\n    port: 8443\n    interval: 1h\nalerting:\n  channels:\n    - name: ops\n      type: webhook\n      url: https://hooks.example.com/x\n      secret: k\n",
+        )
+        .unwrap();
+        let site = cert(&l, "site");
+        assert_eq!((site.port, site.interval), (443, DEFAULT_CERT_INTERVAL));
+        assert_eq!(
+            site.warn_days,
+            [30, 7],
+            "sorted, largest first, deduplicated"
+        );
+        assert_eq!(cert(&l, "api").warn_days, DEFAULT_WARN_DAYS);
+        let ch = &l.alerting.channels[0];
+        assert_eq!((ch.retries, ch.secret.as_deref()), (3, Some("k")));
+        assert_eq!(l.alerting.repeat_interval.std().as_secs(), 3600);
+        assert!(
+            !serde_json::to_string(ch).unwrap().contains("\"k\""),
+            "the secret is never serialized"
+        );
+    }
+
+    #[test]
+    fn https_endpoints_derive_certificates_unless_declared() {
+        let l = load(
+            "endpoints:\n  - name: web\n    group: front\n    url: https://Example.com/a\n  - name: web2\n    url: https://example.com/b\n  - name: alt\n    url: https://example.com:8443/\n  - name: insecure\n    url: https://self.local/\n    tls_verify: false\n  - name: plain\n    url: http://plain.local/\n  - name: declared\n    url: https://declared.example/\ncertificates:\n  - name: mine\n    host: declared.example\n",
+        )
+        .unwrap();
+        let names: Vec<String> = l
+            .monitors
+            .iter()
+            .filter(|m| m.key().kind == crate::monitor::MonitorKind::Certificate)
+            .map(|m| m.key().name)
+            .collect();
+        assert_eq!(names, ["mine", "example.com:443", "example.com:8443"]);
+        let d = cert(&l, "example.com:443");
+        assert_eq!(
+            d.derived_from.as_deref(),
+            Some("endpoint/web"),
+            "first endpoint wins"
+        );
+        assert_eq!(d.group.as_deref(), Some("front"));
+    }
+
+    #[test]
+    fn unknown_channel_names_and_duplicates_are_errors() {
+        let errs = load(
+            "alerting:\n  channels:\n    - name: ops\n      type: slack\n      url: https://h/x\n    - name: ops\n      type: discord\n      url: https://h/y\nendpoints:\n  - name: a\n    url: http://a/\n    alert:\n      channels: [pager]\n",
+        )
+        .unwrap_err()
+        .0;
+        let msgs: Vec<String> = errs
+            .iter()
+            .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+            .collect();
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("6:13: duplicate channel name \"ops\"")),
+            "{msgs:#?}"
+        );
+        let errs = load(
+            "alerting:\n  channels:\n    - name: ops\n      type: slack\n      url: https://h/x\nendpoints:\n  - name: a\n    url: http://a/\n    alert:\n      channels: [pager]\n",
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].line, 7);
+        assert!(
+            errs[0]
+                .message
+                .contains("names \"pager\", which is not a channel (declared channels: ops)"),
+            "{}",
+            errs[0].message
+        );
+        let errs = load(
+            "alerting:\n  channels:\n    - name: x\n      type: teams\n      url: https://h/\n",
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            errs[0].message.contains("unknown variant `teams`"),
+            "{errs:?}"
+        );
+    }
+}

@@ -64,10 +64,10 @@ pub fn list_certificates(
         }
         // "Expiring within N days" includes expired ones (days_left < 0).
         if let Some(n) = expiring_within_days
-            && !last
+            && last
                 .as_ref()
                 .and_then(|c| c.days_left)
-                .is_some_and(|left| left <= n)
+                .is_none_or(|left| left > n)
         {
             continue;
         }
