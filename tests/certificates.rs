@@ -337,6 +337,36 @@ async fn certificates_are_read_judged_and_alerted_on() {
         )
         .await;
     assert_eq!(crit["total"], 0);
+
+    // The reconciler restarts a changed certificate monitor and stops a
+    // removed one; a removed monitor's alerts resolve.
+    let task = |row: &Value| row["observed"]["task"]["task_id"].as_u64().unwrap();
+    let before_valid = task(&v);
+    let before_wrong = task(&w);
+    let changed = config
+        .replace(&cert("expiring", expiring, "    warn_days: [7]\n"), "")
+        .replace(
+            &cert("wrong-name", wrong_name, ""),
+            &cert("wrong-name", wrong_name, "    warn_days: [10]\n"),
+        );
+    d.write_atomic(&changed);
+    wait_for("the removed monitor's alert to resolve", T, async || {
+        let a = mcp
+            .ok(
+                "list_alerts",
+                json!({"source": "certificate/expiring", "active_only": false}),
+            )
+            .await;
+        (a["items"][0]["status"] == "resolved").then_some(())
+    })
+    .await;
+    let all = mcp.ok("list_certificates", json!({"limit": 500})).await;
+    assert_eq!(all["total"], 6);
+    let w2 = certificate(&mcp, "wrong-name").await.unwrap();
+    assert_ne!(task(&w2), before_wrong, "changed spec: restarted");
+    assert_eq!(w2["desired"]["spec"]["warn_days"], json!([10]));
+    let v2 = certificate(&mcp, "valid").await.unwrap();
+    assert_eq!(task(&v2), before_valid, "unchanged: same task");
 }
 
 #[tokio::test]

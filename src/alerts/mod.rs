@@ -57,6 +57,8 @@ pub enum Event {
         detail: Option<String>,
     },
     Heartbeat(HeartbeatEvent),
+    /// The monitor is no longer declared: its active alerts resolve.
+    Removed,
 }
 
 /// What the heartbeat monitors report.

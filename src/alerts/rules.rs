@@ -139,6 +139,15 @@ pub fn decide(
                 ),
             }
         }
+        Event::Removed => {
+            return active
+                .keys()
+                .map(|t| Decision::Resolve {
+                    alert_type: *t,
+                    message: format!("{id} is no longer declared"),
+                })
+                .collect();
+        }
         Event::Heartbeat(h) => match h {
             HeartbeatEvent::Late => (
                 Some(Want {
@@ -485,6 +494,23 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn removing_a_monitor_resolves_all_its_alerts() {
+        let mut active = BTreeMap::new();
+        for t in [AlertType::CertificateExpiring, AlertType::EndpointDown] {
+            active.insert(
+                t,
+                Active {
+                    severity: Severity::Warning,
+                    threshold_days: None,
+                },
+            );
+        }
+        let d = decide(&sig(Event::Removed), &active, true);
+        assert_eq!(d.len(), 2);
+        assert!(d.iter().all(|d| matches!(d, Decision::Resolve { .. })));
     }
 
     #[test]

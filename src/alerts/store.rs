@@ -64,9 +64,13 @@ impl AlertStore {
         })
     }
 
+    /// The id for a new alert: one more than the newest. Only the engine
+    /// task raises alerts, so there is no race between two raises.
     pub fn next_id(&self) -> Result<u64> {
-        // sled ids start at 0; 1-based ids read better.
-        Ok(self.db.generate_id()? + 1)
+        Ok(match self.alerts.last()? {
+            Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
+            None => 1,
+        })
     }
 
     /// Store a new active alert.
