@@ -90,6 +90,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     }
 
     tokio::spawn(retention(store.clone(), settings.retention.std()));
+    tokio::spawn(alert_retention(alerts.clone(), settings.retention.std()));
 
     Ok(Arc::new(App {
         settings,
@@ -122,6 +123,27 @@ async fn retention(store: Store, keep: std::time::Duration) {
                 tracing::info!(removed = n, "retention: pruned old check results")
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+            _ => {}
+        }
+    }
+}
+
+/// Resolved alerts are history worth keeping longer than check results:
+/// they go after 5x the retention (at least 30 days), checked hourly.
+async fn alert_retention(alerts: crate::alerts::AlertStore, keep: std::time::Duration) {
+    let keep = time::Duration::try_from(keep)
+        .ok()
+        .and_then(|k| k.checked_mul(5))
+        .unwrap_or(time::Duration::days(35))
+        .max(time::Duration::days(30));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let cutoff = OffsetDateTime::now_utc() - keep;
+        let a = alerts.clone();
+        match tokio::task::spawn_blocking(move || a.prune_resolved(cutoff)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "retention: pruned resolved alerts"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "alert retention failed"),
             _ => {}
         }
     }

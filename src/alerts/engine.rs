@@ -419,6 +419,40 @@ mod tests {
     }
 
     #[test]
+    fn old_resolved_alerts_are_pruned_active_ones_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, store) = engine(dir.path(), super::super::nothing_paused());
+        let mut old = hb(HeartbeatEvent::Down);
+        old.at -= time::Duration::days(60);
+        e.apply(&old).unwrap();
+        let mut rec = hb(HeartbeatEvent::Recovered);
+        rec.at -= time::Duration::days(59);
+        e.apply(&rec).unwrap();
+        store
+            .record_delivery(
+                1,
+                &super::super::store::Delivery {
+                    channel: "x".into(),
+                    event: AlertEventKind::Raised,
+                    at: old.at,
+                    attempts: 1,
+                    ok: false,
+                    status_code: None,
+                    error: None,
+                },
+            )
+            .unwrap();
+        e.apply(&hb(HeartbeatEvent::Down)).unwrap();
+        let cutoff = OffsetDateTime::now_utc() - time::Duration::days(30);
+        assert_eq!(store.prune_resolved(cutoff).unwrap(), 1);
+        assert!(store.deliveries(1).unwrap().is_empty());
+        let left = store.list(|_| true).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].status, AlertStatus::Active);
+        assert_eq!(left[0].id, "2", "ids keep growing");
+    }
+
+    #[test]
     fn paused_monitors_raise_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (e, store) = engine(dir.path(), Arc::new(|k: &MonitorKey| k.name == "backup"));

@@ -4,6 +4,7 @@
 //!   scan is newest first and resolved alerts stay as history.
 //! - `alerts_active`: `monitor-id \0 type` -> id, at most one per (monitor, type).
 //! - `alert_deliveries`: `id (BE u64) seq (BE u64)` -> [`Delivery`] (JSON).
+//! - `alerts_meta`: `next_alert_id` -> the last alert id given (BE u64).
 //!
 //! Every change to an alert is a compare-and-swap of its record, so the
 //! engine, an acknowledgement and a delivery never overwrite each other.
@@ -41,6 +42,7 @@ pub struct AlertStore {
     alerts: sled::Tree,
     active: sled::Tree,
     deliveries: sled::Tree,
+    meta: sled::Tree,
 }
 
 fn active_key(monitor: &MonitorKey, t: AlertType) -> Vec<u8> {
@@ -61,16 +63,22 @@ impl AlertStore {
             alerts: store.db().open_tree("alerts")?,
             active: store.db().open_tree("alerts_active")?,
             deliveries: store.db().open_tree("alert_deliveries")?,
+            meta: store.db().open_tree("alerts_meta")?,
         })
     }
 
-    /// The id for a new alert: one more than the newest. Only the engine
-    /// task raises alerts, so there is no race between two raises.
+    /// The id for a new alert: a counter of its own (not sled's shared id
+    /// generator, so alert ids are 1, 2, 3...), never reused after pruning.
     pub fn next_id(&self) -> Result<u64> {
-        Ok(match self.alerts.last()? {
-            Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
-            None => 1,
-        })
+        let next = self.meta.update_and_fetch("next_alert_id", |old| {
+            let n = old
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes);
+            Some((n + 1).to_be_bytes().to_vec())
+        })?;
+        Ok(next
+            .and_then(|b| b.as_ref().try_into().ok())
+            .map_or(1, u64::from_be_bytes))
     }
 
     /// Store a new active alert.
@@ -166,6 +174,29 @@ impl AlertStore {
             }
         }
         Ok(out)
+    }
+
+    /// Delete resolved alerts resolved before `cutoff`, with their
+    /// deliveries. Active alerts are never pruned. Returns how many went.
+    pub fn prune_resolved(&self, cutoff: OffsetDateTime) -> Result<usize> {
+        let mut gone = Vec::new();
+        for item in self.alerts.iter() {
+            let (k, v) = item?;
+            let a: Alert = serde_json::from_slice(&v)?;
+            if a.status == super::AlertStatus::Resolved && a.resolved_at.is_some_and(|t| t < cutoff)
+            {
+                gone.push(k);
+            }
+        }
+        for k in &gone {
+            self.alerts.remove(k)?;
+            let mut batch = sled::Batch::default();
+            for d in self.deliveries.scan_prefix(k).keys() {
+                batch.remove(d?);
+            }
+            self.deliveries.apply_batch(batch)?;
+        }
+        Ok(gone.len())
     }
 
     pub fn record_delivery(&self, id: u64, d: &Delivery) -> Result<()> {
