@@ -119,6 +119,19 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
     let mcp = d.mcp().await;
     mcp.wait_status("api", "up", T).await;
     assert_eq!(mcp.ok("list_alerts", json!({})).await["total"], 0);
+    let typo = mcp
+        .call("list_alerts", json!({"source": "endpoints"}))
+        .await;
+    assert!(
+        typo.is_error && typo.text.contains("did you mean endpoint"),
+        "{}",
+        typo.text
+    );
+    assert_eq!(
+        mcp.ok("list_alerts", json!({"source": "api"})).await["total"],
+        0,
+        "a declared monitor without alerts is a valid source"
+    );
 
     target.set_status(503);
     let raised = wait_for("a signed `raised` webhook", T, async || {

@@ -49,6 +49,9 @@ pub fn list_alerts(
             "source is empty: give a monitor kind (endpoint, certificate, heartbeat) or a monitor id".into(),
         ));
     }
+    if let Some(s) = &filter.source {
+        check_source(app, s)?;
+    }
     let alerts = app.alerts.list(|a| {
         (!filter.active_only || a.status == AlertStatus::Active)
             && filter.severity.is_none_or(|s| a.severity == s)
@@ -68,6 +71,42 @@ pub fn list_alerts(
         total: page.total,
         next_cursor: page.next_cursor,
     })
+}
+
+/// Kinds an alert can come from (heartbeats included: their alerts are fed
+/// to the same engine).
+const SOURCE_KINDS: [&str; 3] = ["endpoint", "certificate", "heartbeat"];
+
+/// A source must be a kind, a declared monitor, or a monitor that has
+/// alerts; anything else is a typo that would silently match nothing.
+fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
+    let s = source.trim();
+    if SOURCE_KINDS.iter().any(|k| k.eq_ignore_ascii_case(s)) {
+        return Ok(());
+    }
+    let state = app.desired();
+    let declared = state
+        .monitors
+        .keys()
+        .any(|k| k.id().eq_ignore_ascii_case(s) || k.name.eq_ignore_ascii_case(s));
+    if declared || !app.alerts.list(|a| source_matches(a, s))?.is_empty() {
+        return Ok(());
+    }
+    let close: Vec<String> = SOURCE_KINDS
+        .iter()
+        .map(|k| (*k).to_owned())
+        .chain(state.monitors.keys().map(|k| k.id()))
+        .filter(|c| crate::readmodel::levenshtein(&c.to_lowercase(), &s.to_lowercase()) <= 2)
+        .take(3)
+        .collect();
+    let hint = if close.is_empty() {
+        "use endpoint, certificate or heartbeat, or a monitor id like endpoint/api".to_owned()
+    } else {
+        format!("did you mean {}?", close.join(" or "))
+    };
+    Err(ReadError::NotFound(format!(
+        "no monitor or source kind named '{s}'; {hint}"
+    )))
 }
 
 pub fn acknowledge_alert(
