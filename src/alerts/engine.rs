@@ -452,6 +452,93 @@ mod tests {
         assert_eq!(left[0].id, "2", "ids keep growing");
     }
 
+    /// Heartbeat signals fed straight to the engine reach real Slack- and
+    /// Discord-style receivers on 127.0.0.1: raised, escalated, resolved.
+    #[tokio::test]
+    async fn heartbeat_signals_notify_slack_and_discord_receivers() {
+        use crate::config::model::{ChannelSpec, ChannelType};
+        let got: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+        let g = got.clone();
+        let app = axum::Router::new().route(
+            "/{kind}",
+            axum::routing::post(
+                async move |axum::extract::Path(kind): axum::extract::Path<String>,
+                            axum::Json(v): axum::Json<serde_json::Value>| {
+                    g.lock().unwrap().push((kind, v));
+                    "ok"
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let channel = |name: &str, kind| ChannelSpec {
+            name: name.into(),
+            kind,
+            url: format!("{base}/{name}"),
+            secret: None,
+            headers: Default::default(),
+            severities: vec![],
+            groups: vec!["jobs".into()],
+            retries: 1,
+            retry_backoff: crate::duration::Duration::from_millis(10),
+            timeout: crate::duration::Duration::from_millis(2000),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
+        let alerts = AlertStore::new(&store).unwrap();
+        let (_tx, rx) = watch::channel(Arc::new(AlertingSpec {
+            channels: vec![
+                channel("slack", ChannelType::Slack),
+                channel("discord", ChannelType::Discord),
+            ],
+            repeat_interval: crate::duration::Duration(std::time::Duration::ZERO),
+        }));
+        let e = AlertEngine::new(alerts.clone(), rx, super::super::nothing_paused());
+        let (tx, signals) = mpsc::unbounded_channel();
+        tokio::spawn(e.run(signals));
+        for ev in [
+            HeartbeatEvent::Late,
+            HeartbeatEvent::Down,
+            HeartbeatEvent::Recovered,
+        ] {
+            tx.send(hb(ev)).unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while got.lock().unwrap().len() < 6 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let got = got.lock().unwrap().clone();
+        let texts = |kind: &str, field: &str| -> Vec<String> {
+            let mut v: Vec<String> = got
+                .iter()
+                .filter(|(k, _)| k == kind)
+                .map(|(_, b)| b[field].as_str().unwrap().to_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let slack = texts("slack", "text");
+        assert_eq!(slack.len(), 3, "{got:?}");
+        assert!(
+            slack[0].starts_with("[ALERT] [warning] heartbeat_down: endpoint/backup is late"),
+            "{slack:?}"
+        );
+        assert!(
+            slack[1].starts_with("[ESCALATED] [critical] heartbeat_down"),
+            "{slack:?}"
+        );
+        assert!(slack[2].starts_with("[RESOLVED]"), "{slack:?}");
+        assert_eq!(texts("discord", "content").len(), 3);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while alerts.deliveries(1).unwrap().len() < 6 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let d = alerts.deliveries(1).unwrap();
+        assert_eq!(d.len(), 6, "every delivery recorded: {d:?}");
+        assert!(d.iter().all(|d| d.ok && d.attempts == 1));
+    }
+
     #[test]
     fn paused_monitors_raise_nothing() {
         let dir = tempfile::tempdir().unwrap();
