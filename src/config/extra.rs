@@ -34,6 +34,8 @@ pub(crate) struct FileAlerting {
     pub repeat_interval: Option<Duration>,
     /// Position of `alerting.repeat_interval`, for a conflict between files.
     pub repeat_at: Option<Pos>,
+    /// Position of each channel's name, for a duplicate between files.
+    pub channel_at: Vec<Pos>,
 }
 
 struct Loc<'a> {
@@ -227,6 +229,7 @@ pub(crate) fn resolve(
                 "timeout must be more than 0s".into(),
             );
         }
+        alerting.channel_at.push(loc.value(&path("name")));
         alerting.channels.push(ChannelSpec {
             name: ch.name.clone(),
             kind: ch.kind,
@@ -265,7 +268,7 @@ pub(crate) fn merge_alerting(
     errors: &mut Vec<super::ConfigError>,
 ) -> AlertingSpec {
     let mut spec = AlertingSpec::default();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen: HashMap<String, std::path::PathBuf> = HashMap::new();
     let mut repeat_from: Option<std::path::PathBuf> = None;
     for (file, part) in parts {
         if let Some(r) = part.repeat_interval {
@@ -285,19 +288,22 @@ pub(crate) fn merge_alerting(
                 repeat_from = Some(file.clone());
             }
         }
-        for ch in part.channels {
-            if !seen.insert(ch.name.clone()) {
+        for (i, ch) in part.channels.into_iter().enumerate() {
+            if let Some(first) = seen.get(&ch.name) {
+                let at = part.channel_at.get(i).copied().unwrap_or(START);
                 errors.push(super::ConfigError {
                     file: file.clone(),
-                    line: 1,
-                    column: 1,
+                    line: at.line,
+                    column: at.col,
                     message: format!(
-                        "duplicate channel name {:?}: another file of the directory declares it",
-                        ch.name
+                        "duplicate channel name {:?}: already declared in {}",
+                        ch.name,
+                        first.display()
                     ),
                 });
                 continue;
             }
+            seen.insert(ch.name.clone(), file.clone());
             spec.channels.push(ch);
         }
     }
@@ -509,5 +515,19 @@ mod tests {
             errs[0].message.contains("unknown variant `teams`"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn a_channel_declared_in_two_files_is_located_in_the_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let one =
+            "alerting:\n  channels:\n    - name: ops\n      type: slack\n      url: https://h/x\n";
+        std::fs::write(dir.path().join("a.yaml"), one).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), format!("# b\n{one}")).unwrap();
+        let errs = super::super::load(dir.path()).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].line, errs[0].column), (4, 13), "{errs:?}");
+        assert!(errs[0].file.ends_with("b.yaml"));
+        assert!(errs[0].message.contains("already declared in"), "{errs:?}");
     }
 }
