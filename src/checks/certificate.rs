@@ -437,4 +437,71 @@ mod tests {
         assert_eq!(crossed_threshold(&w, 0), Some(1));
         assert_eq!(crossed_threshold(&[7], 5), Some(7));
     }
+
+    fn spec(port: u16) -> CertificateSpec {
+        CertificateSpec {
+            name: "t".into(),
+            group: None,
+            host: "127.0.0.1".into(),
+            port,
+            interval: crate::duration::Duration::from_millis(60_000),
+            warn_days: vec![30, 7],
+            alert: None,
+            derived_from: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_a_timeout_error_not_expired() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts and never answers the ClientHello.
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let c = check(&spec(port), Duration::from_millis(300), None).await;
+        assert_eq!(c.status, CertStatus::Error);
+        assert!(c.error.as_deref().unwrap().starts_with("timeout"), "{c:?}");
+        assert_eq!((c.days_left, c.not_after), (None, None));
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_server_is_a_handshake_error() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let c = check(&spec(port), Duration::from_secs(5), None).await;
+        assert_eq!(c.status, CertStatus::Error);
+        assert!(
+            c.error.as_deref().unwrap().contains("TLS handshake"),
+            "{c:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn since_is_kept_while_the_status_stays() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let first = check(&spec(port), Duration::from_secs(2), None).await;
+        assert_eq!(first.status, CertStatus::Error);
+        assert!(
+            first.error.as_deref().unwrap().contains("refused"),
+            "{first:?}"
+        );
+        let second = check(&spec(port), Duration::from_secs(2), Some(&first)).await;
+        assert_eq!(second.since, first.since);
+        assert!(second.at > first.at);
+    }
 }
