@@ -98,6 +98,7 @@ struct Seen {
     chain: Vec<CertificateDer<'static>>,
     chain_error: Option<String>,
     hostname_error: Option<String>,
+    handshake_error: Option<String>,
 }
 
 /// Accepts any certificate (so the check can read bad ones) and records the
@@ -274,7 +275,13 @@ pub async fn check(
             ))
         }
         Ok(Err(e)) => c.error = Some(e),
-        Ok(Ok(seen)) => fill(&mut c, &seen, spec, now),
+        Ok(Ok(seen)) => {
+            fill(&mut c, &seen, spec, now);
+            if let Some(e) = seen.handshake_error {
+                c.status = CertStatus::Error;
+                c.error = Some(e);
+            }
+        }
     }
     c.duration_ms = (began.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
     if let Some(p) = prev
@@ -312,7 +319,15 @@ async fn handshake(spec: &CertificateSpec) -> Result<Seen, String> {
     let result = connector.connect(name, tcp).await;
     let recorded = seen.lock().expect("verifier lock").take();
     match (result, recorded) {
-        (_, Some(SeenBox(seen))) => Ok(seen),
+        (Ok(_), Some(SeenBox(seen))) => Ok(seen),
+        // The certificate was read, then the handshake failed (e.g. the
+        // server does not hold the key): report the facts, status error.
+        (Err(e), Some(SeenBox(mut seen))) => {
+            seen.handshake_error = Some(format!(
+                "TLS handshake with {target} failed after the certificate was read: {e}"
+            ));
+            Ok(seen)
+        }
         (Err(e), None) => Err(format!("TLS handshake with {target} failed: {e}")),
         (Ok(_), None) => Err(format!("{target} sent no certificate")),
     }
