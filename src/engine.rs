@@ -50,6 +50,7 @@ impl App {
 /// Open the database and start the pipeline on the current runtime.
 pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreError> {
     let store = Store::open(&settings.db)?;
+    crate::checks::certificate::set_extra_ca_file(settings.extra_ca_file.clone());
     let observed = ObservedMap::default();
     let alerts = crate::alerts::AlertStore::new(&store)?;
     let (alerting_tx, alerting_rx) =

@@ -38,6 +38,11 @@ pub struct Settings {
     /// (at least 7 days, for uptime_7d).
     #[arg(long, env = "MAINTENANT_RETENTION", default_value = "7d")]
     pub retention: Duration,
+
+    /// PEM file of CA certificates that certificate checks trust besides the
+    /// system roots (a private CA).
+    #[arg(long, env = "MAINTENANT_EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 impl Settings {

@@ -198,6 +198,14 @@ fn describe(e: &rustls::Error) -> String {
     }
 }
 
+static EXTRA_CA: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Set the extra CA file once at start-up (from the settings); without a
+/// call, `MAINTENANT_EXTRA_CA_FILE` is read.
+pub fn set_extra_ca_file(path: Option<PathBuf>) {
+    let _ = EXTRA_CA.set(path);
+}
+
 /// The trust roots: the system's (rustls-native-certs; Mozilla's bundled
 /// roots when the system has none) plus the PEM file named by
 /// `MAINTENANT_EXTRA_CA_FILE`. Loaded once per process.
@@ -213,7 +221,11 @@ fn roots() -> Arc<RootCertStore> {
                     webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned(),
                 );
             }
-            if let Some(path) = std::env::var_os(EXTRA_CA_ENV).map(PathBuf::from) {
+            let extra = EXTRA_CA
+                .get()
+                .cloned()
+                .unwrap_or_else(|| std::env::var_os(EXTRA_CA_ENV).map(PathBuf::from));
+            if let Some(path) = extra {
                 match load_pem(&path) {
                     Ok(certs) => {
                         let (ok, bad) = store.add_parsable_certificates(certs);
