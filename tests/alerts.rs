@@ -226,7 +226,8 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
         again["acknowledged_at"], acked["acknowledged_at"],
         "idempotent"
     );
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // A reminder sent just before the acknowledgement may still be in flight.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let reminders = ok.count("reminder");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
