@@ -48,6 +48,10 @@ pub struct App {
     pub label_problems: LabelProblems,
     /// The latest host resources sample.
     pub host: HostView,
+    /// Alerts (raised by the engine, read and acknowledged by tools).
+    pub alerts: crate::alerts::AlertStore,
+    /// The notification channels in force (hot-reloaded with the monitors file).
+    pub alerting: watch::Receiver<Arc<crate::config::model::AlertingSpec>>,
 }
 
 impl App {
@@ -59,11 +63,24 @@ impl App {
 /// Open the database and start the pipeline on the current runtime.
 pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreError> {
     let store = Store::open(&settings.db)?;
+    crate::checks::certificate::set_extra_ca_file(settings.extra_ca_file.clone());
     let observed = ObservedMap::default();
+    let alerts = crate::alerts::AlertStore::new(&store)?;
+    let (alerting_tx, alerting_rx) =
+        watch::channel(Arc::new(crate::config::model::AlertingSpec::default()));
+    let (signals_tx, signals_rx) = mpsc::unbounded_channel();
+    // Pauses are stored by the pause tools; until they exist nothing is paused.
+    let engine = crate::alerts::AlertEngine::new(
+        alerts.clone(),
+        alerting_rx.clone(),
+        crate::alerts::nothing_paused(),
+    );
+    tokio::spawn(engine.run(signals_rx));
     let ctx = CheckContext {
         store: store.clone(),
         clients: HttpClients::new(),
         observed: observed.clone(),
+        signals: crate::alerts::SignalSender::new(signals_tx),
     };
 
     let (updates_tx, updates_rx) = mpsc::channel(16);
@@ -112,7 +129,9 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 
     match settings.config_path() {
         Some(path) => {
-            tokio::spawn(FileSource::new(path).run(updates_tx));
+            let mut source = FileSource::new(path);
+            source.alerting = Some(alerting_tx);
+            tokio::spawn(source.run(updates_tx));
         }
         None => {
             tracing::warn!("no monitors file: set MAINTENANT_CONFIG or create ./maintenant.yaml")
@@ -120,6 +139,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     }
 
     tokio::spawn(retention(store.clone(), settings.retention.std()));
+    tokio::spawn(alert_retention(alerts.clone(), settings.retention.std()));
 
     Ok(Arc::new(App {
         settings,
@@ -134,6 +154,8 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         history,
         label_problems,
         host,
+        alerts,
+        alerting: alerting_rx,
     }))
 }
 
@@ -154,6 +176,27 @@ async fn retention(store: Store, keep: std::time::Duration) {
                 tracing::info!(removed = n, "retention: pruned old check results")
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+            _ => {}
+        }
+    }
+}
+
+/// Resolved alerts are history worth keeping longer than check results:
+/// they go after 5x the retention (at least 30 days), checked hourly.
+async fn alert_retention(alerts: crate::alerts::AlertStore, keep: std::time::Duration) {
+    let keep = time::Duration::try_from(keep)
+        .ok()
+        .and_then(|k| k.checked_mul(5))
+        .unwrap_or(time::Duration::days(35))
+        .max(time::Duration::days(30));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let cutoff = OffsetDateTime::now_utc() - keep;
+        let a = alerts.clone();
+        match tokio::task::spawn_blocking(move || a.prune_resolved(cutoff)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "retention: pruned resolved alerts"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "alert retention failed"),
             _ => {}
         }
     }

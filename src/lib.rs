@@ -4,6 +4,7 @@
 //! Data flows one way (see DESIGN.md):
 //! sources -> desired state -> reconciler -> checks -> store -> read model -> MCP/HTTP.
 
+pub mod alerts;
 pub mod checks;
 pub mod condition;
 pub mod config;
@@ -23,3 +24,4 @@ pub mod runtime;
 pub mod settings;
 pub mod sources;
 pub mod store;
+pub mod views;

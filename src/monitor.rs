@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::model::EndpointSpec;
+use crate::config::model::{AlertDecl, CertificateSpec, EndpointSpec};
 
 /// The kinds of monitor the monitors file can declare. Adding a kind means a
 /// variant here, a section in `config::model::MonitorsFile` and a check in
@@ -19,12 +19,14 @@ use crate::config::model::EndpointSpec;
 #[serde(rename_all = "snake_case")]
 pub enum MonitorKind {
     Endpoint,
+    Certificate,
 }
 
 impl MonitorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             MonitorKind::Endpoint => "endpoint",
+            MonitorKind::Certificate => "certificate",
         }
     }
 }
@@ -47,6 +49,13 @@ impl MonitorKey {
     pub fn endpoint(name: impl Into<String>) -> Self {
         MonitorKey {
             kind: MonitorKind::Endpoint,
+            name: name.into(),
+        }
+    }
+
+    pub fn certificate(name: impl Into<String>) -> Self {
+        MonitorKey {
+            kind: MonitorKind::Certificate,
             name: name.into(),
         }
     }
@@ -103,24 +112,36 @@ impl fmt::Display for Origin {
 #[serde(untagged)]
 pub enum MonitorSpec {
     Endpoint(EndpointSpec),
+    Certificate(CertificateSpec),
 }
 
 impl MonitorSpec {
     pub fn kind(&self) -> MonitorKind {
         match self {
             MonitorSpec::Endpoint(_) => MonitorKind::Endpoint,
+            MonitorSpec::Certificate(_) => MonitorKind::Certificate,
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
             MonitorSpec::Endpoint(e) => &e.name,
+            MonitorSpec::Certificate(c) => &c.name,
         }
     }
 
     pub fn group(&self) -> Option<&str> {
         match self {
             MonitorSpec::Endpoint(e) => e.group.as_deref(),
+            MonitorSpec::Certificate(c) => c.group.as_deref(),
+        }
+    }
+
+    /// The monitor's alert routing, if it declares one.
+    pub fn alert(&self) -> Option<&AlertDecl> {
+        match self {
+            MonitorSpec::Endpoint(e) => e.alert.as_ref(),
+            MonitorSpec::Certificate(c) => c.alert.as_ref(),
         }
     }
 
@@ -163,6 +184,7 @@ impl MonitorSpec {
     pub fn interval(&self) -> std::time::Duration {
         match self {
             MonitorSpec::Endpoint(e) => e.interval.std(),
+            MonitorSpec::Certificate(c) => c.interval.std(),
         }
     }
 }

@@ -128,7 +128,7 @@ pub struct ObservedView {
     pub note: Option<String>,
 }
 
-fn observed_view(o: Option<&Observed>) -> ObservedView {
+pub(crate) fn observed_view(o: Option<&Observed>) -> ObservedView {
     let Some(o) = o else {
         return ObservedView {
             status: Status::Pending,
@@ -161,7 +161,7 @@ fn observed_view(o: Option<&Observed>) -> ObservedView {
     }
 }
 
-fn desired_view<S>(d: &DesiredMonitor, spec: S) -> DesiredView<S> {
+pub(crate) fn desired_view<S>(d: &DesiredMonitor, spec: S) -> DesiredView<S> {
     DesiredView {
         spec,
         origin: d.origin.clone(),
@@ -195,13 +195,12 @@ pub struct EndpointFilter {
     pub name: Option<String>,
 }
 
-// Other monitor kinds are skipped here; with one kind today clippy sees a map.
-#[allow(clippy::unnecessary_filter_map)]
 fn endpoints(
     state: &DesiredState,
 ) -> impl Iterator<Item = (&MonitorKey, &DesiredMonitor, &EndpointSpec)> {
     state.monitors.iter().filter_map(|(k, d)| match &*d.spec {
         MonitorSpec::Endpoint(e) => Some((k, d, e)),
+        _ => None,
     })
 }
 
@@ -370,7 +369,9 @@ pub fn endpoint_history(
     let state = app.desired();
     let key = resolve(&state, MonitorKind::Endpoint, query)?;
     let d = &state.monitors[&key];
-    let MonitorSpec::Endpoint(spec) = &*d.spec;
+    let MonitorSpec::Endpoint(spec) = &*d.spec else {
+        unreachable!("resolve returned an endpoint key")
+    };
     let limit = clamp_limit(limit);
     let before = match cursor {
         Some(c) if !c.is_empty() => {
@@ -445,6 +446,8 @@ pub struct Health {
     pub drift: Drift,
     /// `ok`, or `degraded` when a source has an error, a runtime is disconnected, or desired and running differ.
     pub status: String,
+    /// Notification channels, active alerts and failed deliveries.
+    pub alerting: crate::views::alerts::AlertingHealth,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -529,6 +532,7 @@ pub fn health(app: &App) -> Health {
         },
         reconciler: app.reconcile.read().expect("reconcile status lock").clone(),
         drift,
+        alerting: crate::views::alerts::alerting_health(app),
     }
 }
 

@@ -107,6 +107,14 @@ impl Reconciler {
             if let Err(e) = self.ctx.store.forget_state(&key) {
                 tracing::warn!(monitor = %key, error = %e, "could not forget the state of a removed monitor");
             }
+            // Alerts of a monitor that is gone would never resolve otherwise.
+            self.ctx.signals.send(crate::alerts::Signal {
+                monitor: key.clone(),
+                group: None,
+                alert: None,
+                at: OffsetDateTime::now_utc(),
+                event: crate::alerts::Event::Removed,
+            });
             tracing::info!(monitor = %key, "stopped: no longer declared");
             report.stopped += 1;
         }

@@ -107,6 +107,11 @@ pub struct Settings {
     /// it, so get_resources describes the host rather than the container.
     #[arg(long, env = "MAINTENANT_HOST_PROC")]
     pub host_proc: Option<PathBuf>,
+
+    /// PEM file of CA certificates that certificate checks trust besides the
+    /// system roots (a private CA).
+    #[arg(long, env = "MAINTENANT_EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 /// Where to reach Docker, from `MAINTENANT_DOCKER`.

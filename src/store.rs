@@ -298,6 +298,11 @@ impl Store {
         Ok(())
     }
 
+    /// The database, for modules that keep their own trees (alerts, certificates).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }

@@ -215,18 +215,23 @@ async fn tools_are_listed_in_contract_order_with_schemas_and_hints() {
         "get_endpoint_history",
         "get_resources",
         "get_top_consumers",
+        "list_certificates",
+        "list_alerts",
         "get_health",
+        "acknowledge_alert",
     ] {
         assert!(names.contains(&t), "{t} is listed: {names:?}");
     }
     for t in &tools {
         assert!(t.output_schema.is_some(), "{} has an outputSchema", t.name);
-        assert_eq!(
-            t.annotations.as_ref().and_then(|a| a.read_only_hint),
-            Some(true),
-            "{}",
-            t.name
-        );
+        let a = t.annotations.as_ref();
+        if t.name == "acknowledge_alert" {
+            assert_eq!(a.and_then(|a| a.read_only_hint), Some(false));
+            assert_eq!(a.and_then(|a| a.destructive_hint), Some(false));
+            assert_eq!(a.and_then(|a| a.idempotent_hint), Some(true));
+            continue;
+        }
+        assert_eq!(a.and_then(|a| a.read_only_hint), Some(true), "{}", t.name);
         assert!(
             t.description.as_ref().is_some_and(|d| d.len() > 40),
             "{} is described",

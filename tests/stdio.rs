@@ -78,6 +78,16 @@ async fn stdio_beside_a_daemon_answers_from_the_daemon() {
     let tools = mcp.0.list_all_tools().await.unwrap();
     let direct = http.0.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), direct.len(), "stdio lists the daemon's tools");
+    let alerts = mcp.ok("list_alerts", json!({"active_only": false})).await;
+    assert_eq!(alerts["total"], 0, "served by the daemon through the proxy");
+    let err = mcp
+        .call("acknowledge_alert", json!({"alert_id": "42"}))
+        .await;
+    assert!(
+        err.is_error && err.text.contains("no alert with id"),
+        "{}",
+        err.text
+    );
     let via_stdio = mcp.endpoint("shared").await.expect("the daemon's endpoint");
     assert_eq!(
         via_stdio["observed"]["task"]["task_id"], via_http["observed"]["task"]["task_id"],

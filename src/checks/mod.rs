@@ -2,6 +2,7 @@
 //! observed state through the failure and recovery thresholds. A task knows
 //! nothing of other monitors, alerts or MCP.
 
+pub mod certificate;
 pub mod probe;
 
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::model::EndpointSpec;
+use crate::config::model::{CertificateSpec, EndpointSpec};
 use crate::monitor::{MonitorKey, MonitorSpec};
 use crate::observed::ObservedMap;
 use crate::store::{CheckRecord, ObservedState, Status, Store};
@@ -22,6 +23,8 @@ pub struct CheckContext {
     pub store: Store,
     pub clients: HttpClients,
     pub observed: ObservedMap,
+    /// Where status transitions go (the alert engine).
+    pub signals: crate::alerts::SignalSender,
 }
 
 /// Start the check task of one monitor. It runs its first check after
@@ -36,6 +39,7 @@ pub fn spawn(
     tokio::spawn(async move {
         match &*spec {
             MonitorSpec::Endpoint(e) => run_endpoint(key, e, ctx, first_delay, cancel).await,
+            MonitorSpec::Certificate(c) => run_certificate(key, c, ctx, first_delay, cancel).await,
         }
     })
 }
@@ -91,8 +95,87 @@ fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: Pr
     }
     if next.status != prev.status {
         tracing::info!(monitor = %key, from = prev.status.as_str(), to = next.status.as_str(), error = ?rec.error, "status changed");
+        // The state machine has decided: tell the alert engine. Pending -> up
+        // is sent too, so an alert left active before a restart resolves.
+        let event = match next.status {
+            Status::Down => Some(crate::alerts::Event::EndpointDown {
+                error: rec.error.clone(),
+            }),
+            Status::Up => Some(crate::alerts::Event::EndpointUp),
+            Status::Pending => None,
+        };
+        if let Some(event) = event {
+            ctx.signals.send(crate::alerts::Signal {
+                monitor: key.clone(),
+                group: spec.group.clone(),
+                alert: spec.alert.clone(),
+                at: rec.at,
+                event,
+            });
+        }
     }
     ctx.observed.set_state(key, next);
+}
+
+/// A certificate check every interval. The result is stored (latest per
+/// monitor), mirrored in the observed map (`up` while the certificate is
+/// valid or expiring, `down` otherwise) and sent to the alert engine.
+async fn run_certificate(
+    key: MonitorKey,
+    spec: &CertificateSpec,
+    ctx: CheckContext,
+    first_delay: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    let start = tokio::time::Instant::now() + first_delay;
+    let mut ticks = tokio::time::interval_at(start, spec.interval.std());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A handshake that takes longer than this is an error, not a slow success.
+    let timeout = spec.interval.std().min(std::time::Duration::from_secs(10));
+    let mut prev = certificate::load(&ctx.store, &key).ok().flatten();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let c = tokio::select! {
+            _ = cancel.cancelled() => return,
+            c = Box::pin(certificate::check(spec, timeout, prev.as_ref())) => c,
+        };
+        if let Err(e) = certificate::save(&ctx.store, &key, &c) {
+            tracing::error!(monitor = %key, error = %e, "could not store a certificate result");
+        }
+        if prev.as_ref().is_none_or(|p| p.status != c.status) {
+            tracing::info!(monitor = %key, status = c.status.as_str(), days_left = ?c.days_left, error = ?c.error, "certificate status");
+        }
+        let up = matches!(
+            c.status,
+            certificate::CertStatus::Valid | certificate::CertStatus::Expiring
+        );
+        let rec = CheckRecord {
+            at: c.at,
+            up,
+            status_code: None,
+            response_time_ms: c.duration_ms,
+            error: c.error.clone(),
+        };
+        let old = ctx.observed.get(&key).map(|o| o.state).unwrap_or_default();
+        ctx.observed.set_state(&key, next_state(&old, rec, 1, 1));
+        ctx.signals.send(crate::alerts::Signal {
+            monitor: key.clone(),
+            group: spec.group.clone(),
+            alert: spec.alert.clone(),
+            at: c.at,
+            event: crate::alerts::Event::Certificate {
+                status: c.status,
+                days_left: c.days_left,
+                threshold_days: c.threshold_days,
+                last_threshold: spec.warn_days.last().copied().unwrap_or(1),
+                detail: c.error.clone(),
+            },
+        });
+        prev = Some(c);
+    }
 }
 
 /// The threshold state machine.

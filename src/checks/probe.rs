@@ -838,31 +838,16 @@ mod tests {
         drop(l);
     }
 
-    // A self-signed certificate for 127.0.0.1 and localhost, valid until
-    // 2126-11-01 07:43:19 UTC (openssl req -x509 -newkey ec ... -days 36500,
-    // basicConstraints CA:FALSE).
-    const CERT_PEM: &str = "
-MIIBujCCAWCgAwIBAgIUOf0rA7Kjz+Ip4uJ4Iz2Ox4uLCGswCgYIKoZIzj0EAwIw
-GjEYMBYGA1UEAwwPbWFpbnRlbmFudC10ZXN0MCAXDTI2MTEyNTA3NDMxOVoYDzIx
-MjYxMTAxMDc0MzE5WjAaMRgwFgYDVQQDDA9tYWludGVuYW50LXRlc3QwWTATBgcq
-hkjOPQIBBggqhkjOPQMBBwNCAARsLwTR39JoQOyI72/ApyNdkdlq+5ZWTURxpYvD
-9e+vHs5/GDKDFgkDaSaQHvccYYxWhKVV7EFRIMR3Mdl4UUM7o4GBMH8wHQYDVR0O
-BBYEFF8WsG38UToYosyfd232tjEF0KykMB8GA1UdIwQYMBaAFF8WsG38UToYosyf
-d232tjEF0KykMBoGA1UdEQQTMBGHBH8AAAGCCWxvY2FsaG9zdDAMBgNVHRMBAf8E
-AjAAMBMGA1UdJQQMMAoGCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gAMEUCIQDW4lYG
-SqBNdm9IuxXKY1QFa1khecEagSmL63sQGivH5gIgP1PObcYzPoHCAFgqJg2A5xKR
-U8X5amuXlqBZRpXT6GQ=";
-    const KEY_PKCS8_PEM: &str = "
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg3WEePyW8u4XvPF2U
-5XK0+MBPHOSKHPUjGsSQUm+eOW+hRANCAARsLwTR39JoQOyI72/ApyNdkdlq+5ZW
-TURxpYvD9e+vHs5/GDKDFgkDaSaQHvccYYxWhKVV7EFRIMR3Mdl4UUM7";
-
-    fn pem_body(b64: &str) -> Vec<u8> {
-        use base64::Engine;
-        let clean: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
-        base64::engine::general_purpose::STANDARD
-            .decode(clean)
-            .unwrap()
+    /// A self-signed certificate for 127.0.0.1 and localhost, made now with
+    /// rcgen, valid until 2126-11-01 07:43:19 UTC.
+    fn self_signed() -> (Vec<u8>, Vec<u8>) {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .unwrap();
+        params.not_after = time::macros::datetime!(2126-11-01 07:43:19 UTC);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.der().to_vec(), key.serialize_der())
     }
 
     /// A TLS server on 127.0.0.1 (blocking rustls in a thread) answering
@@ -870,8 +855,9 @@ TURxpYvD9e+vHs5/GDKDFgkDaSaQHvccYYxWhKVV7EFRIMR3Mdl4UUM7";
     fn tls_server() -> u16 {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
         use std::io::{Read, Write};
-        let cert = CertificateDer::from(pem_body(CERT_PEM));
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pem_body(KEY_PKCS8_PEM)));
+        let (cert, key) = self_signed();
+        let cert = CertificateDer::from(cert);
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
         let config = Arc::new(
             rustls::ServerConfig::builder()
                 .with_no_client_auth()

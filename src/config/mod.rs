@@ -2,6 +2,7 @@
 //! expansion, validation, directories of files, and the JSON Schema.
 
 mod expand;
+mod extra;
 mod item_cache;
 mod locate;
 pub mod model;
@@ -61,6 +62,8 @@ pub struct LoadedConfig {
     /// The files read, in the order they were merged.
     pub files: Vec<PathBuf>,
     pub monitors: Vec<DeclaredMonitor>,
+    /// `alerting:` merged over the files.
+    pub alerting: model::AlertingSpec,
 }
 
 /// Load a monitors file, or every `*.yaml` / `*.yml` file of a directory
@@ -94,8 +97,9 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
 
     let mut errors = Vec::new();
     let mut monitors = Vec::new();
-    // name -> (file, line) of its first declaration
-    let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    let mut alerting_parts = Vec::new();
+    // key -> (file, line) of its first declaration
+    let mut seen: HashMap<crate::monitor::MonitorKey, (PathBuf, usize)> = HashMap::new();
     for file in &files {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
@@ -106,21 +110,23 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
         };
         let items = cache.0.entry(file.clone()).or_default();
         match parse_file(&text, file, &env, Some(items)) {
-            Ok(parsed) => {
+            Ok((parsed, alerting)) => {
+                alerting_parts.push((file.clone(), alerting));
                 for p in parsed {
                     let name = p.monitor.spec.name().to_owned();
-                    match seen.get(&name) {
+                    let kind = p.monitor.spec.kind();
+                    match seen.get(&p.monitor.key()) {
                         Some((first_file, first_line)) => errors.push(ConfigError {
                             file: file.clone(),
                             line: p.item.line,
                             column: p.item.col,
                             message: format!(
-                                "duplicate endpoint name {name:?}: already declared at {}:{first_line}",
+                                "duplicate {kind} name {name:?}: already declared at {}:{first_line}",
                                 first_file.display()
                             ),
                         }),
                         None => {
-                            seen.insert(name, (file.clone(), p.item.line));
+                            seen.insert(p.monitor.key(), (file.clone(), p.item.line));
                             monitors.push(p.monitor);
                         }
                     }
@@ -129,8 +135,15 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
             Err(mut e) => errors.append(&mut e),
         }
     }
+    let alerting = extra::merge_alerting(alerting_parts, &mut errors);
+    extra::check_channel_names(&monitors, &alerting, &mut errors);
+    extra::derive_certificates(&mut monitors);
     if errors.is_empty() {
-        Ok(LoadedConfig { files, monitors })
+        Ok(LoadedConfig {
+            files,
+            monitors,
+            alerting,
+        })
     } else {
         Err(ConfigErrors(errors))
     }
@@ -185,7 +198,7 @@ pub fn parse_str(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<DeclaredMonitor>, ConfigErrors> {
     parse_file(text, file, env, None)
-        .map(|v| v.into_iter().map(|p| p.monitor).collect())
+        .map(|(v, _)| v.into_iter().map(|p| p.monitor).collect())
         .map_err(ConfigErrors)
 }
 
@@ -201,7 +214,7 @@ fn parse_file(
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
     mut cache: Option<&mut item_cache::ItemCache>,
-) -> Result<Vec<Parsed>, Vec<ConfigError>> {
+) -> Result<(Vec<Parsed>, extra::FileAlerting), Vec<ConfigError>> {
     let error = |pos: Pos, message: String| ConfigError {
         file: file.to_path_buf(),
         line: pos.line,
@@ -242,7 +255,7 @@ fn parse_file(
                 Ok(serde_yaml::Value::Null)
             ) =>
         {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), extra::FileAlerting::default()));
         }
         Err(e) => {
             let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| {
@@ -281,26 +294,37 @@ fn parse_file(
         items: items.as_deref(),
         map: &map,
     };
-    let (resolved, problems) = validate::resolve(&model, &locator);
+    let (resolved, mut problems) = validate::resolve(&model, &locator);
+    let (certs, alerting, mut more) = extra::resolve(&model, &index, &map);
+    problems.append(&mut more);
     if !problems.is_empty() {
         return Err(problems
             .into_iter()
             .map(|p| error(p.pos, p.message))
             .collect());
     }
-    Ok(resolved
+    let origin = |item: Pos| Origin::File {
+        path: file.to_path_buf(),
+        line: item.line,
+    };
+    let mut parsed: Vec<Parsed> = resolved
         .into_iter()
         .map(|r| Parsed {
             monitor: DeclaredMonitor {
                 spec: MonitorSpec::Endpoint(r.spec).into(),
-                origin: Origin::File {
-                    path: file.to_path_buf(),
-                    line: r.item.line,
-                },
+                origin: origin(r.item),
             },
             item: r.item,
         })
-        .collect())
+        .collect();
+    parsed.extend(certs.into_iter().map(|c| Parsed {
+        monitor: DeclaredMonitor {
+            spec: MonitorSpec::Certificate(c.spec).into(),
+            origin: origin(c.item),
+        },
+        item: c.item,
+    }));
+    Ok((parsed, alerting))
 }
 
 /// serde_yaml's message without its trailing position (the error carries
@@ -399,6 +423,7 @@ mod tests {
     fn endpoint(m: &DeclaredMonitor) -> &model::EndpointSpec {
         match m.spec.as_ref() {
             MonitorSpec::Endpoint(e) => e,
+            other => panic!("not an endpoint: {other:?}"),
         }
     }
 

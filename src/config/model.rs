@@ -22,6 +22,13 @@ pub struct MonitorsFile {
     /// HTTP(S) and TCP endpoints checked on an interval.
     #[serde(default)]
     pub endpoints: Vec<EndpointDecl>,
+    /// TLS certificates checked for expiry, chain validity and host name.
+    /// HTTPS endpoints get one automatically (see the README).
+    #[serde(default)]
+    pub certificates: Vec<CertificateDecl>,
+    /// Where alerts are sent.
+    #[serde(default)]
+    pub alerting: AlertingDecl,
 }
 
 /// Defaults for monitors that leave a setting out.
@@ -240,6 +247,130 @@ impl Target {
             // An IPv6 host is bracketed: tcp://[::1]:80
             Target::Tcp { host, port } if host.contains(':') => format!("tcp://[{host}]:{port}"),
             Target::Tcp { host, port } => format!("tcp://{host}:{port}"),
+        }
+    }
+}
+
+/// A TLS certificate monitor as written in the monitors file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateDecl {
+    /// Unique among certificates; the stable id (`certificate/NAME`).
+    pub name: String,
+    pub group: Option<String>,
+    /// Host name to connect to and to send as SNI (the certificate must be valid for it).
+    pub host: String,
+    /// TCP port (443).
+    pub port: Option<u16>,
+    /// Time between checks (12h).
+    pub interval: Option<Duration>,
+    /// Days-left thresholds; crossing one raises or escalates an alert ([30, 14, 7, 3, 1]).
+    pub warn_days: Option<Vec<u32>>,
+    /// Alert routing.
+    pub alert: Option<AlertDecl>,
+}
+
+/// What a certificate check runs: a [`CertificateDecl`] with defaults applied.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct CertificateSpec {
+    pub name: String,
+    pub group: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub interval: Duration,
+    /// Sorted, largest first, without duplicates.
+    pub warn_days: Vec<u32>,
+    pub alert: Option<AlertDecl>,
+    /// Set when this monitor was derived from an HTTPS endpoint (`endpoint/NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<String>,
+}
+
+/// `alerting:` in the monitors file.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingDecl {
+    /// Notification channels; see the README for the routing rule.
+    #[serde(default)]
+    pub channels: Vec<ChannelDecl>,
+    /// Re-send a notification for an active, unacknowledged alert this often (1h; `0s` never).
+    pub repeat_interval: Option<Duration>,
+}
+
+/// The format a channel speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelType {
+    /// A JSON body (the alert and the event), signed when `secret` is set.
+    Webhook,
+    /// A Slack incoming webhook (`{"text": ...}`).
+    Slack,
+    /// A Discord webhook (`{"content": ...}`).
+    Discord,
+    /// An ntfy topic URL (plain text body, Title/Priority/Tags headers).
+    Ntfy,
+}
+
+/// One notification channel as written in the monitors file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelDecl {
+    /// Unique among channels; monitors name it in `alert.channels`.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ChannelType,
+    /// Where to POST (`http://` or `https://`).
+    pub url: String,
+    /// HMAC-SHA256 key: a webhook then carries `X-Maintenant-Signature: sha256=<hex>`.
+    pub secret: Option<String>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Only alerts of these severities (default: all).
+    #[serde(default)]
+    pub severities: Vec<Severity>,
+    /// Only alerts of monitors in these groups (default: all).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Attempts after the first failed one (3).
+    pub retries: Option<u32>,
+    /// Wait before the first retry; doubled each time (1s).
+    pub retry_backoff: Option<Duration>,
+    /// Time one attempt may take (10s).
+    pub timeout: Option<Duration>,
+}
+
+/// A resolved channel, defaults applied.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ChannelSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ChannelType,
+    pub url: String,
+    /// Never shown: only whether one is set.
+    #[serde(skip)]
+    pub secret: Option<String>,
+    #[serde(skip)]
+    pub headers: BTreeMap<String, String>,
+    pub severities: Vec<Severity>,
+    pub groups: Vec<String>,
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    pub timeout: Duration,
+}
+
+/// The resolved `alerting:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct AlertingSpec {
+    pub channels: Vec<ChannelSpec>,
+    pub repeat_interval: Duration,
+}
+
+impl Default for AlertingSpec {
+    fn default() -> Self {
+        AlertingSpec {
+            channels: Vec::new(),
+            repeat_interval: Duration(std::time::Duration::from_secs(3600)),
         }
     }
 }

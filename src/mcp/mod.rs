@@ -6,6 +6,8 @@
 
 pub mod auth;
 mod containers;
+pub mod alerts;
+mod certificates;
 mod endpoints;
 mod health;
 mod resources;
@@ -67,7 +69,9 @@ impl Maintenant {
             tool_router: Self::endpoint_tools()
                 + Self::health_tools()
                 + Self::container_tools()
-                + Self::resource_tools(),
+                + Self::resource_tools()
+                + Self::certificate_tools()
+                + Self::alert_tools(),
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct FileSource {
     pub debounce: Duration,
     /// Reload this often even without events (0 disables).
     pub poll: Duration,
+    /// Where the `alerting:` section of each valid load is published (hot
+    /// reload of notification channels).
+    pub alerting: Option<tokio::sync::watch::Sender<Arc<config::model::AlertingSpec>>>,
 }
 
 struct State {
@@ -44,6 +47,7 @@ impl FileSource {
             path,
             debounce: Duration::from_millis(10),
             poll: Duration::from_secs(30),
+            alerting: None,
         }
     }
 
@@ -130,6 +134,19 @@ impl FileSource {
         let load_ms = began.elapsed().as_secs_f64() * 1000.0;
         match loaded {
             Ok(loaded) => {
+                if let Some(tx) = &self.alerting {
+                    tx.send_if_modified(|cur| {
+                        let changed = **cur != loaded.alerting;
+                        if changed {
+                            tracing::info!(
+                                channels = loaded.alerting.channels.len(),
+                                "alerting channels loaded"
+                            );
+                            *cur = Arc::new(loaded.alerting.clone());
+                        }
+                        changed
+                    });
+                }
                 let was_error = state.status.last_error.take().is_some();
                 let changed = state.last_good.as_deref() != Some(&loaded.monitors);
                 if changed {

@@ -1,0 +1,50 @@
+//! `list_certificates`.
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::{Json, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{Maintenant, tool_error};
+use crate::checks::certificate::CertStatus;
+use crate::readmodel::Page;
+use crate::views::certificates::{self, CertificateRow};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListCertificatesParams {
+    /// Only certificates with at most this many days left (expired ones included).
+    pub expiring_within_days: Option<i64>,
+    /// Only certificates in this status: pending, valid, expiring, expired, invalid or error.
+    pub status: Option<CertStatus>,
+    /// Page size (default 50, max 500).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+#[tool_router(router = certificate_tools, vis = "pub(super)")]
+impl Maintenant {
+    /// List TLS certificate monitors (declared under `certificates:`, and one per HTTPS endpoint
+    /// host:port) with their last check: status (valid, expiring, expired, invalid, error),
+    /// not_after, days_left, issuer, SANs, whether the chain verifies against the system roots
+    /// and whether the host name matches. `error` means no certificate was read (refused,
+    /// timeout, handshake failure), not that it expired. Filter by expiring_within_days; paged.
+    #[tool(
+        name = "list_certificates",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_certificates(
+        &self,
+        Parameters(p): Parameters<ListCertificatesParams>,
+    ) -> Result<Json<Page<CertificateRow>>, String> {
+        certificates::list_certificates(
+            &self.app,
+            p.expiring_within_days,
+            p.status,
+            p.limit,
+            p.cursor.as_deref(),
+        )
+        .map(Json)
+        .map_err(tool_error)
+    }
+}

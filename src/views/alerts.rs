@@ -1,0 +1,160 @@
+//! `list_alerts` rows (the alert, its delivery attempts) and acknowledgement.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::alerts::engine::{AckError, acknowledge};
+use crate::alerts::store::{Delivery, parse_id};
+use crate::alerts::{Alert, AlertStatus};
+use crate::config::model::Severity;
+use crate::engine::App;
+use crate::readmodel::{Page, ReadError, paginate};
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AlertRow {
+    #[serde(flatten)]
+    pub alert: Alert,
+    /// Notifications sent for this alert, oldest first; `ok: false` is a
+    /// delivery that still failed after its retries.
+    pub deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AlertFilter {
+    pub active_only: bool,
+    pub severity: Option<Severity>,
+    /// A monitor kind (`endpoint`, `certificate`, `heartbeat`) or a monitor id / name.
+    pub source: Option<String>,
+}
+
+fn source_matches(a: &Alert, source: &str) -> bool {
+    let s = source.trim();
+    if s.eq_ignore_ascii_case(a.source.as_str()) {
+        return true;
+    }
+    let name = a.entity.split_once('/').map_or("", |(_, n)| n);
+    a.entity.eq_ignore_ascii_case(s) || name.eq_ignore_ascii_case(s)
+}
+
+pub fn list_alerts(
+    app: &App,
+    filter: &AlertFilter,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Page<AlertRow>, ReadError> {
+    if let Some(s) = &filter.source
+        && s.trim().is_empty()
+    {
+        return Err(ReadError::BadArgument(
+            "source is empty: give a monitor kind (endpoint, certificate, heartbeat) or a monitor id".into(),
+        ));
+    }
+    if let Some(s) = &filter.source {
+        check_source(app, s)?;
+    }
+    let alerts = app.alerts.list(|a| {
+        (!filter.active_only || a.status == AlertStatus::Active)
+            && filter.severity.is_none_or(|s| a.severity == s)
+            && filter
+                .source
+                .as_deref()
+                .is_none_or(|s| source_matches(a, s))
+    })?;
+    let page = paginate(alerts, limit, cursor)?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for alert in page.items {
+        let deliveries = app.alerts.deliveries(parse_id(&alert.id).unwrap_or(0))?;
+        items.push(AlertRow { alert, deliveries });
+    }
+    Ok(Page {
+        items,
+        total: page.total,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Kinds an alert can come from (heartbeats included: their alerts are fed
+/// to the same engine).
+const SOURCE_KINDS: [&str; 3] = ["endpoint", "certificate", "heartbeat"];
+
+/// A source must be a kind, a declared monitor, or a monitor that has
+/// alerts; anything else is a typo that would silently match nothing.
+fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
+    let s = source.trim();
+    if SOURCE_KINDS.iter().any(|k| k.eq_ignore_ascii_case(s)) {
+        return Ok(());
+    }
+    let state = app.desired();
+    let declared = state
+        .monitors
+        .keys()
+        .any(|k| k.id().eq_ignore_ascii_case(s) || k.name.eq_ignore_ascii_case(s));
+    if declared || !app.alerts.list(|a| source_matches(a, s))?.is_empty() {
+        return Ok(());
+    }
+    let close: Vec<String> = SOURCE_KINDS
+        .iter()
+        .map(|k| (*k).to_owned())
+        .chain(state.monitors.keys().map(|k| k.id()))
+        .filter(|c| crate::readmodel::levenshtein(&c.to_lowercase(), &s.to_lowercase()) <= 2)
+        .take(3)
+        .collect();
+    let hint = if close.is_empty() {
+        "use endpoint, certificate or heartbeat, or a monitor id like endpoint/api".to_owned()
+    } else {
+        format!("did you mean {}?", close.join(" or "))
+    };
+    Err(ReadError::NotFound(format!(
+        "no monitor or source kind named '{s}'; {hint}"
+    )))
+}
+
+pub fn acknowledge_alert(
+    app: &App,
+    id: &str,
+    by: &str,
+    note: Option<String>,
+) -> Result<AlertRow, ReadError> {
+    let alert = acknowledge(&app.alerts, id, by, note).map_err(|e| match e {
+        AckError::Store(e) => ReadError::Store(e.to_string()),
+        other => ReadError::NotFound(other.to_string()),
+    })?;
+    let deliveries = app.alerts.deliveries(parse_id(&alert.id).unwrap_or(0))?;
+    Ok(AlertRow { alert, deliveries })
+}
+
+/// Alerting as `get_health` shows it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AlertingHealth {
+    /// Notification channels in force (from `alerting.channels`).
+    pub channels: Vec<String>,
+    pub active_alerts: usize,
+    /// Notifications that still failed after their retries (see `deliveries` in list_alerts).
+    pub failed_deliveries: u64,
+    /// The most recent failed delivery, with its alert id.
+    pub last_failed_delivery: Option<FailedDelivery>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FailedDelivery {
+    pub alert_id: String,
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+pub fn alerting_health(app: &App) -> AlertingHealth {
+    let (failed, last) = app.alerts.failed_deliveries().unwrap_or((0, None));
+    AlertingHealth {
+        channels: app
+            .alerting
+            .borrow()
+            .channels
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
+        active_alerts: app.alerts.all_active().map_or(0, |v| v.len()),
+        failed_deliveries: failed,
+        last_failed_delivery: last
+            .map(|(alert_id, delivery)| FailedDelivery { alert_id, delivery }),
+    }
+}

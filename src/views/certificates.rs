@@ -1,0 +1,105 @@
+//! `list_certificates` rows: desired (spec, origin, generation) + observed
+//! (the last check: status, since, chain, names, expiry).
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::checks::certificate::{self, CertStatus, CertificateCheck};
+use crate::config::model::CertificateSpec;
+use crate::engine::App;
+use crate::monitor::MonitorSpec;
+use crate::observed::TaskInfo;
+use crate::readmodel::{DesiredView, Page, ReadError, desired_view, paginate};
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CertificateObserved {
+    /// `pending` (not yet checked), `valid`, `expiring`, `expired`, `invalid` or `error`.
+    pub status: CertStatus,
+    /// The last check, with subject, issuer, SANs, validity, chain and host name verdicts.
+    pub last_check: Option<CertificateCheck>,
+    pub error: Option<String>,
+    pub task: Option<TaskInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CertificateRow {
+    /// `certificate/NAME`.
+    pub id: String,
+    pub name: String,
+    pub group: Option<String>,
+    /// `host:port`.
+    pub target: String,
+    pub status: CertStatus,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub not_after: Option<time::OffsetDateTime>,
+    pub days_left: Option<i64>,
+    pub issuer: Option<String>,
+    pub sans: Vec<String>,
+    pub chain_valid: Option<bool>,
+    pub hostname_match: Option<bool>,
+    pub desired: DesiredView<CertificateSpec>,
+    pub observed: CertificateObserved,
+}
+
+pub fn list_certificates(
+    app: &App,
+    expiring_within_days: Option<i64>,
+    status: Option<CertStatus>,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Page<CertificateRow>, ReadError> {
+    let state = app.desired();
+    let mut rows = Vec::new();
+    for (k, d) in state.monitors.iter() {
+        let MonitorSpec::Certificate(spec) = &*d.spec else {
+            continue;
+        };
+        let last = certificate::load(&app.store, k)?;
+        let current = last.as_ref().map_or(CertStatus::Pending, |c| c.status);
+        if status.is_some_and(|want| want != current) {
+            continue;
+        }
+        // "Expiring within N days" includes expired ones (days_left < 0).
+        if let Some(n) = expiring_within_days
+            && last
+                .as_ref()
+                .and_then(|c| c.days_left)
+                .is_none_or(|left| left > n)
+        {
+            continue;
+        }
+        let task = app.observed.get(k).and_then(|o| o.task);
+        let target = if spec.host.contains(':') {
+            format!("[{}]:{}", spec.host, spec.port)
+        } else {
+            format!("{}:{}", spec.host, spec.port)
+        };
+        rows.push(CertificateRow {
+            id: k.id(),
+            name: spec.name.clone(),
+            group: spec.group.clone(),
+            target,
+            status: current,
+            not_after: last.as_ref().and_then(|c| c.not_after),
+            days_left: last.as_ref().and_then(|c| c.days_left),
+            issuer: last.as_ref().and_then(|c| c.issuer.clone()),
+            sans: last.as_ref().map(|c| c.sans.clone()).unwrap_or_default(),
+            chain_valid: last.as_ref().and_then(|c| c.chain_valid),
+            hostname_match: last.as_ref().and_then(|c| c.hostname_match),
+            desired: desired_view(d, spec.clone()),
+            observed: CertificateObserved {
+                status: current,
+                error: last.as_ref().and_then(|c| c.error.clone()),
+                note: last
+                    .is_none()
+                    .then(|| "declared, not yet checked".to_owned()),
+                last_check: last,
+                task,
+            },
+        });
+    }
+    paginate(rows, limit, cursor)
+}
