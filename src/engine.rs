@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use crate::checks::CheckContext;
 use crate::checks::probe::HttpClients;
 use crate::desired::{self, DesiredState};
+use crate::heartbeat::HeartbeatHub;
 use crate::observed::ObservedMap;
 use crate::reconcile::{ReconcileStatus, Reconciler, RunningIndex};
 use crate::settings::Settings;
@@ -34,6 +35,8 @@ pub struct App {
     pub observed: ObservedMap,
     pub reconcile: Arc<RwLock<ReconcileStatus>>,
     pub running: RunningIndex,
+    /// Live heartbeat states, ping routes and the transition channel.
+    pub heartbeats: HeartbeatHub,
     pub started_at: OffsetDateTime,
 }
 
@@ -47,10 +50,12 @@ impl App {
 pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreError> {
     let store = Store::open(&settings.db)?;
     let observed = ObservedMap::default();
+    let heartbeats = HeartbeatHub::start(store.clone())?;
     let ctx = CheckContext {
         store: store.clone(),
         clients: HttpClients::new(),
         observed: observed.clone(),
+        heartbeats: heartbeats.clone(),
     };
 
     let (updates_tx, updates_rx) = mpsc::channel(16);
@@ -81,6 +86,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         observed,
         reconcile,
         running,
+        heartbeats,
         started_at: OffsetDateTime::now_utc(),
     }))
 }

@@ -1,4 +1,4 @@
-//! The HTTP surface: `/healthz`, and `/mcp` (Streamable HTTP) when enabled.
+//! The HTTP surface: `/healthz`, `/ping/...` (heartbeats), and `/mcp` (Streamable HTTP) when enabled.
 //! Also the same MCP service on a unix socket beside the database, where a
 //! `maintenant --mcp-stdio` started later attaches.
 
@@ -77,7 +77,9 @@ async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
 
 /// The public router.
 pub fn router(app: Arc<App>, cancel: CancellationToken) -> Router {
-    let mut r = Router::new().route("/healthz", get(healthz));
+    let mut r = Router::new()
+        .route("/healthz", get(healthz))
+        .merge(crate::ping::routes());
     if app.settings.mcp {
         r = r.nest_service(
             "/mcp",

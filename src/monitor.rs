@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::model::EndpointSpec;
+use crate::config::model::{EndpointSpec, HeartbeatSchedule, HeartbeatSpec};
 
 /// The kinds of monitor the monitors file can declare. Adding a kind means a
 /// variant here, a section in `config::model::MonitorsFile` and a check in
@@ -19,12 +19,14 @@ use crate::config::model::EndpointSpec;
 #[serde(rename_all = "snake_case")]
 pub enum MonitorKind {
     Endpoint,
+    Heartbeat,
 }
 
 impl MonitorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             MonitorKind::Endpoint => "endpoint",
+            MonitorKind::Heartbeat => "heartbeat",
         }
     }
 }
@@ -47,6 +49,13 @@ impl MonitorKey {
     pub fn endpoint(name: impl Into<String>) -> Self {
         MonitorKey {
             kind: MonitorKind::Endpoint,
+            name: name.into(),
+        }
+    }
+
+    pub fn heartbeat(name: impl Into<String>) -> Self {
+        MonitorKey {
+            kind: MonitorKind::Heartbeat,
             name: name.into(),
         }
     }
@@ -91,24 +100,28 @@ impl fmt::Display for Origin {
 #[serde(untagged)]
 pub enum MonitorSpec {
     Endpoint(EndpointSpec),
+    Heartbeat(HeartbeatSpec),
 }
 
 impl MonitorSpec {
     pub fn kind(&self) -> MonitorKind {
         match self {
             MonitorSpec::Endpoint(_) => MonitorKind::Endpoint,
+            MonitorSpec::Heartbeat(_) => MonitorKind::Heartbeat,
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
             MonitorSpec::Endpoint(e) => &e.name,
+            MonitorSpec::Heartbeat(h) => &h.name,
         }
     }
 
     pub fn group(&self) -> Option<&str> {
         match self {
             MonitorSpec::Endpoint(e) => e.group.as_deref(),
+            MonitorSpec::Heartbeat(h) => h.group.as_deref(),
         }
     }
 
@@ -146,10 +159,15 @@ impl DeclaredMonitor {
 }
 
 impl MonitorSpec {
-    /// Time between checks.
+    /// Time between checks (for a heartbeat: its period, or a day for a cron
+    /// schedule; only used to spread first checks).
     pub fn interval(&self) -> std::time::Duration {
         match self {
             MonitorSpec::Endpoint(e) => e.interval.std(),
+            MonitorSpec::Heartbeat(h) => match &h.schedule {
+                HeartbeatSchedule::Period { period } => period.std(),
+                HeartbeatSchedule::Cron { .. } => std::time::Duration::from_secs(86_400),
+            },
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::observed::{Observed, TaskInfo};
 use crate::reconcile::ReconcileStatus;
 use crate::store::{CheckRecord, Status};
 
+pub mod heartbeats;
+
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
 
@@ -124,6 +126,24 @@ pub struct ObservedView {
     /// Set when the row needs explaining, e.g. "declared, not yet checked".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// When `pause_monitor` paused it (status is then `paused`).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub paused_at: Option<OffsetDateTime>,
+}
+
+/// A paused monitor shows `paused`, whatever its last checks said.
+pub(crate) fn with_pause(app: &App, key: &MonitorKey, mut view: ObservedView) -> ObservedView {
+    if let Ok(Some(p)) = app.store.pause_record(key) {
+        view.status = Status::Paused;
+        view.paused_at = Some(p.at);
+        view.note = Some("paused by pause_monitor: not checked until resume_monitor".into());
+    }
+    view
 }
 
 fn observed_view(o: Option<&Observed>) -> ObservedView {
@@ -140,6 +160,7 @@ fn observed_view(o: Option<&Observed>) -> ObservedView {
                 "declared, no check task yet (the reconciler has not applied this generation)"
                     .into(),
             ),
+            paused_at: None,
         };
     };
     let s = &o.state;
@@ -156,6 +177,7 @@ fn observed_view(o: Option<&Observed>) -> ObservedView {
         checks_total: s.checks_total,
         task: o.task.clone(),
         note,
+        paused_at: None,
     }
 }
 
@@ -193,13 +215,12 @@ pub struct EndpointFilter {
     pub name: Option<String>,
 }
 
-// Other monitor kinds are skipped here; with one kind today clippy sees a map.
-#[allow(clippy::unnecessary_filter_map)]
 fn endpoints(
     state: &DesiredState,
 ) -> impl Iterator<Item = (&MonitorKey, &DesiredMonitor, &EndpointSpec)> {
     state.monitors.iter().filter_map(|(k, d)| match &*d.spec {
         MonitorSpec::Endpoint(e) => Some((k, d, e)),
+        _ => None,
     })
 }
 
@@ -229,7 +250,7 @@ pub fn list_endpoints(
                             || e.target.display().to_lowercase().contains(&n)
                     })
                 })
-                .map(|(k, d, e)| (k, d, e, observed_view(obs.get(k))))
+                .map(|(k, d, e)| (k, d, e, with_pause(app, k, observed_view(obs.get(k)))))
                 .filter(|(_, _, _, o)| filter.status.is_none_or(|s| o.status == s))
                 .collect()
         });
@@ -368,7 +389,12 @@ pub fn endpoint_history(
     let state = app.desired();
     let key = resolve(&state, MonitorKind::Endpoint, query)?;
     let d = &state.monitors[&key];
-    let MonitorSpec::Endpoint(spec) = &*d.spec;
+    let MonitorSpec::Endpoint(spec) = &*d.spec else {
+        return Err(ReadError::NotFound(format!(
+            "{} is not an endpoint",
+            key.id()
+        )));
+    };
     let limit = clamp_limit(limit);
     let before = match cursor {
         Some(c) if !c.is_empty() => {
@@ -417,7 +443,7 @@ pub fn endpoint_history(
     Ok(EndpointHistory {
         id: key.id(),
         target: spec.target.display(),
-        observed: observed_view(app.observed.get(&key).as_ref()),
+        observed: with_pause(app, &key, observed_view(app.observed.get(&key).as_ref())),
         checks,
         summary,
         next_cursor,

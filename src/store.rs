@@ -6,6 +6,9 @@
 //! - `results`: `monitor-id \0 at_micros(BE u64)` -> [`CheckRecord`] (JSON)
 //! - `state`:   `monitor-id` -> [`ObservedState`] (JSON)
 //! - `rollups`: `monitor-id \0 hour(BE u64)` -> [`Rollup`] (16 bytes)
+//! - `heartbeats`: `heartbeat/NAME` -> [`HeartbeatState`] (JSON)
+//! - `pauses`: `monitor-id` -> [`PauseRecord`] (JSON): monitors paused by
+//!   `pause_monitor`, of every kind; kept until `resume_monitor`.
 //!
 //! Big-endian timestamps make each monitor's keys sort by time, so history and
 //! uptime are range scans over one monitor's prefix.
@@ -15,6 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::heartbeat::HeartbeatState;
 use crate::monitor::MonitorKey;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,8 @@ pub enum Status {
     Pending,
     Up,
     Down,
+    /// Paused by `pause_monitor`: not checked until `resume_monitor`.
+    Paused,
 }
 
 impl Status {
@@ -66,6 +72,7 @@ impl Status {
             Status::Pending => "pending",
             Status::Up => "up",
             Status::Down => "down",
+            Status::Paused => "paused",
         }
     }
 }
@@ -132,6 +139,15 @@ pub struct Store {
     results: sled::Tree,
     state: sled::Tree,
     rollups: sled::Tree,
+    heartbeats: sled::Tree,
+    pauses: sled::Tree,
+}
+
+/// A monitor paused by `pause_monitor`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PauseRecord {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 fn prefixed(key: &MonitorKey, suffix: u64) -> Vec<u8> {
@@ -175,6 +191,8 @@ impl Store {
             results: db.open_tree("results")?,
             state: db.open_tree("state")?,
             rollups: db.open_tree("rollups")?,
+            heartbeats: db.open_tree("heartbeats")?,
+            pauses: db.open_tree("pauses")?,
             db,
         })
     }
@@ -285,6 +303,52 @@ impl Store {
     pub fn forget_state(&self, key: &MonitorKey) -> Result<()> {
         self.state.remove(key.storage_key())?;
         Ok(())
+    }
+
+    /// Store a heartbeat's state (made durable by the next [`Store::flush`]).
+    pub fn save_heartbeat(&self, key: &MonitorKey, state: &HeartbeatState) -> Result<()> {
+        self.heartbeats
+            .insert(key.storage_key(), serde_json::to_vec(state)?)?;
+        Ok(())
+    }
+
+    /// Every stored heartbeat state, by name.
+    pub fn load_heartbeats(&self) -> Result<Vec<(MonitorKey, HeartbeatState)>> {
+        let mut out = Vec::new();
+        for item in self.heartbeats.iter() {
+            let (k, v) = item?;
+            let id = String::from_utf8_lossy(&k);
+            if let Some(name) = id.strip_prefix("heartbeat/") {
+                out.push((MonitorKey::heartbeat(name), serde_json::from_slice(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Mark a monitor paused (durable after [`Store::flush`]). Any kind: the
+    /// alert engine and the check tasks ask [`Store::is_paused`].
+    pub fn set_paused(&self, key: &MonitorKey, at: OffsetDateTime) -> Result<()> {
+        self.pauses
+            .insert(key.storage_key(), serde_json::to_vec(&PauseRecord { at })?)?;
+        Ok(())
+    }
+
+    /// Remove a pause; `true` if there was one.
+    pub fn clear_paused(&self, key: &MonitorKey) -> Result<bool> {
+        Ok(self.pauses.remove(key.storage_key())?.is_some())
+    }
+
+    /// Whether `pause_monitor` paused this monitor (and `resume_monitor` has not resumed it).
+    pub fn is_paused(&self, key: &MonitorKey) -> bool {
+        matches!(self.pauses.contains_key(key.storage_key()), Ok(true))
+    }
+
+    /// The pause of a monitor, if paused.
+    pub fn pause_record(&self, key: &MonitorKey) -> Result<Option<PauseRecord>> {
+        match self.pauses.get(key.storage_key())? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
     }
 
     pub fn flush(&self) -> Result<()> {

@@ -2,6 +2,7 @@
 //! observed state through the failure and recovery thresholds. A task knows
 //! nothing of other monitors, alerts or MCP.
 
+pub mod heartbeat;
 pub mod probe;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub struct CheckContext {
     pub store: Store,
     pub clients: HttpClients,
     pub observed: ObservedMap,
+    pub heartbeats: crate::heartbeat::HeartbeatHub,
 }
 
 /// Start the check task of one monitor. It runs its first check after
@@ -33,9 +35,15 @@ pub fn spawn(
     first_delay: std::time::Duration,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
+    if let MonitorSpec::Heartbeat(h) = &*spec {
+        // Registered before this returns, so pings work once the pass is applied.
+        let hub = ctx.heartbeats.clone();
+        return tokio::spawn(heartbeat::task(key, Arc::new(h.clone()), hub, cancel));
+    }
     tokio::spawn(async move {
         match &*spec {
             MonitorSpec::Endpoint(e) => run_endpoint(key, e, ctx, first_delay, cancel).await,
+            MonitorSpec::Heartbeat(_) => {}
         }
     })
 }
@@ -60,6 +68,11 @@ async fn run_endpoint(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticks.tick() => {}
+        }
+        // A paused endpoint is not checked at all (no results, no state
+        // change) until `resume_monitor`; the pause is read from sled.
+        if ctx.store.is_paused(&key) {
+            continue;
         }
         let outcome = tokio::select! {
             _ = cancel.cancelled() => return,

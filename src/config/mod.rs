@@ -94,8 +94,8 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
 
     let mut errors = Vec::new();
     let mut monitors = Vec::new();
-    // name -> (file, line) of its first declaration
-    let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    // (kind, name) -> (file, line) of its first declaration
+    let mut seen: HashMap<crate::monitor::MonitorKey, (PathBuf, usize)> = HashMap::new();
     for file in &files {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
@@ -109,18 +109,19 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
             Ok(parsed) => {
                 for p in parsed {
                     let name = p.monitor.spec.name().to_owned();
-                    match seen.get(&name) {
+                    let kind = p.monitor.spec.kind();
+                    match seen.get(&p.monitor.key()) {
                         Some((first_file, first_line)) => errors.push(ConfigError {
                             file: file.clone(),
                             line: p.item.line,
                             column: p.item.col,
                             message: format!(
-                                "duplicate endpoint name {name:?}: already declared at {}:{first_line}",
+                                "duplicate {kind} name {name:?}: already declared at {}:{first_line}",
                                 first_file.display()
                             ),
                         }),
                         None => {
-                            seen.insert(name, (file.clone(), p.item.line));
+                            seen.insert(p.monitor.key(), (file.clone(), p.item.line));
                             monitors.push(p.monitor);
                         }
                     }
@@ -281,25 +282,35 @@ fn parse_file(
         items: items.as_deref(),
         map: &map,
     };
-    let (resolved, problems) = validate::resolve(&model, &locator);
+    let (resolved, mut problems) = validate::resolve(&model, &locator);
+    let (heartbeats, mut hb_problems) = validate::resolve_heartbeats(&model, &locator);
+    problems.append(&mut hb_problems);
     if !problems.is_empty() {
         return Err(problems
             .into_iter()
             .map(|p| error(p.pos, p.message))
             .collect());
     }
+    let origin = |item: Pos| Origin::File {
+        path: file.to_path_buf(),
+        line: item.line,
+    };
     Ok(resolved
         .into_iter()
         .map(|r| Parsed {
             monitor: DeclaredMonitor {
                 spec: MonitorSpec::Endpoint(r.spec),
-                origin: Origin::File {
-                    path: file.to_path_buf(),
-                    line: r.item.line,
-                },
+                origin: origin(r.item),
             },
             item: r.item,
         })
+        .chain(heartbeats.into_iter().map(|r| Parsed {
+            monitor: DeclaredMonitor {
+                spec: MonitorSpec::Heartbeat(r.spec),
+                origin: origin(r.item),
+            },
+            item: r.item,
+        }))
         .collect())
 }
 
@@ -399,6 +410,7 @@ mod tests {
     fn endpoint(m: &DeclaredMonitor) -> &model::EndpointSpec {
         match &m.spec {
             MonitorSpec::Endpoint(e) => e,
+            other => panic!("not an endpoint: {other:?}"),
         }
     }
 

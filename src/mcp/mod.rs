@@ -6,6 +6,7 @@
 
 mod endpoints;
 mod health;
+mod heartbeats;
 pub mod stdio;
 
 use std::sync::Arc;
@@ -61,7 +62,7 @@ impl Maintenant {
     pub fn new(app: Arc<App>) -> Self {
         Maintenant {
             app,
-            tool_router: Self::endpoint_tools() + Self::health_tools(),
+            tool_router: Self::endpoint_tools() + Self::health_tools() + Self::heartbeat_tools(),
         }
     }
 }
