@@ -202,16 +202,25 @@ async fn tools_are_listed_in_contract_order_with_schemas_and_hints() {
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     assert_eq!(
         names,
-        ["list_endpoints", "get_endpoint_history", "get_health"]
+        [
+            "list_endpoints",
+            "get_endpoint_history",
+            "list_heartbeats",
+            "get_health",
+            "pause_monitor",
+            "resume_monitor"
+        ]
     );
     for t in &tools {
         assert!(t.output_schema.is_some(), "{} has an outputSchema", t.name);
-        assert_eq!(
-            t.annotations.as_ref().and_then(|a| a.read_only_hint),
-            Some(true),
-            "{}",
-            t.name
-        );
+        let a = t.annotations.as_ref().expect("annotations");
+        if t.name.starts_with("list_") || t.name.starts_with("get_") {
+            assert_eq!(a.read_only_hint, Some(true), "{}", t.name);
+        } else {
+            assert_eq!(a.read_only_hint, Some(false), "{}", t.name);
+            assert_eq!(a.destructive_hint, Some(false), "{}", t.name);
+            assert_eq!(a.idempotent_hint, Some(true), "{}", t.name);
+        }
         assert!(
             t.description.as_ref().is_some_and(|d| d.len() > 40),
             "{} is described",

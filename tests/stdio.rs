@@ -76,7 +76,19 @@ async fn stdio_beside_a_daemon_answers_from_the_daemon() {
         "the stdio process forwards to the daemon"
     );
     let tools = mcp.0.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 3);
+    assert_eq!(tools.len(), 6);
+    let hb = mcp.ok("list_heartbeats", json!({})).await;
+    assert_eq!(
+        hb["total"], 0,
+        "list_heartbeats is served through the proxy"
+    );
+    let err = mcp
+        .call(
+            "pause_monitor",
+            json!({"monitor_type": "endpoint", "monitor_id": "sharde"}),
+        )
+        .await;
+    assert!(err.text.contains("did you mean 'shared'"), "{}", err.text);
     let via_stdio = mcp.endpoint("shared").await.expect("the daemon's endpoint");
     assert_eq!(
         via_stdio["observed"]["task"]["task_id"], via_http["observed"]["task"]["task_id"],

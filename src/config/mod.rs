@@ -851,6 +851,126 @@ endpoints:
         assert_eq!(ms.len(), 2);
     }
 
+    fn heartbeat(m: &DeclaredMonitor) -> &model::HeartbeatSpec {
+        match &m.spec {
+            MonitorSpec::Heartbeat(h) => h,
+            other => panic!("not a heartbeat: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn heartbeats_parse_with_defaults() {
+        let text = "\
+endpoints:
+  - name: backup
+    url: http://a
+heartbeats:
+  - name: backup
+    period: 1d
+    grace: 2h
+  - name: report
+    group: jobs
+    schedule: \"0 3 * * 1-5\"
+    timezone: Europe/Paris
+    token: 0123456789abcdef0123
+  - name: hourly
+    schedule: \"@hourly\"
+";
+        let ms = parse(text).unwrap();
+        assert_eq!(ms.len(), 4, "an endpoint and a heartbeat may share a name");
+        let backup = heartbeat(&ms[1]);
+        assert_eq!(ms[1].key().id(), "heartbeat/backup");
+        assert_eq!(
+            backup.schedule,
+            model::HeartbeatSchedule::Period {
+                period: "1d".parse().unwrap()
+            }
+        );
+        assert_eq!(backup.grace, "2h".parse().unwrap());
+        assert_eq!(
+            ms[1].origin,
+            Origin::File {
+                path: "m.yaml".into(),
+                line: 5
+            }
+        );
+        let report = heartbeat(&ms[2]);
+        assert_eq!(
+            report.schedule,
+            model::HeartbeatSchedule::Cron {
+                expression: "0 3 * * 1-5".into(),
+                timezone: "Europe/Paris".into()
+            }
+        );
+        assert_eq!(report.token.as_deref(), Some("0123456789abcdef0123"));
+        let hourly = heartbeat(&ms[3]);
+        assert_eq!(hourly.grace, "1h".parse().unwrap(), "default grace");
+        assert!(
+            matches!(&hourly.schedule, model::HeartbeatSchedule::Cron { timezone, .. } if timezone == "UTC"),
+            "default time zone"
+        );
+    }
+
+    #[test]
+    fn heartbeat_problems_are_located_and_actionable() {
+        let text = "\
+heartbeats:
+  - name: a
+    period: 1h
+    schedule: \"0 3 * * *\"
+  - name: b
+    schedule: \"0 25 * * *\"
+  - name: c
+    schedule: \"0 3 * * *\"
+    timezone: Mars/Olympus
+  - name: d
+  - name: e
+    period: 1h
+    timezone: UTC
+  - name: f
+    period: 1h
+    token: short
+";
+        let errs = located(text);
+        let at: Vec<(usize, usize)> = errs.iter().map(|e| (e.0, e.1)).collect();
+        assert_eq!(
+            at,
+            vec![(4, 5), (6, 15), (9, 15), (10, 5), (13, 5), (16, 12)],
+            "{errs:#?}"
+        );
+        assert!(
+            errs[0]
+                .2
+                .contains("either `period` or `schedule`, not both")
+        );
+        assert!(errs[1].2.contains("invalid cron expression \"0 25 * * *\""));
+        assert!(errs[2].2.contains("unknown time zone \"Mars/Olympus\""));
+        assert!(errs[3].2.contains("needs `period` (like 1h) or `schedule`"));
+        assert!(errs[4].2.contains("`timezone` only applies to `schedule`"));
+        assert!(errs[5].2.contains("at least 16"));
+
+        let errs = located("heartbeats:\n  - name: a\n    period: 1h\n    graze: 5m\n");
+        assert_eq!((errs[0].0, errs[0].1), (4, 5), "{errs:?}");
+        assert!(errs[0].2.contains("unknown field `graze`"), "{errs:?}");
+        assert!(errs[0].2.contains("did you mean `grace`?"), "{errs:?}");
+
+        let errs =
+            located("heartbeats:\n  - name: a\n    period: 1h\n  - name: a\n    period: 2h\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].2.contains("duplicate heartbeat name \"a\""),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn schema_includes_heartbeats() {
+        let schema = json_schema().to_string();
+        assert!(schema.contains("\"heartbeats\""));
+        assert!(schema.contains("HeartbeatDecl"));
+        assert!(schema.contains("timezone"));
+    }
+
     #[test]
     fn suggestions() {
         assert_eq!(edit_distance("intervall", "interval"), 1);
