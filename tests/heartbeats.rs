@@ -207,6 +207,18 @@ async fn pings_of_each_kind_token_urls_and_errors() {
     assert_ne!(next["items"][0]["name"], page["items"][0]["name"]);
     let page = mcp.ok("list_heartbeats", json!({"group": "BATCH"})).await;
     assert_eq!(page["total"], 1);
+
+    // A heartbeat removed from the file stops answering pings.
+    d.write_atomic(&format!(
+        "heartbeats:\n  - name: secret\n    period: 1h\n    token: {TOKEN}\n"
+    ));
+    wait_for("the removed heartbeat to 404", T, async || {
+        let r = c.get(d.url("/ping/job")).send().await.unwrap();
+        (r.status() == 404).then_some(())
+    })
+    .await;
+    let (code, _) = ping(&c, Method::GET, &d.url(&format!("/ping/{TOKEN}")), None).await;
+    assert_eq!(code, 200, "the other one is untouched");
 }
 
 #[tokio::test]
