@@ -141,6 +141,8 @@ pub struct Store {
     rollups: sled::Tree,
     heartbeats: sled::Tree,
     pauses: sled::Tree,
+    /// sled's log file (`<db>/db`), for [`Store::sync_to_disk`].
+    log_file: std::sync::Arc<std::fs::File>,
 }
 
 /// A monitor paused by `pause_monitor`.
@@ -193,6 +195,9 @@ impl Store {
             rollups: db.open_tree("rollups")?,
             heartbeats: db.open_tree("heartbeats")?,
             pauses: db.open_tree("pauses")?,
+            log_file: std::sync::Arc::new(
+                std::fs::File::open(path.join("db")).map_err(sled::Error::Io)?,
+            ),
             db,
         })
     }
@@ -349,6 +354,18 @@ impl Store {
             Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
             None => Ok(None),
         }
+    }
+
+    /// [`Store::flush`], then `fdatasync` of sled's log file. sled's own
+    /// flush on Linux ends with `sync_file_range`, which survives a killed
+    /// process but not a power cut (it does not flush the disk's write cache
+    /// nor the file's size); this makes a write durable against both. Used
+    /// once per batch by the heartbeat writer (group commit), so its cost
+    /// (about 4 ms on this project's machine) is shared by every ping in it.
+    pub fn sync_to_disk(&self) -> Result<()> {
+        self.db.flush()?;
+        self.log_file.sync_data().map_err(sled::Error::Io)?;
+        Ok(())
     }
 
     pub fn flush(&self) -> Result<()> {

@@ -2,7 +2,8 @@
 //! and the single writer that changes states.
 //!
 //! **Durability with group commit.** A ping is answered 2xx only once its
-//! effect is flushed to disk (sled `flush`, an fsync). Flushing per ping would
+//! effect is on disk (sled `flush`, then `fdatasync` of its log file: see
+//! [`Store::sync_to_disk`]). Flushing per ping would
 //! cap throughput at the disk's fsync rate, so every change goes through one
 //! writer thread: it takes the first waiting command, drains every other
 //! command queued meanwhile (a batch), applies them in order, writes each
@@ -418,7 +419,7 @@ fn persist(shared: &Shared, dirty: &HashSet<MonitorKey>) -> Result<(), String> {
             }
         }
     }
-    shared.store.flush().map_err(|e| {
+    shared.store.sync_to_disk().map_err(|e| {
         tracing::error!(error = %e, "heartbeat flush failed: pings are answered 503");
         e.to_string()
     })
