@@ -15,15 +15,28 @@ use serde_json::{Value, json};
 const T: Duration = Duration::from_secs(20);
 const TOKEN: &str = "s3cr3t-t0ken-0123456789";
 
+/// The list_heartbeats row of `name` (waiting for the first load after a start).
 async fn heartbeat(mcp: &Mcp, name: &str) -> Value {
-    let page = mcp.ok("list_heartbeats", json!({"limit": 500})).await;
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no heartbeat {name} in {page}"))
+    wait_for(&format!("heartbeat {name} to be listed"), T, async || {
+        let page = mcp.ok("list_heartbeats", json!({"limit": 500})).await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+    })
+    .await
+}
+
+/// Wait until the reconciler has applied the file (`n` heartbeats declared,
+/// every task running): from then on their ping URLs answer.
+async fn ready(mcp: &Mcp, n: u64) {
+    wait_for("the monitors to be running", T, async || {
+        let h = mcp.ok("get_health", json!({})).await;
+        (h["desired"]["monitors"]["heartbeat"] == n && h["drift"]["in_sync"] == true).then_some(())
+    })
+    .await
 }
 
 async fn wait_hb(mcp: &Mcp, name: &str, status: &str) -> Value {
@@ -81,6 +94,7 @@ async fn pings_of_each_kind_token_urls_and_errors() {
     )
     .await;
     let mcp = d.mcp().await;
+    ready(&mcp, 2).await;
     let c = reqwest::Client::new();
     use reqwest::Method;
 
@@ -228,6 +242,7 @@ async fn states_follow_the_deadlines_without_pings() {
     )
     .await;
     let mcp = d.mcp().await;
+    ready(&mcp, 2).await;
     let c = reqwest::Client::new();
     assert_eq!(heartbeat(&mcp, "fast").await["observed"]["status"], "new");
     // new stays new: nothing is expected before the first ping.
@@ -290,6 +305,7 @@ async fn pause_survives_pings_reloads_and_restarts() {
     };
     let d = Daemon::start(&monitors("1s")).await;
     let mcp = d.mcp().await;
+    ready(&mcp, 1).await;
     let c = reqwest::Client::new();
     mcp.wait_status("web", "up", T).await;
 
@@ -392,12 +408,13 @@ async fn pause_survives_pings_reloads_and_restarts() {
     // So does a restart (kill -9: the pause was on disk before the answer).
     let d = kill_and_restart(d, &[]).await;
     let mcp = d.mcp().await;
+    ready(&mcp, 1).await;
     assert_eq!(
         heartbeat(&mcp, "nightly").await["observed"]["status"],
         "paused"
     );
     assert_eq!(
-        mcp.endpoint("web").await.unwrap()["observed"]["status"],
+        mcp.wait_status("web", "paused", T).await["observed"]["status"],
         "paused"
     );
     let hits = target.hits("/web");
@@ -443,6 +460,7 @@ async fn kill_9_loses_no_acknowledged_ping() {
     let d =
         Daemon::start("heartbeats:\n  - name: a\n    period: 1h\n  - name: b\n    period: 1h\n")
             .await;
+    ready(&d.mcp().await, 2).await;
     let stop = Arc::new(AtomicBool::new(false));
     // name -> pings answered 2xx
     let acked: Arc<Mutex<HashMap<&'static str, u64>>> = Arc::default();
@@ -485,6 +503,7 @@ async fn kill_9_loses_no_acknowledged_ping() {
         "the clients got pings through before the kill: {acked:?}"
     );
     let mcp = d.mcp().await;
+    ready(&mcp, 2).await;
     for name in ["a", "b"] {
         let row = heartbeat(&mcp, name).await;
         let stored = row["observed"]["pings_total"].as_u64().unwrap();
