@@ -139,11 +139,15 @@ pub struct ObservedView {
 /// A paused monitor shows `paused`, whatever its last checks said.
 pub(crate) fn with_pause(app: &App, key: &MonitorKey, mut view: ObservedView) -> ObservedView {
     if let Ok(Some(p)) = app.store.pause_record(key) {
-        view.status = Status::Paused;
-        view.paused_at = Some(p.at);
-        view.note = Some("paused by pause_monitor: not checked until resume_monitor".into());
+        mark_paused(&mut view, p.at);
     }
     view
+}
+
+fn mark_paused(view: &mut ObservedView, at: OffsetDateTime) {
+    view.status = Status::Paused;
+    view.paused_at = Some(at);
+    view.note = Some("paused by pause_monitor: not checked until resume_monitor".into());
 }
 
 fn observed_view(o: Option<&Observed>) -> ObservedView {
@@ -231,6 +235,7 @@ pub fn list_endpoints(
     cursor: Option<&str>,
 ) -> Result<Page<EndpointRow>, ReadError> {
     let state = app.desired();
+    let pauses = app.store.pauses()?;
     // Filter under one read lock on the observed map, then build full rows
     // (with rollup reads) only for the page returned.
     let matching: Vec<(&MonitorKey, &DesiredMonitor, &EndpointSpec, ObservedView)> =
@@ -250,7 +255,13 @@ pub fn list_endpoints(
                             || e.target.display().to_lowercase().contains(&n)
                     })
                 })
-                .map(|(k, d, e)| (k, d, e, with_pause(app, k, observed_view(obs.get(k)))))
+                .map(|(k, d, e)| {
+                    let mut view = observed_view(obs.get(k));
+                    if let Some(p) = pauses.get(&k.id()) {
+                        mark_paused(&mut view, p.at);
+                    }
+                    (k, d, e, view)
+                })
                 .filter(|(_, _, _, o)| filter.status.is_none_or(|s| o.status == s))
                 .collect()
         });

@@ -348,6 +348,20 @@ impl Store {
         matches!(self.pauses.contains_key(key.storage_key()), Ok(true))
     }
 
+    /// Every pause, by monitor id (`endpoint/web`): one scan of a tree that
+    /// holds only paused monitors, for list pages.
+    pub fn pauses(&self) -> Result<std::collections::HashMap<String, PauseRecord>> {
+        let mut out = std::collections::HashMap::new();
+        for item in self.pauses.iter() {
+            let (k, v) = item?;
+            out.insert(
+                String::from_utf8_lossy(&k).into_owned(),
+                serde_json::from_slice(&v)?,
+            );
+        }
+        Ok(out)
+    }
+
     /// The pause of a monitor, if paused.
     pub fn pause_record(&self, key: &MonitorKey) -> Result<Option<PauseRecord>> {
         match self.pauses.get(key.storage_key())? {
