@@ -408,6 +408,30 @@ mod tests {
     }
 
     #[test]
+    fn pauses_are_per_monitor_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let web = MonitorKey::endpoint("web");
+        let job = MonitorKey::heartbeat("web");
+        let at = OffsetDateTime::now_utc();
+        {
+            let store = Store::open(&path).unwrap();
+            assert!(!store.is_paused(&web));
+            store.set_paused(&web, at).unwrap();
+            assert!(store.is_paused(&web));
+            assert!(!store.is_paused(&job), "same name, other kind");
+            store.sync_to_disk().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert!(store.is_paused(&web));
+        let all = store.pauses().unwrap();
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["endpoint/web"]);
+        assert!(store.clear_paused(&web).unwrap());
+        assert!(!store.clear_paused(&web).unwrap(), "already resumed");
+        assert!(!store.is_paused(&web));
+    }
+
+    #[test]
     fn history_is_per_monitor_newest_first_and_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
