@@ -141,7 +141,11 @@ impl DesiredStore {
             // Comparing specs is cheaper than hashing them: hash only what changed.
             let previous = self.current.monitors.get(&key);
             let entry = match previous {
-                Some(p) if (Arc::ptr_eq(&p.spec, &m.spec) || p.spec == m.spec) && p.origin == m.origin && p.source == source => {
+                Some(p)
+                    if (Arc::ptr_eq(&p.spec, &m.spec) || p.spec == m.spec)
+                        && p.origin == m.origin
+                        && p.source == source =>
+                {
                     p.clone()
                 }
                 _ => {

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use crate::checks::CheckContext;
 use crate::checks::probe::HttpClients;
 use crate::desired::{self, DesiredState};
+use crate::heartbeat::HeartbeatHub;
 use crate::observed::ObservedMap;
 use crate::reconcile::{ReconcileStatus, Reconciler, RunningIndex};
 use crate::resources::{HostSampler, HostView};
@@ -39,6 +40,8 @@ pub struct App {
     pub observed: ObservedMap,
     pub reconcile: Arc<RwLock<ReconcileStatus>>,
     pub running: RunningIndex,
+    /// Live heartbeat states, ping routes and the transition channel.
+    pub heartbeats: HeartbeatHub,
     pub started_at: OffsetDateTime,
     /// Container runtimes, their containers and usage.
     pub runtimes: Runtimes,
@@ -69,23 +72,32 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     let (alerting_tx, alerting_rx) =
         watch::channel(Arc::new(crate::config::model::AlertingSpec::default()));
     let (signals_tx, signals_rx) = mpsc::unbounded_channel();
-    // Pauses are stored by the pause tools; until they exist nothing is paused.
+    // A paused monitor raises nothing: the pause tools store pauses in sled.
+    let pauses = store.clone();
     let engine = crate::alerts::AlertEngine::new(
         alerts.clone(),
         alerting_rx.clone(),
-        crate::alerts::nothing_paused(),
+        Arc::new(move |key: &crate::monitor::MonitorKey| pauses.is_paused(key)),
     );
     tokio::spawn(engine.run(signals_rx));
+    let heartbeats = HeartbeatHub::start(store.clone())?;
     let ctx = CheckContext {
         store: store.clone(),
         clients: HttpClients::new(),
         observed: observed.clone(),
-        signals: crate::alerts::SignalSender::new(signals_tx),
+        signals: crate::alerts::SignalSender::new(signals_tx.clone()),
+        heartbeats: heartbeats.clone(),
     };
 
     let (updates_tx, updates_rx) = mpsc::channel(16);
     let (desired_tx, desired_rx) = watch::channel(Arc::new(DesiredState::default()));
     tokio::spawn(desired::run(updates_rx, desired_tx));
+
+    tokio::spawn(crate::alerts::heartbeats::forward(
+        heartbeats.subscribe(),
+        desired_rx.clone(),
+        crate::alerts::SignalSender::new(signals_tx),
+    ));
 
     let reconciler = Reconciler::new(ctx);
     let reconcile = reconciler.status();
@@ -149,6 +161,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         observed,
         reconcile,
         running,
+        heartbeats,
         started_at: OffsetDateTime::now_utc(),
         runtimes,
         history,

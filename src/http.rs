@@ -1,5 +1,5 @@
-//! The HTTP surface: `/healthz`, and `/mcp` (Streamable HTTP) when enabled,
-//! behind the rate limit, the proxy-buffering header and (when configured)
+//! The HTTP surface: `/healthz`, `/ping/...` (heartbeats), and `/mcp` (Streamable HTTP)
+//! when enabled, behind the rate limit, the proxy-buffering header and (when configured)
 //! JWT authentication with its RFC 9728 metadata routes.
 //! Also the same MCP service on a unix socket beside the database, where a
 //! `maintenant --mcp-stdio` started later attaches.

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::model::{AlertDecl, CertificateSpec, EndpointSpec};
+use crate::config::model::{
+    AlertDecl, CertificateSpec, EndpointSpec, HeartbeatSchedule, HeartbeatSpec,
+};
 
 /// The kinds of monitor the monitors file can declare. Adding a kind means a
 /// variant here, a section in `config::model::MonitorsFile` and a check in
@@ -20,6 +22,7 @@ use crate::config::model::{AlertDecl, CertificateSpec, EndpointSpec};
 pub enum MonitorKind {
     Endpoint,
     Certificate,
+    Heartbeat,
 }
 
 impl MonitorKind {
@@ -27,6 +30,7 @@ impl MonitorKind {
         match self {
             MonitorKind::Endpoint => "endpoint",
             MonitorKind::Certificate => "certificate",
+            MonitorKind::Heartbeat => "heartbeat",
         }
     }
 }
@@ -56,6 +60,13 @@ impl MonitorKey {
     pub fn certificate(name: impl Into<String>) -> Self {
         MonitorKey {
             kind: MonitorKind::Certificate,
+            name: name.into(),
+        }
+    }
+
+    pub fn heartbeat(name: impl Into<String>) -> Self {
+        MonitorKey {
+            kind: MonitorKind::Heartbeat,
             name: name.into(),
         }
     }
@@ -113,6 +124,7 @@ impl fmt::Display for Origin {
 pub enum MonitorSpec {
     Endpoint(EndpointSpec),
     Certificate(CertificateSpec),
+    Heartbeat(HeartbeatSpec),
 }
 
 impl MonitorSpec {
@@ -120,6 +132,7 @@ impl MonitorSpec {
         match self {
             MonitorSpec::Endpoint(_) => MonitorKind::Endpoint,
             MonitorSpec::Certificate(_) => MonitorKind::Certificate,
+            MonitorSpec::Heartbeat(_) => MonitorKind::Heartbeat,
         }
     }
 
@@ -127,6 +140,7 @@ impl MonitorSpec {
         match self {
             MonitorSpec::Endpoint(e) => &e.name,
             MonitorSpec::Certificate(c) => &c.name,
+            MonitorSpec::Heartbeat(h) => &h.name,
         }
     }
 
@@ -134,6 +148,7 @@ impl MonitorSpec {
         match self {
             MonitorSpec::Endpoint(e) => e.group.as_deref(),
             MonitorSpec::Certificate(c) => c.group.as_deref(),
+            MonitorSpec::Heartbeat(h) => h.group.as_deref(),
         }
     }
 
@@ -142,6 +157,7 @@ impl MonitorSpec {
         match self {
             MonitorSpec::Endpoint(e) => e.alert.as_ref(),
             MonitorSpec::Certificate(c) => c.alert.as_ref(),
+            MonitorSpec::Heartbeat(h) => h.alert.as_ref(),
         }
     }
 
@@ -180,11 +196,16 @@ impl DeclaredMonitor {
 }
 
 impl MonitorSpec {
-    /// Time between checks.
+    /// Time between checks (for a heartbeat: its period, or a day for a cron
+    /// schedule; only used to spread first checks).
     pub fn interval(&self) -> std::time::Duration {
         match self {
             MonitorSpec::Endpoint(e) => e.interval.std(),
             MonitorSpec::Certificate(c) => c.interval.std(),
+            MonitorSpec::Heartbeat(h) => match &h.schedule {
+                HeartbeatSchedule::Period { period } => period.std(),
+                HeartbeatSchedule::Cron { .. } => std::time::Duration::from_secs(86_400),
+            },
         }
     }
 }

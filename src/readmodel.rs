@@ -17,6 +17,7 @@ use crate::reconcile::ReconcileStatus;
 use crate::store::{CheckRecord, Status};
 
 pub mod containers;
+pub mod heartbeats;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
@@ -126,6 +127,28 @@ pub struct ObservedView {
     /// Set when the row needs explaining, e.g. "declared, not yet checked".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// When `pause_monitor` paused it (status is then `paused`).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub paused_at: Option<OffsetDateTime>,
+}
+
+/// A paused monitor shows `paused`, whatever its last checks said.
+pub(crate) fn with_pause(app: &App, key: &MonitorKey, mut view: ObservedView) -> ObservedView {
+    if let Ok(Some(p)) = app.store.pause_record(key) {
+        mark_paused(&mut view, p.at);
+    }
+    view
+}
+
+fn mark_paused(view: &mut ObservedView, at: OffsetDateTime) {
+    view.status = Status::Paused;
+    view.paused_at = Some(at);
+    view.note = Some("paused by pause_monitor: not checked until resume_monitor".into());
 }
 
 pub(crate) fn observed_view(o: Option<&Observed>) -> ObservedView {
@@ -142,6 +165,7 @@ pub(crate) fn observed_view(o: Option<&Observed>) -> ObservedView {
                 "declared, no check task yet (the reconciler has not applied this generation)"
                     .into(),
             ),
+            paused_at: None,
         };
     };
     let s = &o.state;
@@ -158,6 +182,7 @@ pub(crate) fn observed_view(o: Option<&Observed>) -> ObservedView {
         checks_total: s.checks_total,
         task: o.task.clone(),
         note,
+        paused_at: None,
     }
 }
 
@@ -211,6 +236,7 @@ pub fn list_endpoints(
     cursor: Option<&str>,
 ) -> Result<Page<EndpointRow>, ReadError> {
     let state = app.desired();
+    let pauses = app.store.pauses()?;
     // Filter under one read lock on the observed map, then build full rows
     // (with rollup reads) only for the page returned.
     let matching: Vec<(&MonitorKey, &DesiredMonitor, &EndpointSpec, ObservedView)> =
@@ -230,7 +256,13 @@ pub fn list_endpoints(
                             || e.target.display().to_lowercase().contains(&n)
                     })
                 })
-                .map(|(k, d, e)| (k, d, e, observed_view(obs.get(k))))
+                .map(|(k, d, e)| {
+                    let mut view = observed_view(obs.get(k));
+                    if let Some(p) = pauses.get(&k.id()) {
+                        mark_paused(&mut view, p.at);
+                    }
+                    (k, d, e, view)
+                })
                 .filter(|(_, _, _, o)| filter.status.is_none_or(|s| o.status == s))
                 .collect()
         });
@@ -370,7 +402,10 @@ pub fn endpoint_history(
     let key = resolve(&state, MonitorKind::Endpoint, query)?;
     let d = &state.monitors[&key];
     let MonitorSpec::Endpoint(spec) = &*d.spec else {
-        unreachable!("resolve returned an endpoint key")
+        return Err(ReadError::NotFound(format!(
+            "{} is not an endpoint",
+            key.id()
+        )));
     };
     let limit = clamp_limit(limit);
     let before = match cursor {
@@ -420,7 +455,7 @@ pub fn endpoint_history(
     Ok(EndpointHistory {
         id: key.id(),
         target: spec.target.display(),
-        observed: observed_view(app.observed.get(&key).as_ref()),
+        observed: with_pause(app, &key, observed_view(app.observed.get(&key).as_ref())),
         checks,
         summary,
         next_cursor,

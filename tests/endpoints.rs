@@ -218,14 +218,17 @@ async fn tools_are_listed_in_contract_order_with_schemas_and_hints() {
         "list_certificates",
         "list_alerts",
         "get_health",
+        "list_heartbeats",
         "acknowledge_alert",
+        "pause_monitor",
+        "resume_monitor",
     ] {
         assert!(names.contains(&t), "{t} is listed: {names:?}");
     }
     for t in &tools {
         assert!(t.output_schema.is_some(), "{} has an outputSchema", t.name);
         let a = t.annotations.as_ref();
-        if t.name == "acknowledge_alert" {
+        if ["acknowledge_alert", "pause_monitor", "resume_monitor"].contains(&t.name.as_ref()) {
             assert_eq!(a.and_then(|a| a.read_only_hint), Some(false));
             assert_eq!(a.and_then(|a| a.destructive_hint), Some(false));
             assert_eq!(a.and_then(|a| a.idempotent_hint), Some(true));

@@ -88,6 +88,18 @@ async fn stdio_beside_a_daemon_answers_from_the_daemon() {
         "{}",
         err.text
     );
+    let hb = mcp.ok("list_heartbeats", json!({})).await;
+    assert_eq!(
+        hb["total"], 0,
+        "list_heartbeats is served through the proxy"
+    );
+    let err = mcp
+        .call(
+            "pause_monitor",
+            json!({"monitor_type": "endpoint", "monitor_id": "sharde"}),
+        )
+        .await;
+    assert!(err.text.contains("did you mean 'shared'"), "{}", err.text);
     let via_stdio = mcp.endpoint("shared").await.expect("the daemon's endpoint");
     assert_eq!(
         via_stdio["observed"]["task"]["task_id"], via_http["observed"]["task"]["task_id"],

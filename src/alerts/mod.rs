@@ -9,6 +9,7 @@
 //! - [`engine`] applies decisions, and hands notifications to [`notify`].
 
 pub mod engine;
+pub mod heartbeats;
 pub mod notify;
 pub mod rules;
 pub mod store;

@@ -3,6 +3,7 @@
 //! nothing of other monitors, alerts or MCP.
 
 pub mod certificate;
+pub mod heartbeat;
 pub mod probe;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub struct CheckContext {
     pub observed: ObservedMap,
     /// Where status transitions go (the alert engine).
     pub signals: crate::alerts::SignalSender,
+    pub heartbeats: crate::heartbeat::HeartbeatHub,
 }
 
 /// Start the check task of one monitor. It runs its first check after
@@ -36,10 +38,16 @@ pub fn spawn(
     first_delay: std::time::Duration,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
+    if let MonitorSpec::Heartbeat(h) = &*spec {
+        // Registered before this returns, so pings work once the pass is applied.
+        let hub = ctx.heartbeats.clone();
+        return tokio::spawn(heartbeat::task(key, Arc::new(h.clone()), hub, cancel));
+    }
     tokio::spawn(async move {
         match &*spec {
             MonitorSpec::Endpoint(e) => run_endpoint(key, e, ctx, first_delay, cancel).await,
             MonitorSpec::Certificate(c) => run_certificate(key, c, ctx, first_delay, cancel).await,
+            MonitorSpec::Heartbeat(_) => {}
         }
     })
 }
@@ -64,6 +72,11 @@ async fn run_endpoint(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticks.tick() => {}
+        }
+        // A paused endpoint is not checked at all (no results, no state
+        // change) until `resume_monitor`; the pause is read from sled.
+        if ctx.store.is_paused(&key) {
+            continue;
         }
         let outcome = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -102,7 +115,7 @@ fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: Pr
                 error: rec.error.clone(),
             }),
             Status::Up => Some(crate::alerts::Event::EndpointUp),
-            Status::Pending => None,
+            Status::Pending | Status::Paused => None,
         };
         if let Some(event) = event {
             ctx.signals.send(crate::alerts::Signal {
@@ -137,6 +150,10 @@ async fn run_certificate(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticks.tick() => {}
+        }
+        // Paused: not checked, like an endpoint (the pause is read from sled).
+        if ctx.store.is_paused(&key) {
+            continue;
         }
         let c = tokio::select! {
             _ = cancel.cancelled() => return,

@@ -98,7 +98,7 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
     let mut errors = Vec::new();
     let mut monitors = Vec::new();
     let mut alerting_parts = Vec::new();
-    // key -> (file, line) of its first declaration
+    // (kind, name) -> (file, line) of its first declaration
     let mut seen: HashMap<crate::monitor::MonitorKey, (PathBuf, usize)> = HashMap::new();
     for file in &files {
         let text = match std::fs::read_to_string(file) {
@@ -297,6 +297,8 @@ fn parse_file(
     let (resolved, mut problems) = validate::resolve(&model, &locator);
     let (certs, alerting, mut more) = extra::resolve(&model, &index, &map);
     problems.append(&mut more);
+    let (heartbeats, mut hb_problems) = validate::resolve_heartbeats(&model, &locator);
+    problems.append(&mut hb_problems);
     if !problems.is_empty() {
         return Err(problems
             .into_iter()
@@ -323,6 +325,13 @@ fn parse_file(
             origin: origin(c.item),
         },
         item: c.item,
+    }));
+    parsed.extend(heartbeats.into_iter().map(|r| Parsed {
+        monitor: DeclaredMonitor {
+            spec: MonitorSpec::Heartbeat(r.spec).into(),
+            origin: origin(r.item),
+        },
+        item: r.item,
     }));
     Ok((parsed, alerting))
 }
@@ -862,6 +871,126 @@ endpoints:
         let text = include_str!("../../config.example.yaml");
         let ms = parse_str(text, Path::new("config.example.yaml"), &|_| None).unwrap();
         assert_eq!(ms.len(), 2);
+    }
+
+    fn heartbeat(m: &DeclaredMonitor) -> &model::HeartbeatSpec {
+        match m.spec.as_ref() {
+            MonitorSpec::Heartbeat(h) => h,
+            other => panic!("not a heartbeat: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn heartbeats_parse_with_defaults() {
+        let text = "\
+endpoints:
+  - name: backup
+    url: http://a
+heartbeats:
+  - name: backup
+    period: 1d
+    grace: 2h
+  - name: report
+    group: jobs
+    schedule: \"0 3 * * 1-5\"
+    timezone: Europe/Paris
+    token: 0123456789abcdef0123
+  - name: hourly
+    schedule: \"@hourly\"
+";
+        let ms = parse(text).unwrap();
+        assert_eq!(ms.len(), 4, "an endpoint and a heartbeat may share a name");
+        let backup = heartbeat(&ms[1]);
+        assert_eq!(ms[1].key().id(), "heartbeat/backup");
+        assert_eq!(
+            backup.schedule,
+            model::HeartbeatSchedule::Period {
+                period: "1d".parse().unwrap()
+            }
+        );
+        assert_eq!(backup.grace, "2h".parse().unwrap());
+        assert_eq!(
+            ms[1].origin,
+            Origin::File {
+                path: "m.yaml".into(),
+                line: 5
+            }
+        );
+        let report = heartbeat(&ms[2]);
+        assert_eq!(
+            report.schedule,
+            model::HeartbeatSchedule::Cron {
+                expression: "0 3 * * 1-5".into(),
+                timezone: "Europe/Paris".into()
+            }
+        );
+        assert_eq!(report.token.as_deref(), Some("0123456789abcdef0123"));
+        let hourly = heartbeat(&ms[3]);
+        assert_eq!(hourly.grace, "1h".parse().unwrap(), "default grace");
+        assert!(
+            matches!(&hourly.schedule, model::HeartbeatSchedule::Cron { timezone, .. } if timezone == "UTC"),
+            "default time zone"
+        );
+    }
+
+    #[test]
+    fn heartbeat_problems_are_located_and_actionable() {
+        let text = "\
+heartbeats:
+  - name: a
+    period: 1h
+    schedule: \"0 3 * * *\"
+  - name: b
+    schedule: \"0 25 * * *\"
+  - name: c
+    schedule: \"0 3 * * *\"
+    timezone: Mars/Olympus
+  - name: d
+  - name: e
+    period: 1h
+    timezone: UTC
+  - name: f
+    period: 1h
+    token: short
+";
+        let errs = located(text);
+        let at: Vec<(usize, usize)> = errs.iter().map(|e| (e.0, e.1)).collect();
+        assert_eq!(
+            at,
+            vec![(4, 5), (6, 15), (9, 15), (10, 5), (13, 5), (16, 12)],
+            "{errs:#?}"
+        );
+        assert!(
+            errs[0]
+                .2
+                .contains("either `period` or `schedule`, not both")
+        );
+        assert!(errs[1].2.contains("invalid cron expression \"0 25 * * *\""));
+        assert!(errs[2].2.contains("unknown time zone \"Mars/Olympus\""));
+        assert!(errs[3].2.contains("needs `period` (like 1h) or `schedule`"));
+        assert!(errs[4].2.contains("`timezone` only applies to `schedule`"));
+        assert!(errs[5].2.contains("at least 16"));
+
+        let errs = located("heartbeats:\n  - name: a\n    period: 1h\n    graze: 5m\n");
+        assert_eq!((errs[0].0, errs[0].1), (4, 5), "{errs:?}");
+        assert!(errs[0].2.contains("unknown field `graze`"), "{errs:?}");
+        assert!(errs[0].2.contains("did you mean `grace`?"), "{errs:?}");
+
+        let errs =
+            located("heartbeats:\n  - name: a\n    period: 1h\n  - name: a\n    period: 2h\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].2.contains("duplicate heartbeat name \"a\""),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn schema_includes_heartbeats() {
+        let schema = json_schema().to_string();
+        assert!(schema.contains("\"heartbeats\""));
+        assert!(schema.contains("HeartbeatDecl"));
+        assert!(schema.contains("timezone"));
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct MonitorsFile {
     /// HTTP(S) and TCP endpoints checked on an interval.
     #[serde(default)]
     pub endpoints: Vec<EndpointDecl>,
+    /// Jobs that check in: `period` + `grace`, or `schedule` (cron) + `timezone` + `grace`.
+    #[serde(default)]
+    pub heartbeats: Vec<HeartbeatDecl>,
     /// TLS certificates checked for expiry, chain validity and host name.
     /// HTTPS endpoints get one automatically (see the README).
     #[serde(default)]
@@ -251,6 +254,31 @@ impl Target {
     }
 }
 
+/// A heartbeat as written in the monitors file: a job (cron, backup, batch)
+/// that pings `BASE/ping/{name-or-token}` when it runs.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatDecl {
+    /// Unique among heartbeats; the stable id (`heartbeat/NAME`) and, without a token, the ping path.
+    pub name: String,
+    /// Groups monitors on the status page and in filters.
+    pub group: Option<String>,
+    /// A secret ping path (`/ping/TOKEN`, letters, digits, `-` and `_`, at least 16 characters).
+    /// When set, `/ping/NAME` does not work for this heartbeat.
+    pub token: Option<String>,
+    /// Expected time between pings (`1h`, `1d`). Use this or `schedule`.
+    pub period: Option<Duration>,
+    /// A cron expression (`0 3 * * *`, five fields, or six with seconds first) giving
+    /// when the job runs. Use this or `period`.
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule` (`Europe/Paris`); default `UTC`.
+    pub timezone: Option<String>,
+    /// How long after the expected time a ping may still arrive before the
+    /// heartbeat is down (1h). Between the two it is `late`.
+    pub grace: Option<Duration>,
+    pub alert: Option<AlertDecl>,
+}
+
 /// A TLS certificate monitor as written in the monitors file.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -267,6 +295,31 @@ pub struct CertificateDecl {
     /// Days-left thresholds; crossing one raises or escalates an alert ([30, 14, 7, 3, 1]).
     pub warn_days: Option<Vec<u32>>,
     /// Alert routing.
+    pub alert: Option<AlertDecl>,
+}
+
+/// When a heartbeat's pings are expected.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HeartbeatSchedule {
+    /// A ping is due `period` after the last one.
+    Period { period: Duration },
+    /// A ping is due at the first cron occurrence after the last one.
+    Cron {
+        expression: String,
+        timezone: String,
+    },
+}
+
+/// What a heartbeat monitor runs: a [`HeartbeatDecl`] with defaults applied
+/// and its schedule checked.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct HeartbeatSpec {
+    pub name: String,
+    pub group: Option<String>,
+    pub token: Option<String>,
+    pub schedule: HeartbeatSchedule,
+    pub grace: Duration,
     pub alert: Option<AlertDecl>,
 }
 

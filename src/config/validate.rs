@@ -8,7 +8,10 @@ use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 
 use super::locate::{Pos, Seg, key};
-use super::model::{EndpointDecl, EndpointSpec, HttpMethod, MonitorsFile, StatusPattern, Target};
+use super::model::{
+    EndpointDecl, EndpointSpec, HeartbeatSchedule, HeartbeatSpec, HttpMethod, MonitorsFile,
+    StatusPattern, Target,
+};
 use crate::duration::Duration;
 
 /// Built-in defaults, used when neither the endpoint nor `defaults.endpoint` sets a value.
@@ -241,6 +244,195 @@ pub(crate) fn resolve(file: &MonitorsFile, loc: &Locator<'_>) -> (Vec<Resolved>,
         }
     }
     (resolved, problems)
+}
+
+/// A heartbeat's grace when it sets none: the job may be an hour late
+/// before it is down (Healthchecks.io's default too).
+pub(crate) const DEFAULT_GRACE: Duration = Duration(std::time::Duration::from_secs(3600));
+/// Shortest accepted token: a ping URL with a token must not be guessable.
+pub(crate) const MIN_TOKEN_CHARS: usize = 16;
+
+/// One heartbeat, resolved, with where it was declared.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedHeartbeat {
+    pub spec: HeartbeatSpec,
+    pub item: Pos,
+}
+
+/// Resolve and validate every heartbeat of `file`. Positions come from the
+/// full index (heartbeat lists are small; the endpoint fast path is not needed).
+pub(crate) fn resolve_heartbeats(
+    file: &MonitorsFile,
+    loc: &Locator<'_>,
+) -> (Vec<ResolvedHeartbeat>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut push = |pos: Pos, message: String| problems.push(Problem { pos, message });
+    let item = |i: usize| {
+        loc.index
+            .get()
+            .value(&[key("heartbeats"), Seg::Index(i)])
+            .map_or(START, |p| (loc.map)(p))
+    };
+    let value = |i: usize, field: &str| {
+        loc.index
+            .get()
+            .value(&[key("heartbeats"), Seg::Index(i), key(field)])
+            .map_or_else(|| item(i), |p| (loc.map)(p))
+    };
+    let field_key = |i: usize, field: &str| {
+        loc.index
+            .get()
+            .key(&[key("heartbeats"), Seg::Index(i), key(field)])
+            .map_or_else(|| item(i), |p| (loc.map)(p))
+    };
+    let mut resolved = Vec::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut tokens: HashMap<&str, usize> = HashMap::new();
+    for (i, decl) in file.heartbeats.iter().enumerate() {
+        if let Err(m) = check_name(&decl.name) {
+            push(
+                value(i, "name"),
+                m.replace("every endpoint", "every heartbeat"),
+            );
+        }
+        if let Some(&first) = names.get(decl.name.as_str()) {
+            push(
+                value(i, "name"),
+                format!(
+                    "duplicate heartbeat name {:?}: already declared at line {}",
+                    decl.name,
+                    value(first, "name").line
+                ),
+            );
+        } else {
+            names.insert(&decl.name, i);
+        }
+        if let Some(token) = &decl.token {
+            if let Err(m) = check_token(token) {
+                push(value(i, "token"), m);
+            } else if let Some(&first) = tokens.get(token.as_str()) {
+                push(
+                    value(i, "token"),
+                    format!(
+                        "this token is already used by heartbeat {:?}: each heartbeat needs its own",
+                        file.heartbeats[first].name
+                    ),
+                );
+            } else {
+                tokens.insert(token, i);
+            }
+        }
+
+        let schedule = match (&decl.period, &decl.schedule) {
+            (Some(_), Some(_)) => {
+                push(
+                    field_key(i, "schedule"),
+                    "set either `period` or `schedule`, not both: `period` expects a ping every period, `schedule` at each cron time".into(),
+                );
+                None
+            }
+            (None, None) => {
+                push(
+                    item(i),
+                    format!(
+                        "heartbeat {:?} needs `period` (like 1h) or `schedule` (a cron expression like \"0 3 * * *\")",
+                        decl.name
+                    ),
+                );
+                None
+            }
+            (Some(period), None) => {
+                if decl.timezone.is_some() {
+                    push(
+                        field_key(i, "timezone"),
+                        "`timezone` only applies to `schedule` (cron); remove it or use `schedule`"
+                            .into(),
+                    );
+                }
+                if period.0 < std::time::Duration::from_secs(1) {
+                    push(
+                        value(i, "period"),
+                        format!("period {period} is too short: at least 1s"),
+                    );
+                    None
+                } else {
+                    Some(HeartbeatSchedule::Period { period: *period })
+                }
+            }
+            (None, Some(expr)) => {
+                let cron = crate::heartbeat::schedule::parse_cron(expr)
+                    .map_err(|m| push(value(i, "schedule"), m))
+                    .ok();
+                let tz_name = decl.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
+                let tz = crate::heartbeat::schedule::parse_timezone(&tz_name)
+                    .map_err(|m| push(value(i, "timezone"), m))
+                    .ok();
+                match (cron, tz) {
+                    (Some(_), Some(tz)) => Some(HeartbeatSchedule::Cron {
+                        expression: expr.trim().to_owned(),
+                        timezone: tz.name().to_owned(),
+                    }),
+                    _ => None,
+                }
+            }
+        };
+        let grace = decl.grace.unwrap_or(DEFAULT_GRACE);
+        if grace.0 < std::time::Duration::from_secs(1) {
+            push(
+                value(i, "grace"),
+                format!("grace {grace} is too short: at least 1s"),
+            );
+            continue;
+        }
+        if let Some(schedule) = schedule {
+            resolved.push(ResolvedHeartbeat {
+                spec: HeartbeatSpec {
+                    name: decl.name.clone(),
+                    group: decl.group.clone(),
+                    token: decl.token.clone(),
+                    schedule,
+                    grace,
+                    alert: decl.alert.clone(),
+                },
+                item: item(i),
+            });
+        }
+    }
+    // A token equal to another heartbeat's name would make `/ping/X` ambiguous.
+    for (i, decl) in file.heartbeats.iter().enumerate() {
+        if let Some(t) = &decl.token
+            && let Some(&j) = names.get(t.as_str())
+            && j != i
+        {
+            push(
+                value(i, "token"),
+                format!(
+                    "token is the name of heartbeat {:?}: the ping URL would be ambiguous; pick another token",
+                    file.heartbeats[j].name
+                ),
+            );
+        }
+    }
+    (resolved, problems)
+}
+
+/// A token is a URL path segment that must be hard to guess.
+fn check_token(token: &str) -> Result<(), String> {
+    if !token
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(
+            "token may only contain letters, digits, `-` and `_` (it is a URL path segment)".into(),
+        );
+    }
+    let n = token.chars().count();
+    if n < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "token is {n} characters long: use at least {MIN_TOKEN_CHARS} (e.g. the output of `openssl rand -hex 16`) so the ping URL cannot be guessed"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that depend on the kind of target: HTTP settings on a TCP check,

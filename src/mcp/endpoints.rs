@@ -12,7 +12,8 @@ use crate::store::Status;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListEndpointsParams {
-    /// Only endpoints in this status: `up`, `down` or `pending` (declared, not yet decided).
+    /// Only endpoints in this status: `up`, `down`, `pending` (declared, not yet decided) or
+    /// `paused` (by pause_monitor).
     pub status: Option<Status>,
     /// Only endpoints of this group (case-insensitive).
     pub group: Option<String>,

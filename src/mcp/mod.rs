@@ -4,12 +4,13 @@
 //! [`Maintenant`]; the routers are added together here. Handlers are thin:
 //! they parse arguments, call the read model, and wrap the answer.
 
-pub mod auth;
-mod containers;
 pub mod alerts;
+pub mod auth;
 mod certificates;
+mod containers;
 mod endpoints;
 mod health;
+mod heartbeats;
 mod resources;
 pub mod stdio;
 
@@ -71,7 +72,8 @@ impl Maintenant {
                 + Self::container_tools()
                 + Self::resource_tools()
                 + Self::certificate_tools()
-                + Self::alert_tools(),
+                + Self::alert_tools()
+                + Self::heartbeat_tools(),
         }
     }
 }

@@ -6,8 +6,9 @@ use serde::Serialize;
 
 use crate::checks::certificate::{self, CertStatus, CertificateCheck};
 use crate::config::model::CertificateSpec;
+use crate::desired::DesiredMonitor;
 use crate::engine::App;
-use crate::monitor::MonitorSpec;
+use crate::monitor::{MonitorKey, MonitorSpec};
 use crate::observed::TaskInfo;
 use crate::readmodel::{DesiredView, Page, ReadError, desired_view, paginate};
 
@@ -19,6 +20,13 @@ pub struct CertificateObserved {
     pub last_check: Option<CertificateCheck>,
     pub error: Option<String>,
     pub task: Option<TaskInfo>,
+    /// When `pause_monitor` paused it: not checked until `resume_monitor`.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub paused_at: Option<time::OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -71,35 +79,68 @@ pub fn list_certificates(
         {
             continue;
         }
-        let task = app.observed.get(k).and_then(|o| o.task);
-        let target = if spec.host.contains(':') {
-            format!("[{}]:{}", spec.host, spec.port)
-        } else {
-            format!("{}:{}", spec.host, spec.port)
-        };
-        rows.push(CertificateRow {
-            id: k.id(),
-            name: spec.name.clone(),
-            group: spec.group.clone(),
-            target,
-            status: current,
-            not_after: last.as_ref().and_then(|c| c.not_after),
-            days_left: last.as_ref().and_then(|c| c.days_left),
-            issuer: last.as_ref().and_then(|c| c.issuer.clone()),
-            sans: last.as_ref().map(|c| c.sans.clone()).unwrap_or_default(),
-            chain_valid: last.as_ref().and_then(|c| c.chain_valid),
-            hostname_match: last.as_ref().and_then(|c| c.hostname_match),
-            desired: desired_view(d, spec.clone()),
-            observed: CertificateObserved {
-                status: current,
-                error: last.as_ref().and_then(|c| c.error.clone()),
-                note: last
-                    .is_none()
-                    .then(|| "declared, not yet checked".to_owned()),
-                last_check: last,
-                task,
-            },
-        });
+        rows.push(row(app, k, d, spec, last)?);
     }
     paginate(rows, limit, cursor)
+}
+
+/// One certificate's row.
+fn row(
+    app: &App,
+    k: &MonitorKey,
+    d: &DesiredMonitor,
+    spec: &CertificateSpec,
+    last: Option<CertificateCheck>,
+) -> Result<CertificateRow, ReadError> {
+    let current = last.as_ref().map_or(CertStatus::Pending, |c| c.status);
+    let paused_at = app.store.pause_record(k)?.map(|p| p.at);
+    let task = app.observed.get(k).and_then(|o| o.task);
+    let target = if spec.host.contains(':') {
+        format!("[{}]:{}", spec.host, spec.port)
+    } else {
+        format!("{}:{}", spec.host, spec.port)
+    };
+    Ok(CertificateRow {
+        id: k.id(),
+        name: spec.name.clone(),
+        group: spec.group.clone(),
+        target,
+        status: current,
+        not_after: last.as_ref().and_then(|c| c.not_after),
+        days_left: last.as_ref().and_then(|c| c.days_left),
+        issuer: last.as_ref().and_then(|c| c.issuer.clone()),
+        sans: last.as_ref().map(|c| c.sans.clone()).unwrap_or_default(),
+        chain_valid: last.as_ref().and_then(|c| c.chain_valid),
+        hostname_match: last.as_ref().and_then(|c| c.hostname_match),
+        desired: desired_view(d, spec.clone()),
+        observed: CertificateObserved {
+            status: current,
+            error: last.as_ref().and_then(|c| c.error.clone()),
+            note: if paused_at.is_some() {
+                Some("paused by pause_monitor: not checked until resume_monitor".to_owned())
+            } else {
+                last.is_none()
+                    .then(|| "declared, not yet checked".to_owned())
+            },
+            paused_at,
+            last_check: last,
+            task,
+        },
+    })
+}
+
+/// The row of one declared certificate monitor (what `pause_monitor` answers).
+pub fn certificate_row(app: &App, key: &MonitorKey) -> Result<CertificateRow, ReadError> {
+    let state = app.desired();
+    let d = state
+        .monitors
+        .get(key)
+        .ok_or_else(|| ReadError::NotFound(format!("{} is not declared", key.id())))?;
+    let MonitorSpec::Certificate(spec) = &*d.spec else {
+        return Err(ReadError::NotFound(format!(
+            "{} is not a certificate",
+            key.id()
+        )));
+    };
+    row(app, key, d, spec, certificate::load(&app.store, key)?)
 }

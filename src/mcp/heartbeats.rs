@@ -1,0 +1,98 @@
+//! `list_heartbeats`, `pause_monitor` and `resume_monitor`.
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::{Json, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{Maintenant, tool_error};
+use crate::heartbeat::HeartbeatStatus;
+use crate::pause::{self, MonitorType, PauseAnswer};
+use crate::readmodel::Page;
+use crate::readmodel::heartbeats::{self, HeartbeatFilter, HeartbeatRow};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListHeartbeatsParams {
+    /// Only heartbeats in this status: `new` (never pinged), `up`, `started`, `late`, `down` or `paused`.
+    pub status: Option<HeartbeatStatus>,
+    /// Only heartbeats of this group (case-insensitive).
+    pub group: Option<String>,
+    /// Page size (default 50, max 500).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PauseParams {
+    /// The kind of monitor: `heartbeat`, `endpoint` or `certificate`.
+    pub monitor_type: MonitorType,
+    /// The monitor's id (`heartbeat/backup`) or name (`backup`).
+    pub monitor_id: String,
+}
+
+#[tool_router(router = heartbeat_tools, vis = "pub(super)")]
+impl Maintenant {
+    /// List heartbeat monitors (jobs that ping maintenant): the ping URL to call, the schedule
+    /// (period or cron + time zone), grace, last ping, next deadline, last exit code, run
+    /// duration and output, with what was declared and what was observed. Filter by status; paged.
+    #[tool(
+        name = "list_heartbeats",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_heartbeats(
+        &self,
+        Parameters(p): Parameters<ListHeartbeatsParams>,
+    ) -> Result<Json<Page<HeartbeatRow>>, String> {
+        let filter = HeartbeatFilter {
+            status: p.status,
+            group: p.group,
+        };
+        heartbeats::list_heartbeats(&self.app, &filter, p.limit, p.cursor.as_deref())
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Pause a monitor: a paused heartbeat stays `paused` (pings are recorded but change
+    /// nothing) and a paused endpoint is not checked, until resume_monitor. The pause is
+    /// stored: it survives config reloads and restarts. Answers the monitor after.
+    #[tool(
+        name = "pause_monitor",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn pause_monitor(
+        &self,
+        Parameters(p): Parameters<PauseParams>,
+    ) -> Result<Json<PauseAnswer>, String> {
+        pause::set_paused(&self.app, p.monitor_type, &p.monitor_id, true)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    /// Resume a paused monitor: a heartbeat becomes `up` with its deadline counted from now
+    /// (or `new` if never pinged); an endpoint is checked again. Answers the monitor after.
+    #[tool(
+        name = "resume_monitor",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn resume_monitor(
+        &self,
+        Parameters(p): Parameters<PauseParams>,
+    ) -> Result<Json<PauseAnswer>, String> {
+        pause::set_paused(&self.app, p.monitor_type, &p.monitor_id, false)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+}

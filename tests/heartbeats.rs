@@ -1,0 +1,514 @@
+//! Heartbeats end to end: the real binary, real HTTP pings (reqwest), a real
+//! MCP client reading what it recorded, restarts on the same sled database
+//! and a kill -9 under load.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Daemon, Mcp, Target, wait_for};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(20);
+const TOKEN: &str = "s3cr3t-t0ken-0123456789";
+
+/// The list_heartbeats row of `name` (waiting for the first load after a start).
+async fn heartbeat(mcp: &Mcp, name: &str) -> Value {
+    wait_for(&format!("heartbeat {name} to be listed"), T, async || {
+        let page = mcp.ok("list_heartbeats", json!({"limit": 500})).await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+    })
+    .await
+}
+
+/// Wait until the reconciler has applied the file (`n` heartbeats declared,
+/// every task running): from then on their ping URLs answer.
+async fn ready(mcp: &Mcp, n: u64) {
+    wait_for("the monitors to be running", T, async || {
+        let h = mcp.ok("get_health", json!({})).await;
+        (h["desired"]["monitors"]["heartbeat"] == n && h["drift"]["in_sync"] == true).then_some(())
+    })
+    .await
+}
+
+async fn wait_hb(mcp: &Mcp, name: &str, status: &str) -> Value {
+    wait_for(&format!("heartbeat {name} to be {status}"), T, async || {
+        let row = heartbeat(mcp, name).await;
+        (row["observed"]["status"] == status).then_some(row)
+    })
+    .await
+}
+
+/// Send a ping; answer (status code, JSON body).
+async fn ping(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut req = client.request(method.clone(), url);
+    if let Some(b) = body {
+        req = req.body(b.to_owned());
+    }
+    let r = req.send().await.expect("ping answered");
+    let code = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = if method == reqwest::Method::HEAD {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body, got {text:?}"))
+    };
+    (code, v)
+}
+
+/// Kill the daemon with SIGKILL and start it again on the same database.
+async fn kill_and_restart(d: Daemon, env: &[(&str, &str)]) -> Daemon {
+    let Daemon {
+        dir,
+        mut child,
+        config,
+        db,
+        ..
+    } = d;
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.unwrap();
+    Daemon::spawn(dir, config, db, env).await
+}
+
+#[tokio::test]
+async fn pings_of_each_kind_token_urls_and_errors() {
+    let env = [("MAINTENANT_BASE_URL", "https://mon.example.com/")];
+    let d = Daemon::start_with(
+        &format!(
+            "heartbeats:\n  - name: job\n    group: batch\n    period: 1h\n    grace: 10m\n  - name: secret\n    period: 1h\n    token: {TOKEN}\n"
+        ),
+        &env,
+    )
+    .await;
+    let mcp = d.mcp().await;
+    ready(&mcp, 2).await;
+    let c = reqwest::Client::new();
+    use reqwest::Method;
+
+    let row = heartbeat(&mcp, "job").await;
+    assert_eq!(row["id"], "heartbeat/job");
+    assert_eq!(row["observed"]["status"], "new");
+    assert_eq!(row["ping_url"], "https://mon.example.com/ping/job");
+    assert_eq!(row["schedule"], json!({"type": "period", "period": "1h"}));
+    assert_eq!(row["grace"], "10m");
+    assert_eq!(row["next_deadline"], Value::Null, "new: nothing is due yet");
+    assert_eq!(row["desired"]["origin"]["line"], 2);
+    assert_eq!(
+        heartbeat(&mcp, "secret").await["ping_url"],
+        format!("https://mon.example.com/ping/{TOKEN}")
+    );
+
+    // Success, start, finish with output and duration, failure with a code.
+    let (code, body) = ping(&c, Method::GET, &d.url("/ping/job"), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"ok": true, "id": "heartbeat/job", "ping": "success", "status": "up"})
+    );
+    let (code, body) = ping(&c, Method::POST, &d.url("/ping/job/start"), None).await;
+    assert_eq!((code, &body["status"]), (200, &json!("started")));
+    assert_eq!(
+        heartbeat(&mcp, "job").await["observed"]["status"],
+        "started"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, body) = ping(
+        &c,
+        Method::POST,
+        &d.url("/ping/job/0"),
+        Some("backup ok: 42 files"),
+    )
+    .await;
+    assert_eq!((code, &body["status"]), (200, &json!("up")));
+    let row = heartbeat(&mcp, "job").await;
+    assert_eq!(row["last_exit_code"], 0);
+    assert_eq!(row["last_output"], "backup ok: 42 files");
+    let ms = row["last_duration_ms"].as_f64().unwrap();
+    assert!(
+        (250.0..10_000.0).contains(&ms),
+        "duration from /start: {ms}"
+    );
+    assert!(row["next_deadline"].is_string(), "{row}");
+
+    let (code, body) = ping(&c, Method::GET, &d.url("/ping/job/3"), None).await;
+    assert_eq!((code, &body["status"]), (200, &json!("down")));
+    let row = heartbeat(&mcp, "job").await;
+    assert_eq!(row["last_exit_code"], 3);
+    assert!(
+        row["observed"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exit code 3"),
+        "{row}"
+    );
+    let (code, _) = ping(&c, Method::GET, &d.url("/ping/job/fail"), None).await;
+    assert_eq!(code, 200);
+    assert_eq!(heartbeat(&mcp, "job").await["last_exit_code"], Value::Null);
+
+    // HEAD is a ping too (success), without a body.
+    let before = heartbeat(&mcp, "job").await["observed"]["pings_total"]
+        .as_u64()
+        .unwrap();
+    let (code, _) = ping(&c, Method::HEAD, &d.url("/ping/job"), None).await;
+    assert_eq!(code, 200);
+    let row = heartbeat(&mcp, "job").await;
+    assert_eq!(row["observed"]["pings_total"].as_u64().unwrap(), before + 1);
+    assert_eq!(row["observed"]["status"], "up");
+
+    // Bad exit codes and actions: 400 with a JSON reason.
+    for bad in ["256", "-1", "abc", "1000"] {
+        let (code, body) = ping(&c, Method::GET, &d.url(&format!("/ping/job/{bad}")), None).await;
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert_eq!(body["ok"], false);
+        assert!(body["error"].as_str().unwrap().contains("0..255"), "{body}");
+    }
+    // Unknown ids: 404. A heartbeat with a token does not answer to its name.
+    for url in [
+        "/ping/nope",
+        "/ping/secret",
+        "/ping/nope/start",
+        "/ping/secret/0",
+    ] {
+        let (code, body) = ping(&c, Method::GET, &d.url(url), None).await;
+        assert_eq!(code, 404, "{url}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("no heartbeat"),
+            "{body}"
+        );
+    }
+    let (code, body) = ping(&c, Method::POST, &d.url(&format!("/ping/{TOKEN}")), None).await;
+    assert_eq!((code, &body["id"]), (200, &json!("heartbeat/secret")));
+
+    // A large body is kept to 10 KB.
+    let big = "x".repeat(50_000);
+    let (code, _) = ping(&c, Method::POST, &d.url("/ping/job"), Some(&big)).await;
+    assert_eq!(code, 200);
+    let row = heartbeat(&mcp, "job").await;
+    assert_eq!(row["last_ping"]["body_bytes"], 10_000);
+    assert_eq!(
+        row["last_output"].as_str().unwrap().len(),
+        500,
+        "rows show a preview"
+    );
+
+    // Filters.
+    let page = mcp.ok("list_heartbeats", json!({"status": "new"})).await;
+    assert_eq!(page["total"], 0);
+    let page = mcp
+        .ok("list_heartbeats", json!({"status": "up", "limit": 1}))
+        .await;
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let next = mcp
+        .ok(
+            "list_heartbeats",
+            json!({"status": "up", "limit": 1, "cursor": page["next_cursor"]}),
+        )
+        .await;
+    assert_ne!(next["items"][0]["name"], page["items"][0]["name"]);
+    let page = mcp.ok("list_heartbeats", json!({"group": "BATCH"})).await;
+    assert_eq!(page["total"], 1);
+
+    // A heartbeat removed from the file stops answering pings.
+    d.write_atomic(&format!(
+        "heartbeats:\n  - name: secret\n    period: 1h\n    token: {TOKEN}\n"
+    ));
+    wait_for("the removed heartbeat to 404", T, async || {
+        let r = c.get(d.url("/ping/job")).send().await.unwrap();
+        (r.status() == 404).then_some(())
+    })
+    .await;
+    let (code, _) = ping(&c, Method::GET, &d.url(&format!("/ping/{TOKEN}")), None).await;
+    assert_eq!(code, 200, "the other one is untouched");
+}
+
+#[tokio::test]
+async fn states_follow_the_deadlines_without_pings() {
+    let d = Daemon::start(
+        "heartbeats:\n  - name: fast\n    period: 1s\n    grace: 1s\n  - name: every-second\n    schedule: \"* * * * * *\"\n    timezone: Europe/Paris\n    grace: 1s\n",
+    )
+    .await;
+    let mcp = d.mcp().await;
+    ready(&mcp, 2).await;
+    let c = reqwest::Client::new();
+    assert_eq!(heartbeat(&mcp, "fast").await["observed"]["status"], "new");
+    // new stays new: nothing is expected before the first ping.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(heartbeat(&mcp, "fast").await["observed"]["status"], "new");
+
+    let (code, _) = ping(&c, reqwest::Method::GET, &d.url("/ping/fast"), None).await;
+    assert_eq!(code, 200);
+    let up = heartbeat(&mcp, "fast").await;
+    assert_eq!(up["observed"]["status"], "up");
+    assert!(up["down_at"].is_string(), "{up}");
+    let late = wait_hb(&mcp, "fast", "late").await;
+    assert!(
+        late["observed"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("due by"),
+        "{late}"
+    );
+    let down = wait_hb(&mcp, "fast", "down").await;
+    assert!(
+        down["observed"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("grace"),
+        "{down}"
+    );
+    let page = mcp.ok("list_heartbeats", json!({"status": "down"})).await;
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "fast")
+    );
+    let (code, body) = ping(&c, reqwest::Method::GET, &d.url("/ping/fast"), None).await;
+    assert_eq!((code, &body["status"]), (200, &json!("up")));
+
+    // A cron schedule in a time zone: due at the next second, then late and down.
+    let row = heartbeat(&mcp, "every-second").await;
+    assert_eq!(
+        row["schedule"],
+        json!({"type": "cron", "expression": "* * * * * *", "timezone": "Europe/Paris"})
+    );
+    let (code, _) = ping(&c, reqwest::Method::GET, &d.url("/ping/every-second"), None).await;
+    assert_eq!(code, 200);
+    let row = heartbeat(&mcp, "every-second").await;
+    assert!(row["next_deadline"].is_string(), "{row}");
+    wait_hb(&mcp, "every-second", "down").await;
+}
+
+#[tokio::test]
+async fn pause_survives_pings_reloads_and_restarts() {
+    let target = Target::start().await;
+    let monitors = |grace: &str| {
+        format!(
+            "endpoints:\n  - name: web\n    url: {}\n    interval: 1s\n    timeout: 1s\nheartbeats:\n  - name: nightly\n    period: 1s\n    grace: {grace}\n",
+            target.url("/web")
+        )
+    };
+    let d = Daemon::start(&monitors("1s")).await;
+    let mcp = d.mcp().await;
+    ready(&mcp, 1).await;
+    let c = reqwest::Client::new();
+    mcp.wait_status("web", "up", T).await;
+
+    // Errors: unknown names suggest, certificates are not declared here.
+    let e = mcp
+        .call(
+            "pause_monitor",
+            json!({"monitor_type": "heartbeat", "monitor_id": "nightlly"}),
+        )
+        .await;
+    assert!(
+        e.is_error && e.text.contains("did you mean 'nightly'"),
+        "{}",
+        e.text
+    );
+    let e = mcp
+        .call(
+            "pause_monitor",
+            json!({"monitor_type": "certificate", "monitor_id": "example.com"}),
+        )
+        .await;
+    assert!(e.is_error && e.text.contains("certificate"), "{}", e.text);
+    let e = mcp
+        .call(
+            "pause_monitor",
+            json!({"monitor_type": "container", "monitor_id": "web"}),
+        )
+        .await;
+    assert!(
+        e.is_error || e.text.contains("unknown variant"),
+        "{}",
+        e.text
+    );
+
+    // Pause both.
+    let p = mcp
+        .ok(
+            "pause_monitor",
+            json!({"monitor_type": "heartbeat", "monitor_id": "heartbeat/nightly"}),
+        )
+        .await;
+    assert_eq!(
+        (p["paused"].clone(), p["changed"].clone()),
+        (json!(true), json!(true))
+    );
+    assert_eq!(p["monitor"]["observed"]["status"], "paused");
+    let again = mcp
+        .ok(
+            "pause_monitor",
+            json!({"monitor_type": "heartbeat", "monitor_id": "nightly"}),
+        )
+        .await;
+    assert_eq!(again["changed"], false, "idempotent");
+    let p = mcp
+        .ok(
+            "pause_monitor",
+            json!({"monitor_type": "endpoint", "monitor_id": "web"}),
+        )
+        .await;
+    assert_eq!(p["monitor"]["observed"]["status"], "paused");
+    assert!(p["monitor"]["observed"]["paused_at"].is_string());
+
+    // A ping to a paused heartbeat is recorded but changes nothing.
+    let (code, body) = ping(&c, reqwest::Method::GET, &d.url("/ping/nightly/7"), None).await;
+    assert_eq!((code, &body["status"]), (200, &json!("paused")));
+    // A paused endpoint is not checked.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let hits = target.hits("/web");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        target.hits("/web") <= hits + 1,
+        "a paused endpoint is not checked"
+    );
+    let row = heartbeat(&mcp, "nightly").await;
+    assert_eq!(
+        row["observed"]["status"], "paused",
+        "past period and grace, still paused"
+    );
+    assert_eq!(row["observed"]["pings_total"], 1);
+    assert_eq!(row["last_exit_code"], 7);
+    let paused = mcp.ok("list_endpoints", json!({"status": "paused"})).await;
+    assert_eq!(paused["total"], 1);
+
+    // A reload that changes the heartbeat keeps the pause.
+    d.write_atomic(&monitors("2s"));
+    wait_for("the reload", T, async || {
+        let row = heartbeat(&mcp, "nightly").await;
+        (row["grace"] == "2s").then_some(())
+    })
+    .await;
+    assert_eq!(
+        heartbeat(&mcp, "nightly").await["observed"]["status"],
+        "paused"
+    );
+
+    // So does a restart (kill -9: the pause was on disk before the answer).
+    let d = kill_and_restart(d, &[]).await;
+    let mcp = d.mcp().await;
+    ready(&mcp, 1).await;
+    assert_eq!(
+        heartbeat(&mcp, "nightly").await["observed"]["status"],
+        "paused"
+    );
+    assert_eq!(
+        mcp.wait_status("web", "paused", T).await["observed"]["status"],
+        "paused"
+    );
+    let hits = target.hits("/web");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        target.hits("/web"),
+        hits,
+        "still not checked after a restart"
+    );
+
+    // Resume: the heartbeat is up (it was pinged) with a fresh deadline; the endpoint is checked again.
+    let r = mcp
+        .ok(
+            "resume_monitor",
+            json!({"monitor_type": "heartbeat", "monitor_id": "nightly"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            r["paused"].clone(),
+            r["monitor"]["observed"]["status"].clone()
+        ),
+        (json!(false), json!("up"))
+    );
+    let r = mcp
+        .ok(
+            "resume_monitor",
+            json!({"monitor_type": "endpoint", "monitor_id": "endpoint/web"}),
+        )
+        .await;
+    assert_eq!(r["paused"], false);
+    wait_for("checks of the resumed endpoint", T, async || {
+        (target.hits("/web") > hits).then_some(())
+    })
+    .await;
+    mcp.wait_status("web", "up", T).await;
+    // Resumed and not pinged: late, then down, as usual.
+    wait_hb(&mcp, "nightly", "down").await;
+}
+
+#[tokio::test]
+async fn kill_9_loses_no_acknowledged_ping() {
+    let d =
+        Daemon::start("heartbeats:\n  - name: a\n    period: 1h\n  - name: b\n    period: 1h\n")
+            .await;
+    ready(&d.mcp().await, 2).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    // name -> pings answered 2xx
+    let acked: Arc<Mutex<HashMap<&'static str, u64>>> = Arc::default();
+    let mut clients = Vec::new();
+    for n in 0..8 {
+        let (stop, acked) = (stop.clone(), acked.clone());
+        let urls = [d.url("/ping/a"), d.url("/ping/b")];
+        clients.push(tokio::spawn(async move {
+            let c = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            for i in 0..20_000usize {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let which = (i + n) % 2;
+                match c.get(&urls[which]).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        *acked.lock().unwrap().entry(["a", "b"][which]).or_default() += 1;
+                    }
+                    Ok(r) => panic!("a ping before the kill got {}", r.status()),
+                    // The daemon was killed: this ping was not acknowledged.
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Pings are in flight while the daemon dies.
+    let d = kill_and_restart(d, &[]).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let total: u64 = acked.values().sum();
+    assert!(
+        total > 100,
+        "the clients got pings through before the kill: {acked:?}"
+    );
+    let mcp = d.mcp().await;
+    ready(&mcp, 2).await;
+    for name in ["a", "b"] {
+        let row = heartbeat(&mcp, name).await;
+        let stored = row["observed"]["pings_total"].as_u64().unwrap();
+        let ok = acked.get(name).copied().unwrap_or(0);
+        assert!(
+            stored >= ok,
+            "heartbeat {name}: {ok} pings were acknowledged but only {stored} survived the kill"
+        );
+        assert_eq!(row["observed"]["status"], "up");
+        eprintln!("{name}: {ok} acknowledged, {stored} stored");
+    }
+}
