@@ -19,6 +19,8 @@ use crate::monitor::{DeclaredMonitor, MonitorKey, MonitorSpec, Origin};
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     File,
+    /// `Monitor` custom resources (see `sources::kubernetes`).
+    Kubernetes,
 }
 
 /// How a source is doing, as `get_health` reports it.

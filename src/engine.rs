@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::checks::CheckContext;
 use crate::checks::probe::HttpClients;
-use crate::desired::{self, DesiredState};
+use crate::desired::{self, DesiredState, SourceUpdate};
 use crate::observed::ObservedMap;
 use crate::reconcile::{ReconcileStatus, Reconciler, RunningIndex};
 use crate::settings::Settings;
@@ -64,12 +64,20 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 
     match settings.config_path() {
         Some(path) => {
-            tokio::spawn(FileSource::new(path).run(updates_tx));
+            tokio::spawn(FileSource::new(path).run(updates_tx.clone()));
         }
         None => {
             tracing::warn!("no monitors file: set MAINTENANT_CONFIG or create ./maintenant.yaml")
         }
     }
+
+    start_kubernetes(
+        &settings,
+        updates_tx.clone(),
+        desired_rx.clone(),
+        observed.clone(),
+    )
+    .await;
 
     tokio::spawn(retention(store.clone(), settings.retention.std()));
 
@@ -83,6 +91,62 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         running,
         started_at: OffsetDateTime::now_utc(),
     }))
+}
+
+/// `Monitor` resources as a source, and the status writer, when a Kubernetes
+/// API server is configured (`MAINTENANT_KUBERNETES`). A connection problem
+/// is reported as the source's error (`get_health`), not a failed start.
+async fn start_kubernetes(
+    settings: &Settings,
+    updates: mpsc::Sender<SourceUpdate>,
+    desired: watch::Receiver<Arc<DesiredState>>,
+    observed: ObservedMap,
+) {
+    use crate::kubeclient::{self, Namespaces};
+    use crate::sources::kubernetes::KubernetesSource;
+    use crate::sources::kubernetes_status::StatusWriter;
+    let client = match kubeclient::connect(settings).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "Kubernetes is not available");
+            let status = desired::SourceStatus {
+                kind: desired::SourceKind::Kubernetes,
+                location: "kubernetes".into(),
+                generation: 0,
+                loaded_at: None,
+                monitors: 0,
+                last_error: Some(desired::SourceError {
+                    at: OffsetDateTime::now_utc(),
+                    message: e.to_string(),
+                    problems: vec![],
+                }),
+            };
+            let _ = updates
+                .send(SourceUpdate {
+                    status,
+                    monitors: Some(Arc::default()),
+                })
+                .await;
+            return;
+        }
+    };
+    let namespaces = Namespaces::from_settings(settings);
+    tracing::info!(namespaces = %namespaces.describe(), "watching Monitor resources");
+    let (resources_tx, resources_rx) = watch::channel(Arc::default());
+    tokio::spawn(
+        KubernetesSource {
+            client: client.clone(),
+            namespaces,
+        }
+        .run(updates, resources_tx),
+    );
+    let writer = StatusWriter {
+        client,
+        min_gap: settings.kubernetes_status_interval.std(),
+        refresh: std::time::Duration::from_secs(300).max(settings.kubernetes_status_interval.std()),
+    };
+    tokio::spawn(writer.run(resources_rx, desired, observed));
 }
 
 /// Prune old results every ten minutes.

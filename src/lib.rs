@@ -7,10 +7,12 @@
 pub mod checks;
 pub mod condition;
 pub mod config;
+pub mod crd;
 pub mod desired;
 pub mod duration;
 pub mod engine;
 pub mod http;
+pub mod kubeclient;
 pub mod mcp;
 pub mod memory;
 pub mod monitor;

@@ -75,13 +75,30 @@ impl fmt::Display for MonitorKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Origin {
-    File { path: PathBuf, line: usize },
+    File {
+        path: PathBuf,
+        line: usize,
+    },
+    /// A Kubernetes object: a `Monitor` resource (`kind`), in `namespace`,
+    /// at `generation` (its `metadata.generation`).
+    Kubernetes {
+        kind: String,
+        namespace: String,
+        name: String,
+        generation: Option<i64>,
+    },
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::File { path, line } => write!(f, "{}:{}", path.display(), line),
+            Origin::Kubernetes {
+                kind,
+                namespace,
+                name,
+                ..
+            } => write!(f, "{kind} {namespace}/{name}"),
         }
     }
 }

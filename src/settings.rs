@@ -38,6 +38,39 @@ pub struct Settings {
     /// (at least 7 days, for uptime_7d).
     #[arg(long, env = "MAINTENANT_RETENTION", default_value = "7d")]
     pub retention: Duration,
+
+    /// Kubernetes: `auto` (in-cluster config if present, else the kubeconfig
+    /// named by KUBECONFIG, else off), `true` (required: fail if none), `false`.
+    #[arg(long, env = "MAINTENANT_KUBERNETES", default_value = "auto")]
+    pub kubernetes: KubernetesMode,
+
+    /// Namespaces to watch, comma-separated (default: all).
+    #[arg(long, env = "MAINTENANT_KUBERNETES_NAMESPACES", value_delimiter = ',')]
+    pub kubernetes_namespaces: Vec<String>,
+
+    /// Namespaces never watched, comma-separated.
+    #[arg(
+        long,
+        env = "MAINTENANT_KUBERNETES_EXCLUDE_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub kubernetes_exclude_namespaces: Vec<String>,
+
+    /// Least time between two status writes to one `Monitor` resource.
+    #[arg(
+        long,
+        env = "MAINTENANT_KUBERNETES_STATUS_INTERVAL",
+        default_value = "10s"
+    )]
+    pub kubernetes_status_interval: Duration,
+}
+
+/// Whether to talk to a Kubernetes API server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KubernetesMode {
+    Auto,
+    True,
+    False,
 }
 
 impl Settings {

@@ -2,3 +2,5 @@
 //! checks: each sends its whole declared set to the desired state.
 
 pub mod file;
+pub mod kubernetes;
+pub mod kubernetes_status;

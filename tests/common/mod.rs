@@ -15,6 +15,8 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 
+pub mod fake_kube;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_maintenant");
 
 /// Install the crypto provider the binary also uses (reqwest is built without one).
