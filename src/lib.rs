@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod observed;
 pub mod readmodel;
 pub mod reconcile;
+pub mod runtime;
 pub mod settings;
 pub mod sources;
 pub mod store;
