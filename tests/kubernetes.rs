@@ -376,6 +376,34 @@ async fn namespace_filters_and_file_precedence() {
     drop(d);
 }
 
+#[tokio::test]
+async fn a_broken_kubeconfig_is_reported_by_get_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-kubeconfig");
+    let d = Daemon::start_with(
+        "",
+        &[
+            ("KUBECONFIG", missing.to_str().unwrap()),
+            ("MAINTENANT_KUBERNETES", "true"),
+        ],
+    )
+    .await;
+    let mcp = d.mcp().await;
+    let health = mcp.ok("get_health", json!({})).await;
+    let src = health["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "kubernetes")
+        .cloned()
+        .unwrap_or_else(|| panic!("no kubernetes source in {health}"));
+    let msg = src["last_error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("kubeconfig") && msg.contains("no-such-kubeconfig"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn the_chart_crd_is_what_maintenant_crd_prints() {
     let out = std::process::Command::new(common::BIN)

@@ -91,6 +91,8 @@ impl Daemon {
             .env("MAINTENANT_ADDR", format!("127.0.0.1:{port}"))
             .env("MAINTENANT_MCP", "true")
             .env("MAINTENANT_LOG", "info,maintenant=debug")
+            // Never a developer's cluster (KUBECONFIG): Kubernetes tests turn it on.
+            .env("MAINTENANT_KUBERNETES", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
