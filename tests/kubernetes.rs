@@ -422,3 +422,118 @@ fn the_chart_crd_is_what_maintenant_crd_prints() {
         path.display()
     );
 }
+
+/// kubectl (from charts/tools.sh), or `None` with the reason.
+fn kubectl() -> Result<std::path::PathBuf, String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tools = std::path::Path::new(root).join("target/tools");
+    let out = std::process::Command::new("bash")
+        .arg(format!("{root}/charts/tools.sh"))
+        .arg(&tools)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(tools.join("kubectl"))
+}
+
+#[tokio::test]
+async fn kubectl_get_monitors_shows_what_maintenant_sees() {
+    let kubectl = match kubectl() {
+        Ok(k) => k,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("no kubectl: {e}"),
+        Err(e) => {
+            println!("SKIPPED: cannot fetch kubectl (npm): {e}");
+            return;
+        }
+    };
+    let (fake, target, d, mcp) = start().await;
+    fake.apply_monitor(
+        "shop",
+        "api",
+        json!({"endpoint": {"url": target.url("/api"), "interval": "1s"}}),
+    );
+    fake.apply_monitor(
+        "shop",
+        "broken",
+        json!({"endpoint": {"url": "ftp://127.0.0.1/"}}),
+    );
+    mcp.wait_status("shop.api", "up", T).await;
+    wait_patch(&fake, "shop", "api", "api up", |b| {
+        b["status"]["state"] == "up"
+    })
+    .await;
+    wait_patch(&fake, "shop", "broken", "broken invalid", |b| {
+        b["status"]["state"] == "invalid"
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = fake.kubeconfig(dir.path());
+    let out = tokio::process::Command::new(&kubectl)
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .args(["get", "monitors", "-A"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success());
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAMESPACE",
+            "NAME",
+            "TYPE",
+            "TARGET",
+            "STATUS",
+            "LAST",
+            "CHECK",
+            "AGE"
+        ]
+    );
+    let api: Vec<&str> = lines
+        .iter()
+        .find(|l| l.contains(" api "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &api[..5],
+        ["shop", "api", "endpoint/http", &target.url("/api"), "up"]
+    );
+    assert!(api[5].ends_with('s'), "last check is an age: {api:?}");
+    let broken: Vec<&str> = lines
+        .iter()
+        .find(|l| l.contains("broken"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&broken[..3], ["shop", "broken", "invalid"]);
+    // The short name works too.
+    let short = tokio::process::Command::new(&kubectl)
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .args([
+            "get",
+            "mon",
+            "-n",
+            "shop",
+            "api",
+            "-o",
+            "jsonpath={.status.conditions[0].reason}",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&short.stdout),
+        "Monitoring",
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+    drop(d);
+}

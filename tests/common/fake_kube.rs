@@ -267,6 +267,8 @@ fn status(code: u16, reason: &str, message: &str) -> Response {
 /// The routes we serve, parsed from the path.
 enum Route {
     Version,
+    /// Legacy discovery documents (what kubectl reads before a request).
+    Discovery(Value),
     Collection {
         resource: &'static str,
         namespace: Option<String>,
@@ -283,6 +285,41 @@ fn route(path: &str) -> Option<Route> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (resource, rest): (&'static str, &[&str]) = match segs.as_slice() {
         ["version"] => return Some(Route::Version),
+        ["api"] => {
+            return Some(Route::Discovery(json!({
+                "kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]
+            })));
+        }
+        ["apis"] => {
+            let gv = json!({"groupVersion": "maintenant.dev/v1alpha1", "version": "v1alpha1"});
+            return Some(Route::Discovery(json!({
+                "kind": "APIGroupList", "apiVersion": "v1",
+                "groups": [{"name": "maintenant.dev", "versions": [gv], "preferredVersion": gv}]
+            })));
+        }
+        ["api", "v1"] => {
+            let verbs = json!(["get", "list", "watch"]);
+            return Some(Route::Discovery(json!({
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
+                "resources": [
+                    {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod", "verbs": verbs, "shortNames": ["po"]},
+                    {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}
+                ]
+            })));
+        }
+        ["apis", "maintenant.dev", "v1alpha1"] => {
+            let crd = maintenant::crd::crd();
+            return Some(Route::Discovery(json!({
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "maintenant.dev/v1alpha1",
+                "resources": [
+                    {"name": crd.spec.names.plural, "singularName": crd.spec.names.singular, "namespaced": true,
+                     "kind": crd.spec.names.kind, "verbs": ["get", "list", "watch", "patch"],
+                     "shortNames": crd.spec.names.short_names, "categories": crd.spec.names.categories},
+                    {"name": "monitors/status", "singularName": "", "namespaced": true, "kind": "Monitor", "verbs": ["get", "patch"]}
+                ]
+            })));
+        }
         ["api", "v1", rest @ ..] => (PODS, rest),
         ["apis", "maintenant.dev", "v1alpha1", rest @ ..] => (MONITORS, rest),
         _ => return None,
@@ -340,6 +377,7 @@ async fn handle(
             "major": "1", "minor": "33", "gitVersion": "v1.33.0-fake", "platform": "linux/amd64"
         }))
         .into_response(),
+        (Method::GET, Route::Discovery(doc)) => axum::Json(doc).into_response(),
         (Method::GET, Route::Collection { .. }) if fake.inner.lock().unwrap().unavailable => {
             status(
                 503,
@@ -355,8 +393,14 @@ async fn handle(
             },
         ) => {
             let watching = matches!(q.get("watch").map(String::as_str), Some("1" | "true"));
+            let table = headers
+                .get("accept")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("as=Table"));
             if watching {
                 watch_stream(&fake, resource, namespace, &q)
+            } else if table && resource == MONITORS {
+                monitor_table(&fake, namespace.as_deref())
             } else {
                 list(&fake, resource, namespace.as_deref())
             }
@@ -435,6 +479,70 @@ fn list(fake: &FakeKube, resource: &'static str, namespace: Option<&str>) -> Res
         "items": items,
     }))
     .into_response()
+}
+
+/// What `kubectl get monitors` asks for: a `Table` whose columns are the
+/// CRD's printer columns (evaluated the way the API server does: simple
+/// JSON paths; dates shown as ages).
+fn monitor_table(fake: &FakeKube, namespace: Option<&str>) -> Response {
+    let crd = maintenant::crd::crd();
+    let columns = crd.spec.versions[0]
+        .additional_printer_columns
+        .clone()
+        .unwrap_or_default();
+    let inner = fake.inner.lock().unwrap();
+    let mut defs = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0}),
+    ];
+    defs.extend(columns.iter().map(|c| {
+        json!({"name": c.name, "type": c.type_, "format": c.format.clone().unwrap_or_default(),
+               "description": c.description.clone().unwrap_or_default(), "priority": c.priority.unwrap_or(0)})
+    }));
+    let rows: Vec<Value> = inner
+        .objects
+        .iter()
+        .filter(|((r, ns, _), _)| *r == MONITORS && namespace.is_none_or(|n| n == ns))
+        .map(|(_, o)| {
+            let mut cells = vec![o["metadata"]["name"].clone()];
+            for c in &columns {
+                let v = c
+                    .json_path
+                    .trim_start_matches('.')
+                    .split('.')
+                    .fold(o, |v, k| &v[k]);
+                cells.push(match (c.type_.as_str(), v.as_str()) {
+                    ("date", Some(t)) => age(t).into(),
+                    _ => v.clone(),
+                });
+            }
+            json!({"cells": cells, "object": {
+                "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]
+            }})
+        })
+        .collect();
+    axum::Json(json!({
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": inner.rv.to_string()},
+        "columnDefinitions": defs, "rows": rows,
+    }))
+    .into_response()
+}
+
+/// Kubernetes' human durations (`4s`, `3m20s`, `5h`, `3d`).
+fn age(t: &str) -> String {
+    let Ok(t) = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+    else {
+        return "<invalid>".into();
+    };
+    let s = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0);
+    match s {
+        0..120 => format!("{s}s"),
+        120..600 => format!("{}m{}s", s / 60, s % 60),
+        600..10800 => format!("{}m", s / 60),
+        10800..28800 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        28800..172800 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
 }
 
 fn watch_stream(
