@@ -23,22 +23,23 @@ pub enum ConnectError {
 }
 
 /// The client to use, or `None` when Kubernetes is off (`false`, or `auto`
-/// with nothing to connect to). `auto` prefers the in-cluster service
-/// account, then the kubeconfig named by `KUBECONFIG`; it never falls back to
-/// `~/.kube/config`, so a laptop's cluster is not watched by surprise.
+/// with nothing to connect to). A kubeconfig named by `KUBECONFIG` wins (an
+/// explicit choice, as with kubectl and kube's `Config::infer`), then the
+/// in-cluster service account; `~/.kube/config` is never read on its own,
+/// so a laptop's cluster is not watched by surprise.
 pub async fn connect(settings: &Settings) -> Result<Option<Client>, ConnectError> {
     if settings.kubernetes == KubernetesMode::False {
         return Ok(None);
     }
-    let config = if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        kube::Config::incluster()?
-    } else if let Some(path) = std::env::var_os("KUBECONFIG") {
+    let config = if let Some(path) = std::env::var_os("KUBECONFIG") {
         kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
             .await
             .map_err(|source| ConnectError::Kubeconfig {
                 path: path.to_string_lossy().into_owned(),
                 source,
             })?
+    } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        kube::Config::incluster()?
     } else if settings.kubernetes == KubernetesMode::True {
         return Err(ConnectError::NoConfig);
     } else {

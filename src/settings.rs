@@ -39,8 +39,8 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_RETENTION", default_value = "7d")]
     pub retention: Duration,
 
-    /// Kubernetes: `auto` (in-cluster config if present, else the kubeconfig
-    /// named by KUBECONFIG, else off), `true` (required: fail if none), `false`.
+    /// Kubernetes: `auto` (the kubeconfig named by KUBECONFIG, else the
+    /// in-cluster service account, else off), `true` (required), `false`.
     #[arg(long, env = "MAINTENANT_KUBERNETES", default_value = "auto")]
     pub kubernetes: KubernetesMode,
 

@@ -309,6 +309,8 @@ async fn namespace_filters_and_file_precedence() {
         &file,
         &[
             ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            // auto: no in-cluster service account here, so KUBECONFIG is used.
+            ("MAINTENANT_KUBERNETES", "auto"),
             ("MAINTENANT_KUBERNETES_NAMESPACES", "prod,staging"),
             ("MAINTENANT_KUBERNETES_EXCLUDE_NAMESPACES", "staging"),
             ("MAINTENANT_KUBERNETES_STATUS_INTERVAL", "200ms"),

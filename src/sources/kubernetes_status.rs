@@ -137,9 +137,9 @@ pub fn status_for(
         Ok(spec) => {
             let key = spec.key();
             s.id = Some(key.id());
-            let MonitorSpec::Endpoint(e) = &**spec;
-            s.monitor_type = Some(format!("{}/{}", key.kind, e.target.type_name()));
-            s.target = Some(e.target.display());
+            let (kind, target) = type_and_target(spec);
+            s.monitor_type = Some(kind);
+            s.target = Some(target);
             match desired.monitors.get(&key) {
                 Some(d) if !is_this(&d.origin, r) => {
                     s.state = Some("conflict".into());
@@ -217,6 +217,16 @@ pub fn status_for(
         observed_generation: s.observed_generation,
     }];
     s
+}
+
+/// The Type and Target printer columns: `endpoint/https` and its URL.
+fn type_and_target(spec: &MonitorSpec) -> (String, String) {
+    match spec {
+        MonitorSpec::Endpoint(e) => (
+            format!("{}/{}", spec.kind(), e.target.type_name()),
+            e.target.display(),
+        ),
+    }
 }
 
 fn is_this(origin: &Origin, r: &Resource) -> bool {
