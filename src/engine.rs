@@ -35,6 +35,17 @@ pub struct App {
     pub reconcile: Arc<RwLock<ReconcileStatus>>,
     pub running: RunningIndex,
     pub started_at: OffsetDateTime,
+    /// The Kubernetes runtime (pods and their logs), when connected. Read by
+    /// the container tools once they are unified with the Docker runtime.
+    pub kubernetes: Option<KubeRuntime>,
+}
+
+/// A connected Kubernetes API: the client (for pod logs) and the pod model
+/// its watcher keeps.
+#[derive(Clone)]
+pub struct KubeRuntime {
+    pub client: kube::Client,
+    pub pods: crate::runtime::kubernetes::Pods,
 }
 
 impl App {
@@ -71,7 +82,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         }
     }
 
-    start_kubernetes(
+    let kubernetes = start_kubernetes(
         &settings,
         updates_tx.clone(),
         desired_rx.clone(),
@@ -90,6 +101,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         reconcile,
         running,
         started_at: OffsetDateTime::now_utc(),
+        kubernetes,
     }))
 }
 
@@ -101,13 +113,13 @@ async fn start_kubernetes(
     updates: mpsc::Sender<SourceUpdate>,
     desired: watch::Receiver<Arc<DesiredState>>,
     observed: ObservedMap,
-) {
+) -> Option<KubeRuntime> {
     use crate::kubeclient::{self, Namespaces};
     use crate::sources::kubernetes::KubernetesSource;
     use crate::sources::kubernetes_status::StatusWriter;
     let client = match kubeclient::connect(settings).await {
         Ok(Some(c)) => c,
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(e) => {
             tracing::error!(error = %e, "Kubernetes is not available");
             let status = desired::SourceStatus {
@@ -128,7 +140,7 @@ async fn start_kubernetes(
                     monitors: Some(Arc::default()),
                 })
                 .await;
-            return;
+            return None;
         }
     };
     let namespaces = Namespaces::from_settings(settings);
@@ -137,16 +149,23 @@ async fn start_kubernetes(
     tokio::spawn(
         KubernetesSource {
             client: client.clone(),
-            namespaces,
+            namespaces: namespaces.clone(),
         }
         .run(updates, resources_tx),
     );
+    let pods = crate::runtime::kubernetes::Pods::default();
+    tokio::spawn(crate::runtime::kubernetes::watch(
+        client.clone(),
+        namespaces.clone(),
+        pods.clone(),
+    ));
     let writer = StatusWriter {
-        client,
+        client: client.clone(),
         min_gap: settings.kubernetes_status_interval.std(),
         refresh: std::time::Duration::from_secs(300).max(settings.kubernetes_status_interval.std()),
     };
     tokio::spawn(writer.run(resources_rx, desired, observed));
+    Some(KubeRuntime { client, pods })
 }
 
 /// Prune old results every ten minutes.

@@ -375,6 +375,13 @@ async fn namespace_filters_and_file_precedence() {
         "{reqs:?}"
     );
     assert!(!reqs.iter().any(|r| r.contains("/namespaces/staging/")));
+    // Pods are watched in the same scope (the pod model for the container tools).
+    assert!(
+        reqs.iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/prod/pods")),
+        "{reqs:?}"
+    );
+    assert!(!reqs.iter().any(|r| r.starts_with("GET /api/v1/pods")));
     drop(d);
 }
 
