@@ -65,18 +65,10 @@ impl StatusWriter {
             for (key, r) in res.iter() {
                 let previous = written.get(key).map(|w| &w.status).or(r.status.as_ref());
                 let next = status_for(r, &state, &observed, previous);
-                let due = match written.get(key) {
-                    // Nothing written by this process yet: write unless the
-                    // server already shows exactly this.
-                    None => r.status.as_ref().is_none_or(|s| !same(s, &next)),
-                    Some(w) if now.duration_since(w.at) < self.min_gap => false,
-                    Some(w) => {
-                        !same(&w.status, &next)
-                            || (w.status.last_check != next.last_check
-                                && now.duration_since(w.at) >= self.refresh)
-                    }
-                };
-                if !due {
+                let last = written
+                    .get(key)
+                    .map(|w| (&w.status, now.duration_since(w.at)));
+                if !self.due(last, r.status.as_ref(), &next) {
                     continue;
                 }
                 let api: Api<DynamicObject> =
@@ -101,6 +93,27 @@ impl StatusWriter {
                         at: now,
                     },
                 );
+            }
+        }
+    }
+}
+
+impl StatusWriter {
+    /// Whether to write `next`, given what this process last wrote and how
+    /// long ago, and what the server shows.
+    fn due(
+        &self,
+        last: Option<(&MonitorStatus, Duration)>,
+        on_server: Option<&MonitorStatus>,
+        next: &MonitorStatus,
+    ) -> bool {
+        match last {
+            // Nothing written by this process yet (a restart): write unless
+            // the server already shows exactly this.
+            None => on_server.is_none_or(|s| !same(s, next)),
+            Some((_, ago)) if ago < self.min_gap => false,
+            Some((w, ago)) => {
+                !same(w, next) || (w.last_check != next.last_check && ago >= self.refresh)
             }
         }
     }
@@ -231,4 +244,62 @@ fn type_and_target(spec: &MonitorSpec) -> (String, String) {
 
 fn is_this(origin: &Origin, r: &Resource) -> bool {
     matches!(origin, Origin::Kubernetes { namespace, name, .. } if *namespace == r.namespace && *name == r.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(state: &str, last_check: &str) -> MonitorStatus {
+        MonitorStatus {
+            state: Some(state.into()),
+            last_check: Some(last_check.into()),
+            observed_generation: Some(1),
+            conditions: vec![MonitorCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: "Monitoring".into(),
+                message: format!("endpoint/x is {state}"),
+                last_transition_time: "2026-11-25T10:00:00Z".into(),
+                observed_generation: Some(1),
+            }],
+            ..Default::default()
+        }
+    }
+
+    async fn writer() -> StatusWriter {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        StatusWriter {
+            client: Client::try_from(config).unwrap(),
+            min_gap: Duration::from_secs(10),
+            refresh: Duration::from_secs(300),
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_on_change_at_most_once_per_gap_and_refreshes_last_check_slowly() {
+        let w = writer().await;
+        let up = st("up", "2026-11-25T10:00:01Z");
+        let s = Duration::from_secs;
+        // First write after a start: unless the server already shows it.
+        assert!(w.due(None, None, &up));
+        assert!(
+            !w.due(None, Some(&st("up", "2026-11-25T09:00:00Z")), &up),
+            "only lastCheck differs"
+        );
+        assert!(w.due(None, Some(&st("down", "2026-11-25T10:00:01Z")), &up));
+        // A newer check alone is not a write...
+        let later = st("up", "2026-11-25T10:00:31Z");
+        assert!(!w.due(Some((&up, s(30))), None, &later));
+        // ... until the refresh period has passed.
+        assert!(w.due(Some((&up, s(301))), None, &later));
+        // A change is written, but not within the gap after the last write.
+        let down = st("down", "2026-11-25T10:00:31Z");
+        assert!(!w.due(Some((&up, s(3))), None, &down), "rate-limited");
+        assert!(w.due(Some((&up, s(10))), None, &down));
+        // The transition time alone is not a change.
+        let mut moved = up.clone();
+        moved.conditions[0].last_transition_time = "2026-11-25T11:00:00Z".into();
+        assert!(!w.due(Some((&up, s(60))), None, &moved));
+    }
 }
