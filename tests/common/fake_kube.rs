@@ -603,6 +603,9 @@ fn watch_stream(
         } else {
             loop {
                 tokio::select! {
+                    // A cut wins over events ready at the same time: nothing
+                    // emitted after `cut_watches` goes out on a cut stream.
+                    biased;
                     _ = s.cut.changed() => return None,
                     ev = s.live.recv() => match ev {
                         Ok(e) if e.rv > s.after && wanted(&e) => break e,
