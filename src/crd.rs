@@ -245,6 +245,15 @@ mod tests {
             threshold.contains("failure_threshold must be at least 1"),
             "{threshold}"
         );
+        // `${VAR}` stays literal: a resource cannot read maintenant's environment.
+        let literal = resolve(
+            "ns",
+            "x",
+            Some(&json!({"endpoint": {"url": "http://127.0.0.1/${HOME}"}})),
+        )
+        .unwrap();
+        let MonitorSpec::Endpoint(e) = literal;
+        assert_eq!(e.target.display(), "http://127.0.0.1/${HOME}");
         let timeout =
             err(json!({"endpoint": {"url": "http://x", "interval": "5s", "timeout": "10s"}}));
         assert!(timeout.contains("timeout"), "{timeout}");
