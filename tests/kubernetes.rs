@@ -202,6 +202,15 @@ async fn monitor_resources_are_checked_and_their_status_written() {
         .cloned()
         .unwrap();
     assert_eq!(src["monitors"], 2, "{src}");
+    let problems = src["last_error"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{src}");
+    assert!(
+        problems[0]
+            .as_str()
+            .unwrap()
+            .starts_with("Monitor shop/bad: spec.endpoint: url"),
+        "{src}"
+    );
     assert_eq!(task_id(&mcp, "web").await, web_task);
 
     // Deleted -> removed.

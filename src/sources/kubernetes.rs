@@ -169,12 +169,35 @@ impl KubernetesSource {
                     })
                 })
                 .collect();
-            let invalid = all.values().filter(|r| r.spec.is_err()).count();
+            // Invalid resources are the source's problems (get_health shows
+            // them), though unlike a bad file they block nothing else.
+            let problems: Vec<String> = all
+                .values()
+                .filter_map(|r| {
+                    let e = r.spec.as_ref().err()?;
+                    Some(format!("{} {}/{}: {e}", crd::KIND, r.namespace, r.name))
+                })
+                .collect();
+            let invalid = problems.len();
             resources.send_replace(Arc::new(all));
 
-            let was_error = status.last_error.take().is_some();
+            let error = (!problems.is_empty()).then(|| SourceError {
+                at: OffsetDateTime::now_utc(),
+                message: format!(
+                    "{invalid} invalid Monitor resource(s) skipped; the others run (each one's status says why)"
+                ),
+                problems,
+            });
+            let same_error = |a: &Option<SourceError>, b: &Option<SourceError>| {
+                a.as_ref().map(|e| (&e.message, &e.problems))
+                    == b.as_ref().map(|e| (&e.message, &e.problems))
+            };
+            let error_changed = !same_error(&status.last_error, &error);
+            if error_changed {
+                status.last_error = error;
+            }
             let set_changed = last_declared.as_deref() != Some(&declared);
-            if !set_changed && !was_error {
+            if !set_changed && !error_changed {
                 continue;
             }
             if set_changed {
