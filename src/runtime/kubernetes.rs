@@ -380,3 +380,64 @@ pub async fn logs(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(labels: serde_json::Value, owners: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "n", "labels": labels, "ownerReferences": owners},
+        }))
+        .unwrap()
+    }
+
+    fn owner(kind: &str, name: &str, controller: bool) -> serde_json::Value {
+        serde_json::json!({"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u", "controller": controller})
+    }
+
+    #[test]
+    fn the_group_is_the_workload_a_person_names() {
+        let w = |p: &Pod| workload(p).map(|w| format!("{}/{}", w.kind, w.name));
+        let rs = owner("ReplicaSet", "web-5f7c9", true);
+        assert_eq!(
+            w(&pod(
+                serde_json::json!({"pod-template-hash": "5f7c9"}),
+                serde_json::json!([rs])
+            ))
+            .as_deref(),
+            Some("Deployment/web")
+        );
+        // A ReplicaSet not made by a Deployment stays itself.
+        assert_eq!(
+            w(&pod(serde_json::json!({}), serde_json::json!([rs]))).as_deref(),
+            Some("ReplicaSet/web-5f7c9")
+        );
+        assert_eq!(
+            w(&pod(
+                serde_json::json!({}),
+                serde_json::json!([owner("StatefulSet", "db", true)])
+            ))
+            .as_deref(),
+            Some("StatefulSet/db")
+        );
+        // The controlling owner wins over others.
+        let owners = serde_json::json!([
+            owner("ConfigMap", "x", false),
+            owner("DaemonSet", "agent", true)
+        ]);
+        assert_eq!(
+            w(&pod(serde_json::json!({}), owners)).as_deref(),
+            Some("DaemonSet/agent")
+        );
+        assert_eq!(w(&pod(serde_json::json!({}), serde_json::json!([]))), None);
+        let bare: Pod =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}})).unwrap();
+        assert_eq!(w(&bare), None);
+        let info = PodInfo::from_pod(&bare);
+        assert_eq!(
+            (info.phase.as_str(), info.state(), info.restarts),
+            ("Unknown", "unknown", 0)
+        );
+    }
+}
