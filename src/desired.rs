@@ -23,6 +23,8 @@ use crate::monitor::{DeclaredMonitor, MonitorKey, MonitorSpec, Origin};
 pub enum SourceKind {
     File,
     Docker,
+    /// `Monitor` custom resources (see `sources::kubernetes`).
+    Kubernetes,
 }
 
 /// How a source is doing, as `get_health` reports it.

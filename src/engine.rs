@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::checks::CheckContext;
 use crate::checks::probe::HttpClients;
-use crate::desired::{self, DesiredState};
+use crate::desired::{self, DesiredState, SourceUpdate};
 use crate::heartbeat::HeartbeatHub;
 use crate::observed::ObservedMap;
 use crate::reconcile::{ReconcileStatus, Reconciler, RunningIndex};
@@ -55,6 +55,17 @@ pub struct App {
     pub alerts: crate::alerts::AlertStore,
     /// The notification channels in force (hot-reloaded with the monitors file).
     pub alerting: watch::Receiver<Arc<crate::config::model::AlertingSpec>>,
+    /// The Kubernetes runtime (pods and their logs), when connected. Read by
+    /// the container tools once they are unified with the Docker runtime.
+    pub kubernetes: Option<KubeRuntime>,
+}
+
+/// A connected Kubernetes API: the client (for pod logs) and the pod model
+/// its watcher keeps.
+#[derive(Clone)]
+pub struct KubeRuntime {
+    pub client: kube::Client,
+    pub pods: crate::runtime::kubernetes::Pods,
 }
 
 impl App {
@@ -143,12 +154,20 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         Some(path) => {
             let mut source = FileSource::new(path);
             source.alerting = Some(alerting_tx);
-            tokio::spawn(source.run(updates_tx));
+            tokio::spawn(source.run(updates_tx.clone()));
         }
         None => {
             tracing::warn!("no monitors file: set MAINTENANT_CONFIG or create ./maintenant.yaml")
         }
     }
+
+    let kubernetes = start_kubernetes(
+        &settings,
+        updates_tx.clone(),
+        desired_rx.clone(),
+        observed.clone(),
+    )
+    .await;
 
     tokio::spawn(retention(store.clone(), settings.retention.std()));
     tokio::spawn(alert_retention(alerts.clone(), settings.retention.std()));
@@ -169,7 +188,71 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         host,
         alerts,
         alerting: alerting_rx,
+        kubernetes,
     }))
+}
+
+/// `Monitor` resources as a source, and the status writer, when a Kubernetes
+/// API server is configured (`MAINTENANT_KUBERNETES`). A connection problem
+/// is reported as the source's error (`get_health`), not a failed start.
+async fn start_kubernetes(
+    settings: &Settings,
+    updates: mpsc::Sender<SourceUpdate>,
+    desired: watch::Receiver<Arc<DesiredState>>,
+    observed: ObservedMap,
+) -> Option<KubeRuntime> {
+    use crate::kubeclient::{self, Namespaces};
+    use crate::sources::kubernetes::KubernetesSource;
+    use crate::sources::kubernetes_status::StatusWriter;
+    let client = match kubeclient::connect(settings).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::error!(error = %e, "Kubernetes is not available");
+            let status = desired::SourceStatus {
+                kind: desired::SourceKind::Kubernetes,
+                location: "kubernetes".into(),
+                generation: 0,
+                loaded_at: None,
+                monitors: 0,
+                last_error: Some(desired::SourceError {
+                    at: OffsetDateTime::now_utc(),
+                    message: e.to_string(),
+                    problems: vec![],
+                }),
+            };
+            let _ = updates
+                .send(SourceUpdate {
+                    status,
+                    monitors: Some(Arc::default()),
+                })
+                .await;
+            return None;
+        }
+    };
+    let namespaces = Namespaces::from_settings(settings);
+    tracing::info!(namespaces = %namespaces.describe(), "watching Monitor resources");
+    let (resources_tx, resources_rx) = watch::channel(Arc::default());
+    tokio::spawn(
+        KubernetesSource {
+            client: client.clone(),
+            namespaces: namespaces.clone(),
+        }
+        .run(updates, resources_tx),
+    );
+    let pods = crate::runtime::kubernetes::Pods::default();
+    tokio::spawn(crate::runtime::kubernetes::watch(
+        client.clone(),
+        namespaces.clone(),
+        pods.clone(),
+    ));
+    let writer = StatusWriter {
+        client: client.clone(),
+        min_gap: settings.kubernetes_status_interval.std(),
+        refresh: std::time::Duration::from_secs(300).max(settings.kubernetes_status_interval.std()),
+    };
+    tokio::spawn(writer.run(resources_rx, desired, observed));
+    Some(KubeRuntime { client, pods })
 }
 
 /// Prune old results every ten minutes.

@@ -37,6 +37,9 @@ enum Command {
     CheckConfig { file: Option<PathBuf> },
     /// Print the JSON Schema of the monitors file.
     Schema,
+    /// Print the CustomResourceDefinition of the `Monitor` resource (YAML),
+    /// for `kubectl apply -f -`.
+    Crd,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,10 @@ fn main() -> ExitCode {
                 "{}",
                 serde_json::to_string_pretty(&config::json_schema()).expect("schema serializes")
             );
+            ExitCode::SUCCESS
+        }
+        Some(Command::Crd) => {
+            print!("{}", maintenant::crd::crd_yaml());
             ExitCode::SUCCESS
         }
         None => {

@@ -105,6 +105,14 @@ pub enum Origin {
         container: String,
         label: String,
     },
+    /// A Kubernetes object: a `Monitor` resource (`kind`), in `namespace`,
+    /// at `generation` (its `metadata.generation`).
+    Kubernetes {
+        kind: String,
+        namespace: String,
+        name: String,
+        generation: Option<i64>,
+    },
 }
 
 impl fmt::Display for Origin {
@@ -114,6 +122,12 @@ impl fmt::Display for Origin {
             Origin::Docker { container, label } => {
                 write!(f, "docker container {container} label {label}")
             }
+            Origin::Kubernetes {
+                kind,
+                namespace,
+                name,
+                ..
+            } => write!(f, "{kind} {namespace}/{name}"),
         }
     }
 }

@@ -112,6 +112,39 @@ pub struct Settings {
     /// system roots (a private CA).
     #[arg(long, env = "MAINTENANT_EXTRA_CA_FILE")]
     pub extra_ca_file: Option<PathBuf>,
+
+    /// Kubernetes: `auto` (the kubeconfig named by KUBECONFIG, else the
+    /// in-cluster service account, else off), `true` (required), `false`.
+    #[arg(long, env = "MAINTENANT_KUBERNETES", default_value = "auto")]
+    pub kubernetes: KubernetesMode,
+
+    /// Namespaces to watch, comma-separated (default: all).
+    #[arg(long, env = "MAINTENANT_KUBERNETES_NAMESPACES", value_delimiter = ',')]
+    pub kubernetes_namespaces: Vec<String>,
+
+    /// Namespaces never watched, comma-separated.
+    #[arg(
+        long,
+        env = "MAINTENANT_KUBERNETES_EXCLUDE_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub kubernetes_exclude_namespaces: Vec<String>,
+
+    /// Least time between two status writes to one `Monitor` resource.
+    #[arg(
+        long,
+        env = "MAINTENANT_KUBERNETES_STATUS_INTERVAL",
+        default_value = "10s"
+    )]
+    pub kubernetes_status_interval: Duration,
+}
+
+/// Whether to talk to a Kubernetes API server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KubernetesMode {
+    Auto,
+    True,
+    False,
 }
 
 /// Where to reach Docker, from `MAINTENANT_DOCKER`.

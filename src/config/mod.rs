@@ -391,6 +391,50 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Resolve one endpoint declared outside a monitors file (a Kubernetes
+/// `Monitor` resource) with exactly the file's rules and defaults, so the two
+/// can never disagree. Problems are `field: message`, since there is no line
+/// a person could open.
+pub fn resolve_endpoint(decl: &model::EndpointDecl) -> Result<model::EndpointSpec, Vec<String>> {
+    let file = model::MonitorsFile {
+        endpoints: vec![decl.clone()],
+        ..Default::default()
+    };
+    // The validator locates problems in text: give it the declaration as YAML
+    // and turn each position back into the field it points at.
+    let text =
+        serde_yaml::to_string(&serde_json::json!({ "endpoints": [decl] })).unwrap_or_default();
+    let index = locate::LazyIndex::new(&text);
+    let identity = |p: Pos| p;
+    let locator = validate::Locator {
+        index: &index,
+        items: None,
+        map: &identity,
+    };
+    let (mut resolved, problems) = validate::resolve(&file, &locator);
+    if problems.is_empty()
+        && let Some(r) = resolved.pop()
+    {
+        return Ok(r.spec);
+    }
+    Err(problems
+        .into_iter()
+        .map(|p| {
+            let field = text
+                .lines()
+                .nth(p.pos.line.saturating_sub(1))
+                .map(|l| l.trim_start().trim_start_matches("- "))
+                .and_then(|l| l.split_once(':'))
+                .map(|(k, _)| k.trim().to_owned())
+                .filter(|k| !k.is_empty() && k != "endpoints");
+            match field {
+                Some(f) if !p.message.starts_with(&f) => format!("{f}: {}", p.message),
+                _ => p.message,
+            }
+        })
+        .collect())
+}
+
 /// The JSON Schema of the monitors file, for `maintenant schema`.
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(model::MonitorsFile)).expect("schema serializes")

@@ -166,7 +166,8 @@ impl From<StatusPattern> for StatusPatternRepr {
 }
 
 /// An endpoint as written in the monitors file.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+// Serialize: the Kubernetes `Monitor` resource embeds this type (kube needs it).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointDecl {
     /// Unique among endpoints; the stable id (`endpoint/NAME`).

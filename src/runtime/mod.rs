@@ -7,6 +7,7 @@
 
 pub mod docker;
 pub mod history;
+pub mod kubernetes;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

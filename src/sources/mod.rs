@@ -3,4 +3,6 @@
 
 pub mod docker;
 pub mod file;
+pub mod kubernetes;
+pub mod kubernetes_status;
 pub mod labels;

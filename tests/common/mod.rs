@@ -15,6 +15,8 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 
+pub mod fake_kube;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_maintenant");
 
 /// Install the crypto provider the binary also uses (reqwest is built without one).
@@ -93,6 +95,8 @@ impl Daemon {
             .env("MAINTENANT_RATE_LIMIT_PER_MINUTE", "0")
             // No Docker unless a test asks (a host socket would change get_health).
             .env("MAINTENANT_DOCKER", "false")
+            // Never a developer's cluster (KUBECONFIG): Kubernetes tests turn it on.
+            .env("MAINTENANT_KUBERNETES", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,443 @@
+//! Pods as containers: a kube-runtime watcher keeps a typed model of every
+//! pod (phase, readiness, restarts, the workload that owns it as its group),
+//! records state transitions as the watch stream reports them, and reads pod
+//! logs. The MCP container tools read this model (wired with the Docker
+//! runtime's model into `list_containers` / `get_container` /
+//! `get_container_logs`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, LogParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, ResourceExt};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::kubeclient::Namespaces;
+
+/// Transitions kept per pod (the oldest are dropped).
+const TRANSITIONS_PER_POD: usize = 50;
+
+/// The workload a pod belongs to: its group in container answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Workload {
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `Job`, `ReplicaSet`, ...
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct PodContainer {
+    pub name: String,
+    pub image: String,
+    pub ready: bool,
+    pub restarts: u32,
+    /// `running`, `waiting`, `terminated` or `unknown`.
+    pub state: String,
+    /// Why it waits or terminated (`CrashLoopBackOff`, `OOMKilled`, ...).
+    pub reason: Option<String>,
+}
+
+/// One pod, as maintenant shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
+    pub phase: String,
+    /// The pod's `Ready` condition.
+    pub ready: bool,
+    /// Restarts summed over its containers.
+    pub restarts: u32,
+    pub node: Option<String>,
+    pub started_at: Option<String>,
+    pub group: Option<Workload>,
+    pub containers: Vec<PodContainer>,
+}
+
+impl PodInfo {
+    pub fn from_pod(pod: &Pod) -> PodInfo {
+        let status = pod.status.as_ref();
+        let containers: Vec<PodContainer> = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                let st = status
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .and_then(|all| all.iter().find(|cs| cs.name == c.name));
+                let (state, reason) = match st.and_then(|s| s.state.as_ref()) {
+                    Some(s) if s.running.is_some() => ("running", None),
+                    Some(s) if s.waiting.is_some() => {
+                        ("waiting", s.waiting.as_ref().and_then(|w| w.reason.clone()))
+                    }
+                    Some(s) if s.terminated.is_some() => (
+                        "terminated",
+                        s.terminated.as_ref().and_then(|t| t.reason.clone()),
+                    ),
+                    _ => ("unknown", None),
+                };
+                PodContainer {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    ready: st.is_some_and(|s| s.ready),
+                    restarts: st.map_or(0, |s| u32::try_from(s.restart_count).unwrap_or(0)),
+                    state: state.into(),
+                    reason,
+                }
+            })
+            .collect();
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True");
+        PodInfo {
+            namespace: pod.namespace().unwrap_or_default(),
+            name: pod.name_any(),
+            uid: pod.uid().unwrap_or_default(),
+            phase: status
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "Unknown".into()),
+            ready,
+            restarts: containers.iter().map(|c| c.restarts).sum(),
+            node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            started_at: status
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| t.0.to_string()),
+            group: workload(pod),
+            containers,
+        }
+    }
+
+    /// The one-word state transitions are recorded between: the phase, with
+    /// a running pod split by readiness.
+    pub fn state(&self) -> &'static str {
+        match self.phase.as_str() {
+            "Pending" => "pending",
+            "Running" if self.ready => "running",
+            "Running" => "not_ready",
+            "Succeeded" => "succeeded",
+            "Failed" => "failed",
+            _ => "unknown",
+        }
+    }
+}
+
+/// The controlling owner, resolved to the workload a person names: a
+/// ReplicaSet created by a Deployment (`web-7d4b9c8f5` with the pod label
+/// `pod-template-hash=7d4b9c8f5`) is shown as `Deployment web`, without
+/// reading ReplicaSets (no RBAC for them needed).
+fn workload(pod: &Pod) -> Option<Workload> {
+    let owners = pod.metadata.owner_references.as_ref()?;
+    let owner = owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| owners.first())?;
+    if owner.kind == "ReplicaSet"
+        && let Some(hash) = pod.labels().get("pod-template-hash")
+        && let Some(deployment) = owner.name.strip_suffix(&format!("-{hash}"))
+    {
+        return Some(Workload {
+            kind: "Deployment".into(),
+            name: deployment.into(),
+        });
+    }
+    Some(Workload {
+        kind: owner.kind.clone(),
+        name: owner.name.clone(),
+    })
+}
+
+/// A change of a pod's state seen on the watch stream.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Transition {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub at: OffsetDateTime,
+    /// The previous state (see [`PodInfo::state`]).
+    pub from: String,
+    /// The new state, `restarted` (a container restarted) or `deleted`.
+    pub to: String,
+    pub restarts: u32,
+    /// The waiting/terminated reason of a container, when there is one.
+    pub reason: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    pods: BTreeMap<(String, String), PodInfo>,
+    transitions: BTreeMap<(String, String), VecDeque<Transition>>,
+    /// Whether the first list finished (until then the model is incomplete).
+    synced: bool,
+}
+
+/// The pod model, shared with the readers (cheap to clone).
+#[derive(Clone, Default)]
+pub struct Pods(Arc<RwLock<Inner>>);
+
+impl Pods {
+    pub fn list(&self) -> Vec<PodInfo> {
+        self.0
+            .read()
+            .expect("pods lock")
+            .pods
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<PodInfo> {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.0.read().expect("pods lock").pods.get(&key).cloned()
+    }
+
+    /// Transitions of one pod, oldest first (kept after it is deleted).
+    pub fn transitions(&self, namespace: &str, name: &str) -> Vec<Transition> {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.0
+            .read()
+            .expect("pods lock")
+            .transitions
+            .get(&key)
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn synced(&self) -> bool {
+        self.0.read().expect("pods lock").synced
+    }
+
+    /// A pod seen by the watch (added or modified).
+    fn apply(&self, info: PodInfo) {
+        let mut inner = self.0.write().expect("pods lock");
+        let key = (info.namespace.clone(), info.name.clone());
+        let previous = inner.pods.insert(key.clone(), info.clone());
+        let Some(previous) = previous else { return };
+        let reason = info.containers.iter().find_map(|c| c.reason.clone());
+        let mut record = |from: &str, to: &str| {
+            let t = inner.transitions.entry(key.clone()).or_default();
+            if t.len() == TRANSITIONS_PER_POD {
+                t.pop_front();
+            }
+            t.push_back(Transition {
+                at: OffsetDateTime::now_utc(),
+                from: from.into(),
+                to: to.into(),
+                restarts: info.restarts,
+                reason: reason.clone(),
+            });
+        };
+        if info.restarts > previous.restarts {
+            record(previous.state(), "restarted");
+        }
+        if info.state() != previous.state() {
+            record(previous.state(), info.state());
+        }
+    }
+
+    fn delete(&self, namespace: &str, name: &str) {
+        let mut inner = self.0.write().expect("pods lock");
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some(p) = inner.pods.remove(&key) {
+            let t = inner.transitions.entry(key).or_default();
+            if t.len() == TRANSITIONS_PER_POD {
+                t.pop_front();
+            }
+            t.push_back(Transition {
+                at: OffsetDateTime::now_utc(),
+                from: p.state().into(),
+                to: "deleted".into(),
+                restarts: p.restarts,
+                reason: None,
+            });
+        }
+    }
+
+    /// A re-list finished: it is the whole truth. Pods that vanished while
+    /// the watch was away are deleted; the others are applied as changes.
+    fn replace(&self, listed: Vec<PodInfo>, scope: Option<&str>) {
+        let keep: std::collections::BTreeSet<(String, String)> = listed
+            .iter()
+            .map(|p| (p.namespace.clone(), p.name.clone()))
+            .collect();
+        let gone: Vec<(String, String)> = self
+            .0
+            .read()
+            .expect("pods lock")
+            .pods
+            .keys()
+            .filter(|k| scope.is_none_or(|s| s == k.0) && !keep.contains(*k))
+            .cloned()
+            .collect();
+        for (ns, name) in gone {
+            self.delete(&ns, &name);
+        }
+        for p in listed {
+            self.apply(p);
+        }
+        self.0.write().expect("pods lock").synced = true;
+    }
+}
+
+/// Watch pods until the stream ends (never, with its backoff), keeping `pods`.
+pub async fn watch(client: Client, namespaces: Namespaces, pods: Pods) {
+    let scopes = namespaces.scopes();
+    let streams = scopes.into_iter().map(|scope| {
+        let api: Api<Pod> = match &scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .map(move |ev| (scope.clone(), ev))
+            .boxed()
+    });
+    let mut events = futures::stream::select_all(streams);
+    let mut relisting: BTreeMap<Option<String>, Vec<PodInfo>> = BTreeMap::new();
+    while let Some((scope, ev)) = events.next().await {
+        let allowed = |p: &Pod| namespaces.allows(&p.namespace().unwrap_or_default());
+        match ev {
+            Ok(Event::Init) => {
+                relisting.insert(scope, Vec::new());
+            }
+            Ok(Event::InitApply(p)) if allowed(&p) => {
+                relisting
+                    .entry(scope)
+                    .or_default()
+                    .push(PodInfo::from_pod(&p));
+            }
+            Ok(Event::InitDone) => {
+                let listed = relisting.remove(&scope).unwrap_or_default();
+                pods.replace(listed, scope.as_deref());
+            }
+            Ok(Event::Apply(p)) if allowed(&p) => pods.apply(PodInfo::from_pod(&p)),
+            Ok(Event::Delete(p)) if allowed(&p) => {
+                pods.delete(&p.namespace().unwrap_or_default(), &p.name_any())
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "watching pods; retrying"),
+        }
+    }
+}
+
+/// What to read from a pod's log.
+#[derive(Debug, Clone, Default)]
+pub struct LogRequest {
+    /// A container of the pod (default: its only or first container).
+    pub container: Option<String>,
+    /// The last N lines.
+    pub lines: Option<u32>,
+    /// Only lines newer than this.
+    pub since: Option<std::time::Duration>,
+    /// Prefix each line with the time the runtime recorded it.
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct LogLine {
+    /// RFC 3339, when timestamps were asked for.
+    pub at: Option<String>,
+    pub text: String,
+}
+
+/// Read a pod's log. Kubernetes merges stdout and stderr into one stream, so
+/// lines are not marked by stream (unlike Docker's).
+pub async fn logs(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    req: &LogRequest,
+) -> Result<Vec<LogLine>, kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client, namespace);
+    let params = LogParams {
+        container: req.container.clone(),
+        tail_lines: req.lines.map(i64::from),
+        since_seconds: req
+            .since
+            .map(|d| i64::try_from(d.as_secs().max(1)).unwrap_or(i64::MAX)),
+        timestamps: req.timestamps,
+        ..LogParams::default()
+    };
+    let text = api.logs(name, &params).await?;
+    Ok(text
+        .lines()
+        .map(|l| match l.split_once(' ') {
+            Some((at, rest)) if req.timestamps => LogLine {
+                at: Some(at.to_owned()),
+                text: rest.to_owned(),
+            },
+            _ => LogLine {
+                at: None,
+                text: l.to_owned(),
+            },
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(labels: serde_json::Value, owners: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "n", "labels": labels, "ownerReferences": owners},
+        }))
+        .unwrap()
+    }
+
+    fn owner(kind: &str, name: &str, controller: bool) -> serde_json::Value {
+        serde_json::json!({"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u", "controller": controller})
+    }
+
+    #[test]
+    fn the_group_is_the_workload_a_person_names() {
+        let w = |p: &Pod| workload(p).map(|w| format!("{}/{}", w.kind, w.name));
+        let rs = owner("ReplicaSet", "web-5f7c9", true);
+        assert_eq!(
+            w(&pod(
+                serde_json::json!({"pod-template-hash": "5f7c9"}),
+                serde_json::json!([rs])
+            ))
+            .as_deref(),
+            Some("Deployment/web")
+        );
+        // A ReplicaSet not made by a Deployment stays itself.
+        assert_eq!(
+            w(&pod(serde_json::json!({}), serde_json::json!([rs]))).as_deref(),
+            Some("ReplicaSet/web-5f7c9")
+        );
+        assert_eq!(
+            w(&pod(
+                serde_json::json!({}),
+                serde_json::json!([owner("StatefulSet", "db", true)])
+            ))
+            .as_deref(),
+            Some("StatefulSet/db")
+        );
+        // The controlling owner wins over others.
+        let owners = serde_json::json!([
+            owner("ConfigMap", "x", false),
+            owner("DaemonSet", "agent", true)
+        ]);
+        assert_eq!(
+            w(&pod(serde_json::json!({}), owners)).as_deref(),
+            Some("DaemonSet/agent")
+        );
+        assert_eq!(w(&pod(serde_json::json!({}), serde_json::json!([]))), None);
+        let bare: Pod =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}})).unwrap();
+        assert_eq!(w(&bare), None);
+        let info = PodInfo::from_pod(&bare);
+        assert_eq!(
+            (info.phase.as_str(), info.state(), info.restarts),
+            ("Unknown", "unknown", 0)
+        );
+    }
+}
