@@ -58,6 +58,8 @@ pub struct App {
     /// The Kubernetes runtime (pods and their logs), when connected. Read by
     /// the container tools once they are unified with the Docker runtime.
     pub kubernetes: Option<KubeRuntime>,
+    /// Incidents and maintenance windows (the status page).
+    pub status: crate::status::StatusStore,
 }
 
 /// A connected Kubernetes API: the client (for pod logs) and the pod model
@@ -85,11 +87,14 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     let (signals_tx, signals_rx) = mpsc::unbounded_channel();
     // A paused monitor raises nothing: the pause tools store pauses in sled.
     let pauses = store.clone();
+    let status = crate::status::StatusStore::new(&store)?;
     let engine = crate::alerts::AlertEngine::new(
         alerts.clone(),
         alerting_rx.clone(),
         Arc::new(move |key: &crate::monitor::MonitorKey| pauses.is_paused(key)),
-    );
+    )
+    // A running maintenance window silences the alerts in its scope.
+    .with_silence(crate::status::scope::silence_predicate(status.clone()));
     tokio::spawn(engine.run(signals_rx));
     let heartbeats = HeartbeatHub::start(store.clone())?;
     let ctx = CheckContext {
@@ -189,6 +194,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         alerts,
         alerting: alerting_rx,
         kubernetes,
+        status,
     }))
 }
 

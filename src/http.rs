@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -115,6 +115,58 @@ async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     }))
 }
 
+fn status_routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/status", get(status_page))
+        .route("/status.json", get(status_json))
+        .route("/status/feed.atom", get(status_feed))
+}
+
+fn status_error(e: crate::readmodel::ReadError) -> Response {
+    tracing::error!(error = %e, "status page");
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "the status page cannot be built right now\n",
+    )
+        .into_response()
+}
+
+async fn status_page(State(app): State<Arc<App>>) -> Response {
+    match crate::status::page::status_data(&app) {
+        Ok(d) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            crate::status::page::render_html(&d),
+        )
+            .into_response(),
+        Err(e) => status_error(e),
+    }
+}
+
+async fn status_json(State(app): State<Arc<App>>) -> Response {
+    match crate::status::page::status_data(&app) {
+        Ok(d) => ([(header::CACHE_CONTROL, "no-cache")], Json(d)).into_response(),
+        Err(e) => status_error(e),
+    }
+}
+
+async fn status_feed(State(app): State<Arc<App>>) -> Response {
+    match app.status.incidents() {
+        Ok(list) => (
+            [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+            crate::status::page::render_atom(
+                &list,
+                &app.settings.base_url(),
+                time::OffsetDateTime::now_utc(),
+            ),
+        )
+            .into_response(),
+        Err(e) => status_error(e.into()),
+    }
+}
+
 /// nginx (and proxies that honour it) must not buffer an SSE stream: the
 /// client would see nothing until the buffer fills.
 async fn no_proxy_buffering(req: Request, next: Next) -> Response {
@@ -148,6 +200,9 @@ pub fn router(app: Arc<App>, cancel: CancellationToken, auth: Option<Arc<Auth>>)
     let mut r = Router::new().route("/healthz", get(healthz));
     // One limiter shared by every rate-limited route (/mcp, /ping/...).
     let limiter = RateLimiter::from_settings(&app.settings);
+    r = r.merge(rate_limited(crate::ping::routes(), limiter.as_ref()));
+    // The public status page: read-only, rate limited like the rest.
+    r = r.merge(rate_limited(status_routes(), limiter.as_ref()));
     if app.settings.mcp {
         let mut mcp = Router::new().nest_service(
             "/mcp",

@@ -28,5 +28,6 @@ pub mod resources;
 pub mod runtime;
 pub mod settings;
 pub mod sources;
+pub mod status;
 pub mod store;
 pub mod views;

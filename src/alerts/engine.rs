@@ -10,7 +10,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::rules::{self, Active, Decision};
 use super::store::{AlertStore, parse_id};
-use super::{Alert, AlertEvent, AlertEventKind, AlertStatus, PausePredicate, Signal, notify};
+use super::{
+    Alert, AlertEvent, AlertEventKind, AlertStatus, PausePredicate, Signal, SilencePredicate,
+    nothing_silenced, notify,
+};
 use crate::config::model::AlertingSpec;
 use crate::store::Result;
 
@@ -19,6 +22,7 @@ pub struct AlertEngine {
     store: AlertStore,
     alerting: watch::Receiver<Arc<AlertingSpec>>,
     paused: PausePredicate,
+    silenced: SilencePredicate,
     client: reqwest::Client,
 }
 
@@ -96,11 +100,19 @@ impl AlertEngine {
             store,
             alerting,
             paused,
+            silenced: nothing_silenced(),
             client: reqwest::Client::builder()
                 .user_agent(concat!("maintenant/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .expect("reqwest client"),
         }
+    }
+
+    /// Maintenance windows: an alert of a monitor a running window covers is
+    /// recorded as silenced and not notified (see [`SilencePredicate`]).
+    pub fn with_silence(mut self, silenced: SilencePredicate) -> Self {
+        self.silenced = silenced;
+        self
     }
 
     /// Apply one signal; returns the notifications to send.
@@ -119,6 +131,8 @@ impl AlertEngine {
             })
             .collect();
         let paused = (self.paused)(&s.monitor);
+        // Decided once per signal: every decision below sees the same answer.
+        let window = (self.silenced)(&s.monitor, s.group.as_deref(), s.at);
         let mut out = Vec::new();
         for d in rules::decide(s, &active, paused) {
             match d {
@@ -129,6 +143,10 @@ impl AlertEngine {
                     message,
                 } => {
                     let id = self.store.next_id()?;
+                    let message = match &window {
+                        Some(w) => format!("{message} (silenced: {w} is running)"),
+                        None => message,
+                    };
                     let alert = Alert {
                         id: id.to_string(),
                         alert_type,
@@ -150,7 +168,9 @@ impl AlertEngine {
                             .as_ref()
                             .map(|a| a.channels.clone())
                             .unwrap_or_default(),
-                        last_notified_at: Some(s.at),
+                        last_notified_at: window.is_none().then_some(s.at),
+                        silenced: window.is_some(),
+                        silenced_by: window.clone(),
                         history: vec![AlertEvent {
                             at: s.at,
                             event: AlertEventKind::Raised,
@@ -159,6 +179,10 @@ impl AlertEngine {
                         }],
                     };
                     self.store.insert_active(&s.monitor, &alert)?;
+                    if let Some(w) = &window {
+                        tracing::info!(alert = %alert.id, monitor = %alert.entity, r#type = alert_type.as_str(), window = %w, "alert raised, silenced by maintenance");
+                        continue;
+                    }
                     tracing::warn!(alert = %alert.id, monitor = %alert.entity, r#type = alert_type.as_str(), "alert raised");
                     out.push((alert, AlertEventKind::Raised));
                 }
@@ -177,7 +201,9 @@ impl AlertEngine {
                         a.threshold_days = threshold_days;
                         a.message = message.clone();
                         a.updated_at = s.at;
-                        a.last_notified_at = Some(s.at);
+                        if window.is_none() {
+                            a.last_notified_at = Some(s.at);
+                        }
                         a.history.push(AlertEvent {
                             at: s.at,
                             event: AlertEventKind::Escalated,
@@ -185,8 +211,10 @@ impl AlertEngine {
                             message: message.clone(),
                         });
                     })? {
-                        tracing::warn!(alert = %after.id, monitor = %after.entity, "alert escalated");
-                        out.push((after, AlertEventKind::Escalated));
+                        if window.is_none() {
+                            tracing::warn!(alert = %after.id, monitor = %after.entity, "alert escalated");
+                            out.push((after, AlertEventKind::Escalated));
+                        }
                     }
                 }
                 Decision::Resolve {
@@ -210,7 +238,12 @@ impl AlertEngine {
                         });
                     })? {
                         tracing::info!(alert = %after.id, monitor = %after.entity, "alert resolved");
-                        out.push((after, AlertEventKind::Resolved));
+                        // Nobody was told it was raised (silenced, never
+                        // reminded), or a window runs now: no resolved notice.
+                        let never_told = after.silenced && after.last_notified_at.is_none();
+                        if window.is_none() && !never_told {
+                            out.push((after, AlertEventKind::Resolved));
+                        }
                     }
                 }
             }
@@ -228,6 +261,12 @@ impl AlertEngine {
         let mut out = Vec::new();
         for a in self.store.all_active()? {
             if a.acknowledged_at.is_some() || a.monitor_key().is_some_and(|k| (self.paused)(&k)) {
+                continue;
+            }
+            if a.monitor_key()
+                .and_then(|k| (self.silenced)(&k, a.group.as_deref(), now))
+                .is_some()
+            {
                 continue;
             }
             let last = a.last_notified_at.unwrap_or(a.fired_at);
@@ -372,6 +411,47 @@ mod tests {
             .find(|a| a.alert_type == super::super::AlertType::HeartbeatFailed)
             .unwrap();
         assert!(failed.message.contains("exit code 2"));
+    }
+
+    #[test]
+    fn a_silenced_monitor_records_alerts_without_notifying() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, store) = engine(dir.path(), super::super::nothing_paused());
+        let window = Arc::new(std::sync::Mutex::new(Some("maintenance/1".to_owned())));
+        let w = window.clone();
+        let e = e.with_silence(Arc::new(move |_: &MonitorKey, g: Option<&str>, _| {
+            assert_eq!(g, Some("jobs"), "the signal's group is passed");
+            w.lock().unwrap().clone()
+        }));
+        assert!(e.apply(&hb(HeartbeatEvent::Late)).unwrap().is_empty());
+        assert!(
+            e.apply(&hb(HeartbeatEvent::Down)).unwrap().is_empty(),
+            "no escalation notice"
+        );
+        let active = store.all_active().unwrap();
+        assert_eq!(active.len(), 1, "recorded");
+        assert!(active[0].silenced);
+        assert_eq!(active[0].silenced_by.as_deref(), Some("maintenance/1"));
+        assert_eq!(active[0].last_notified_at, None);
+        let later = OffsetDateTime::now_utc() + time::Duration::hours(2);
+        assert!(
+            e.reminders(later).unwrap().is_empty(),
+            "no reminder while silenced"
+        );
+        // The window ends: a still-active alert is reminded after the repeat interval.
+        *window.lock().unwrap() = None;
+        let r = e.reminders(later).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].1, AlertEventKind::Reminder);
+        // Told once, so its resolution is announced.
+        let n = e.apply(&hb(HeartbeatEvent::Recovered)).unwrap();
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].1, AlertEventKind::Resolved);
+        // Raised and resolved inside a window: never announced at all.
+        *window.lock().unwrap() = Some("maintenance/1".to_owned());
+        assert!(e.apply(&hb(HeartbeatEvent::Late)).unwrap().is_empty());
+        *window.lock().unwrap() = None;
+        assert!(e.apply(&hb(HeartbeatEvent::Recovered)).unwrap().is_empty());
     }
 
     #[test]

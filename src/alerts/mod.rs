@@ -169,6 +169,13 @@ pub struct Alert {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<String>")]
     pub last_notified_at: Option<OffsetDateTime>,
+    /// Raised while a maintenance window covering its monitor ran: recorded,
+    /// not notified.
+    #[serde(default)]
+    pub silenced: bool,
+    /// The window that silenced it (`maintenance/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced_by: Option<String>,
     /// Oldest first.
     pub history: Vec<AlertEvent>,
 }
@@ -205,6 +212,17 @@ impl SignalSender {
 /// Whether a monitor is paused: a paused monitor raises nothing (its alerts
 /// still resolve). Pauses are stored elsewhere; this is the hook.
 pub type PausePredicate = Arc<dyn Fn(&MonitorKey) -> bool + Send + Sync>;
+
+/// Whether a maintenance window silences a monitor's alerts at a time:
+/// the id of the window (`maintenance/N`), or None. Arguments: the monitor,
+/// its group, the time.
+pub type SilencePredicate =
+    Arc<dyn Fn(&MonitorKey, Option<&str>, OffsetDateTime) -> Option<String> + Send + Sync>;
+
+/// Nothing silenced.
+pub fn nothing_silenced() -> SilencePredicate {
+    Arc::new(|_, _, _| None)
+}
 
 /// Nothing paused.
 pub fn nothing_paused() -> PausePredicate {

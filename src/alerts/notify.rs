@@ -206,6 +206,8 @@ mod format_tests {
             note: None,
             channels: vec![],
             last_notified_at: None,
+            silenced: false,
+            silenced_by: None,
             history: vec![],
         }
     }

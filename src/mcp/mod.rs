@@ -12,6 +12,7 @@ mod endpoints;
 mod health;
 mod heartbeats;
 mod resources;
+mod status;
 pub mod stdio;
 
 use std::sync::Arc;
@@ -73,7 +74,8 @@ impl Maintenant {
                 + Self::resource_tools()
                 + Self::certificate_tools()
                 + Self::alert_tools()
-                + Self::heartbeat_tools(),
+                + Self::heartbeat_tools()
+                + Self::status_tools(),
         }
     }
 }

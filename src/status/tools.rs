@@ -1,0 +1,199 @@
+//! The write operations behind `create_incident`, `update_incident` and
+//! `create_maintenance`: input checks with errors that say what to send
+//! instead, then one record in sled.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::scope;
+use super::store::{Incident, IncidentStatus, IncidentUpdate, Maintenance, WindowState, parse_id};
+use crate::engine::App;
+use crate::readmodel::{ReadError, levenshtein};
+
+fn required(field: &str, v: &str) -> Result<String, ReadError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Err(ReadError::BadArgument(format!("{field} must not be empty")));
+    }
+    Ok(v.to_owned())
+}
+
+pub fn create_incident(
+    app: &App,
+    title: &str,
+    status: Option<IncidentStatus>,
+    message: &str,
+    monitors: &[String],
+    by: &str,
+) -> Result<Incident, ReadError> {
+    let title = required("title", title)?;
+    let message = required("message", message)?;
+    let monitors = scope::resolve_all(&app.desired(), monitors)?;
+    let status = status.unwrap_or(IncidentStatus::Investigating);
+    let now = OffsetDateTime::now_utc();
+    let n = app.status.next_incident_id()?;
+    let incident = Incident {
+        id: n.to_string(),
+        title,
+        status,
+        monitors,
+        created_at: now,
+        updated_at: now,
+        resolved_at: (status == IncidentStatus::Resolved).then_some(now),
+        updates: vec![IncidentUpdate {
+            at: now,
+            status,
+            message,
+            by: by.to_owned(),
+        }],
+    };
+    app.status.put_incident(n, &incident)?;
+    Ok(incident)
+}
+
+pub fn update_incident(
+    app: &App,
+    incident_id: &str,
+    status: IncidentStatus,
+    message: &str,
+    by: &str,
+) -> Result<Incident, ReadError> {
+    let message = required("message", message)?;
+    let not_found = || {
+        ReadError::NotFound(format!(
+            "no incident with id {incident_id:?}; the ids are on /status.json (incidents[].id) \
+             or in create_incident's answer"
+        ))
+    };
+    let n = parse_id(incident_id, "incident").ok_or_else(not_found)?;
+    let now = OffsetDateTime::now_utc();
+    app.status
+        .update_incident(n, |i| {
+            i.status = status;
+            i.updated_at = now;
+            i.resolved_at = match status {
+                IncidentStatus::Resolved => i.resolved_at.or(Some(now)),
+                // Reopened.
+                _ => None,
+            };
+            i.updates.push(IncidentUpdate {
+                at: now,
+                status,
+                message: message.clone(),
+                by: by.to_owned(),
+            });
+        })?
+        .ok_or_else(not_found)
+}
+
+/// `create_maintenance`'s answer: the window, where it stands now, and the
+/// monitors its groups cover today.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MaintenanceAnswer {
+    #[serde(flatten)]
+    pub window: Maintenance,
+    /// upcoming, ongoing or completed.
+    pub state: WindowState,
+    /// Every monitor in scope now (named ones, and the members of its groups).
+    pub covered_monitors: Vec<String>,
+}
+
+fn parse_time(field: &str, v: &str) -> Result<OffsetDateTime, ReadError> {
+    OffsetDateTime::parse(v.trim(), &Rfc3339).map_err(|e| {
+        ReadError::BadArgument(format!(
+            "{field} {v:?} is not an RFC 3339 time ({e}); write it like 2026-11-25T22:00:00Z \
+             or 2026-11-25T23:00:00+01:00"
+        ))
+    })
+}
+
+pub struct NewWindow<'a> {
+    pub title: &'a str,
+    pub start_time: &'a str,
+    pub end_time: &'a str,
+    pub message: Option<&'a str>,
+    pub monitors: &'a [String],
+    pub groups: &'a [String],
+    pub by: &'a str,
+}
+
+pub fn create_maintenance(app: &App, w: NewWindow<'_>) -> Result<MaintenanceAnswer, ReadError> {
+    let title = required("title", w.title)?;
+    let start = parse_time("start_time", w.start_time)?;
+    let end = parse_time("end_time", w.end_time)?;
+    if end <= start {
+        return Err(ReadError::BadArgument(format!(
+            "end_time {} is not after start_time {}: a window must end after it starts",
+            w.end_time.trim(),
+            w.start_time.trim()
+        )));
+    }
+    if w.monitors.is_empty() && w.groups.is_empty() {
+        return Err(ReadError::BadArgument(
+            "a window needs monitors (names or ids) or groups: which alerts should it silence?"
+                .into(),
+        ));
+    }
+    let desired = app.desired();
+    let monitors = scope::resolve_all(&desired, w.monitors)?;
+    let known: std::collections::BTreeSet<&str> = desired
+        .monitors
+        .values()
+        .filter_map(|m| m.spec.group())
+        .collect();
+    let mut groups: Vec<String> = Vec::new();
+    for g in w.groups {
+        let g = g.trim();
+        if !known.contains(g) {
+            let mut near: Vec<(usize, &str)> = known
+                .iter()
+                .map(|k| (levenshtein(&k.to_lowercase(), &g.to_lowercase()), *k))
+                .filter(|(d, k)| *d <= (k.len().max(g.len()) / 3).max(2))
+                .collect();
+            near.sort();
+            let hint = match near.first() {
+                Some((_, k)) => format!("did you mean '{k}'?"),
+                None if known.is_empty() => "no monitor declares a group yet".to_owned(),
+                None => format!(
+                    "declared groups: {}",
+                    known.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            return Err(ReadError::NotFound(format!("no group named '{g}'; {hint}")));
+        }
+        if !groups.iter().any(|x| x == g) {
+            groups.push(g.to_owned());
+        }
+    }
+    let n = app.status.next_maintenance_id()?;
+    let now = OffsetDateTime::now_utc();
+    let window = Maintenance {
+        id: format!("maintenance/{n}"),
+        title,
+        message: w
+            .message
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
+        start_time: start,
+        end_time: end,
+        monitors,
+        groups,
+        created_at: now,
+        created_by: w.by.to_owned(),
+    };
+    app.status.put_maintenance(n, &window)?;
+    let covered_monitors = desired
+        .monitors
+        .iter()
+        .filter(|(k, m)| scope::covers(&window, k, m.spec.group()))
+        .map(|(k, _)| k.id())
+        .collect();
+    Ok(MaintenanceAnswer {
+        state: window.state_at(now),
+        window,
+        covered_monitors,
+    })
+}
