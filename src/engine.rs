@@ -60,6 +60,8 @@ pub struct App {
     pub kubernetes: Option<KubeRuntime>,
     /// Incidents and maintenance windows (the status page).
     pub status: crate::status::StatusStore,
+    /// Image update scan results.
+    pub updates: crate::updates::scan::UpdateStore,
 }
 
 /// A connected Kubernetes API: the client (for pod logs) and the pod model
@@ -146,6 +148,10 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
             .run(updates_tx.clone()),
         );
     }
+    let updates = crate::updates::scan::UpdateStore::new(&store)?;
+    if docker != DockerEndpoint::Disabled {
+        start_update_scans(&settings, runtimes.clone(), updates.clone());
+    }
     let host = HostView::default();
     tokio::spawn(
         HostSampler {
@@ -195,6 +201,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         alerting: alerting_rx,
         kubernetes,
         status,
+        updates,
     }))
 }
 
@@ -259,6 +266,38 @@ async fn start_kubernetes(
     };
     tokio::spawn(writer.run(resources_rx, desired, observed));
     Some(KubeRuntime { client, pods })
+}
+
+/// Image update scans of the Docker containers, with the Docker config's
+/// registry credentials (a broken config is logged and scans go anonymous).
+fn start_update_scans(
+    settings: &Settings,
+    runtimes: Runtimes,
+    store: crate::updates::scan::UpdateStore,
+) {
+    use crate::updates::registry::{Credentials, RegistryClient};
+    let path = settings.docker_config.clone().unwrap_or_else(|| {
+        std::env::var_os("DOCKER_CONFIG")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))
+            .unwrap_or_default()
+            .join("config.json")
+    });
+    let creds = Credentials::from_docker_config(&path).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "Docker config unreadable: image update scans are anonymous");
+        Credentials::default()
+    });
+    let client = RegistryClient::new(creds, settings.insecure_registries.clone());
+    let scanner = crate::updates::scan::Scanner::new(
+        runtimes,
+        client,
+        store,
+        settings
+            .updates_interval
+            .std()
+            .max(std::time::Duration::from_secs(1)),
+    );
+    tokio::spawn(scanner.run());
 }
 
 /// Prune old results every ten minutes.

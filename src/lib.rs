@@ -30,4 +30,5 @@ pub mod settings;
 pub mod sources;
 pub mod status;
 pub mod store;
+pub mod updates;
 pub mod views;

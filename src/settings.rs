@@ -137,6 +137,20 @@ pub struct Settings {
         default_value = "10s"
     )]
     pub kubernetes_status_interval: Duration,
+
+    /// Time between image update scans (get_updates).
+    #[arg(long, env = "MAINTENANT_UPDATES_INTERVAL", default_value = "6h")]
+    pub updates_interval: Duration,
+
+    /// Docker config whose `auths` hold registry credentials for update scans
+    /// (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json).
+    #[arg(long, env = "MAINTENANT_DOCKER_CONFIG")]
+    pub docker_config: Option<PathBuf>,
+
+    /// Registries (`host:port`) spoken to over plain HTTP, comma-separated
+    /// (loopback registries always are).
+    #[arg(long, env = "MAINTENANT_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
 }
 
 /// Whether to talk to a Kubernetes API server.

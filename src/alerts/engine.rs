@@ -210,11 +210,10 @@ impl AlertEngine {
                             severity,
                             message: message.clone(),
                         });
-                    })? {
-                        if window.is_none() {
-                            tracing::warn!(alert = %after.id, monitor = %after.entity, "alert escalated");
-                            out.push((after, AlertEventKind::Escalated));
-                        }
+                    })? && window.is_none()
+                    {
+                        tracing::warn!(alert = %after.id, monitor = %after.entity, "alert escalated");
+                        out.push((after, AlertEventKind::Escalated));
                     }
                 }
                 Decision::Resolve {

@@ -14,6 +14,7 @@ mod heartbeats;
 mod resources;
 mod status;
 pub mod stdio;
+mod updates;
 
 use std::sync::Arc;
 
@@ -75,7 +76,8 @@ impl Maintenant {
                 + Self::certificate_tools()
                 + Self::alert_tools()
                 + Self::heartbeat_tools()
-                + Self::status_tools(),
+                + Self::status_tools()
+                + Self::update_tools(),
         }
     }
 }

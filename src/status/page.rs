@@ -480,7 +480,7 @@ pub fn render_html(d: &StatusData) -> String {
 /// change first; each entry's content is its timeline.
 pub fn render_atom(incidents: &[Incident], base_url: &str, now: OffsetDateTime) -> String {
     let mut list: Vec<&Incident> = incidents.iter().collect();
-    list.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+    list.sort_by_key(|i| std::cmp::Reverse(i.updated_at));
     let updated = list.first().map_or(now, |i| i.updated_at);
     let base = escape(base_url);
     let mut out = String::new();
