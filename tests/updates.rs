@@ -25,6 +25,11 @@ struct Registry {
 
 impl Registry {
     async fn start() -> Option<Registry> {
+        Registry::start_with("").await
+    }
+
+    /// `extra`: more YAML at the top level of the registry's config (`auth:`).
+    async fn start_with(extra: &str) -> Option<Registry> {
         common::init();
         let bin = ["docker-registry", "/usr/bin/docker-registry"]
             .into_iter()
@@ -48,7 +53,7 @@ impl Registry {
         std::fs::write(
             &cfg,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -66,11 +71,12 @@ impl Registry {
             port,
             _dir: dir,
         };
+        // 200, or 401 with a challenge when it requires auth.
         wait_for("the registry to answer", T, async || {
             reqwest::get(r.url("/v2/"))
                 .await
                 .ok()
-                .filter(|x| x.status().is_success())
+                .filter(|x| x.status().is_success() || x.status() == 401)
                 .map(|_| ())
         })
         .await;
@@ -295,4 +301,181 @@ async fn updates_are_found_in_a_real_registry_for_running_containers() {
     .await;
     let err = down["error"].as_str().unwrap();
     assert!(err.contains(&reg) && err.contains("unreachable"), "{err}");
+}
+
+/// A token service as Docker Hub and GHCR run one: Basic credentials in,
+/// an ES256 JWT out (its certificate in `x5c`, which the registry checks
+/// against its `rootcertbundle`). Records each request's scope and whether
+/// the credentials were right.
+#[derive(Clone, Default)]
+struct TokenService {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(bool, String)>>>,
+}
+
+const SERVICE: &str = "test-registry";
+const ISSUER: &str = "test-issuer";
+
+impl TokenService {
+    /// Start on 127.0.0.1; returns its URL and the root certificate (PEM).
+    async fn start(&self) -> (String, String) {
+        use base64::Engine;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["token-signer".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "token-signer");
+        let cert = params.self_signed(&key).unwrap();
+        let x5c = base64::engine::general_purpose::STANDARD.encode(cert.der());
+        let signing =
+            jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+        let me = self.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::get(
+                async move |headers: axum::http::HeaderMap,
+                            axum::extract::RawQuery(q): axum::extract::RawQuery| {
+                    let good = format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode("robot:s3cret")
+                    );
+                    let ok = headers
+                        .get("authorization")
+                        .is_some_and(|v| v.to_str().unwrap() == good);
+                    let q = q.unwrap_or_default();
+                    me.seen.lock().unwrap().push((ok, q.clone()));
+                    if !ok {
+                        return (axum::http::StatusCode::UNAUTHORIZED, "bad credentials".to_owned());
+                    }
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+                    header.x5c = Some(vec![x5c.clone()]);
+                    let claims = json!({
+                        "iss": ISSUER, "sub": "robot", "aud": SERVICE,
+                        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", q.len()),
+                        "access": [{"type": "repository", "name": "app", "actions": ["pull", "push"]}],
+                    });
+                    let token = jsonwebtoken::encode(&header, &claims, &signing).unwrap();
+                    (
+                        axum::http::StatusCode::OK,
+                        json!({"token": token, "expires_in": 300}).to_string(),
+                    )
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/token",
+            listener.local_addr().unwrap().port()
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, cert.pem())
+    }
+}
+
+// Multi-threaded: the docker CLI blocks a thread while dockerd asks the
+// token service, which runs on this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_auth_with_docker_config_credentials() {
+    let Some(engine) = engine() else { return };
+    let tokens = TokenService::default();
+    let (realm, root_pem) = tokens.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("root.pem");
+    std::fs::write(&bundle, root_pem).unwrap();
+    let auth = format!(
+        "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+        bundle.display()
+    );
+    let Some(registry) = Registry::start_with(&auth).await else {
+        return;
+    };
+    let reg = registry.host();
+    let image = format!("{reg}/app:1.0.0");
+    let name = format!("upd-{}-token", registry.port);
+    let _cleanup = Cleanup(engine.clone(), vec![name.clone()]);
+    // One Docker config for the docker CLI (push) and for maintenant.
+    let config_dir = dir.path().join("docker");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        json!({"auths": {reg.clone(): {"auth": "cm9ib3Q6czNjcmV0"}}}).to_string(),
+    )
+    .unwrap();
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &engine.host)
+            .env("DOCKER_CONFIG", &config_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    docker(&["tag", IMAGE, &image]);
+    docker(&["push", "-q", &image]);
+    docker(&[
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--name",
+        &name,
+        &image,
+        "sleep",
+        "600",
+    ]);
+    let anonymous = reqwest::get(registry.url("/v2/app/tags/list"))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "the registry does require a token");
+
+    let config_file = config_dir.join("config.json");
+    let d = Daemon::start_with(
+        "endpoints: []\n",
+        &[
+            ("MAINTENANT_DOCKER", engine.host.as_str()),
+            ("MAINTENANT_UPDATES_INTERVAL", "1s"),
+            ("MAINTENANT_DOCKER_CONFIG", config_file.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let mcp = d.mcp().await;
+    let row = row_where(&mcp, "the token-authenticated scan", &name, |r| {
+        r["status"] == "up_to_date"
+    })
+    .await;
+    assert_eq!(row["tag"], "1.0.0");
+    assert!(
+        tokens.seen.lock().unwrap().iter().any(|(ok, q)| *ok
+            && q.contains("scope=repository%3Aapp%3Apull")
+            && q.contains("service=test-registry")),
+        "maintenant asked for a pull token with the Docker config's credentials: {:?}",
+        tokens.seen.lock().unwrap()
+    );
+    drop(mcp);
+    drop(d);
+
+    // Without credentials the token service refuses: reported, with what to do.
+    let d = Daemon::start_with(
+        "endpoints: []\n",
+        &[
+            ("MAINTENANT_DOCKER", engine.host.as_str()),
+            ("MAINTENANT_UPDATES_INTERVAL", "1s"),
+            (
+                "MAINTENANT_DOCKER_CONFIG",
+                dir.path().join("none.json").to_str().unwrap(),
+            ),
+        ],
+    )
+    .await;
+    let mcp = d.mcp().await;
+    let row = row_where(&mcp, "the refused scan", &name, |r| r["status"] == "error").await;
+    let err = row["error"].as_str().unwrap();
+    assert!(
+        err.contains("refused access") && err.contains("MAINTENANT_DOCKER_CONFIG"),
+        "{err}"
+    );
 }

@@ -328,11 +328,10 @@ impl Scanner {
         })
     }
 
-    /// One pass over the running containers.
-    pub async fn scan_once(&self) -> Vec<ImageUpdate> {
-        let Some(docker) = self.runtimes.docker_client() else {
-            return Vec::new();
-        };
+    /// One pass over the running containers; None while the engine is not
+    /// connected (the last results are kept rather than emptied).
+    pub async fn scan_once(&self) -> Option<Vec<ImageUpdate>> {
+        let docker = self.runtimes.docker_client()?;
         let containers = self.runtimes.containers();
         let mut rows = Vec::new();
         // One registry lookup per image reference per scan.
@@ -418,7 +417,7 @@ impl Scanner {
             }
             rows.push(out);
         }
-        rows
+        Some(rows)
     }
 
     /// What the registry says about a tag.
@@ -475,7 +474,10 @@ impl Scanner {
         tokio::time::sleep(Duration::from_secs(1)).await;
         loop {
             let started = OffsetDateTime::now_utc();
-            let rows = self.scan_once().await;
+            let Some(rows) = self.scan_once().await else {
+                tokio::time::sleep(Duration::from_secs(1).min(self.interval)).await;
+                continue;
+            };
             let available = rows
                 .iter()
                 .filter(|r| r.status == UpdateStatus::UpdateAvailable)
@@ -538,6 +540,33 @@ fn row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_registry_is_backed_off_and_a_rate_limit_is_honoured() {
+        let b = Backoff::default();
+        let down = RegistryError::Unreachable {
+            registry: "r".into(),
+            error: "refused".into(),
+        };
+        assert!(b.blocked("r").is_none());
+        b.failed("r", &down);
+        let why = b.blocked("r").unwrap();
+        assert!(why.contains("next try in 60 s"), "{why}");
+        b.failed("r", &down);
+        assert!(
+            b.blocked("r").unwrap().contains("next try in 120 s"),
+            "doubles"
+        );
+        assert!(b.blocked("other").is_none(), "per registry");
+        b.ok("r");
+        assert!(b.blocked("r").is_none(), "a success clears it");
+        let limited = RegistryError::RateLimited {
+            registry: "r".into(),
+            retry_after_s: 900,
+        };
+        b.failed("r", &limited);
+        assert!(b.blocked("r").unwrap().contains("next try in 900 s"));
+    }
 
     #[test]
     fn globs() {
