@@ -49,6 +49,8 @@ async fn stdio_alone_runs_the_pipeline_itself() {
 
     // The database keeps what it saw: a second session finds the history.
     let again = stdio(&db, &config).await;
+    // The new session loads the monitors file first: until then "solo" is not declared.
+    again.wait_status("solo", "up", T).await;
     let h = again
         .ok("get_endpoint_history", json!({"endpoint_id": "solo"}))
         .await;
@@ -93,6 +95,30 @@ async fn stdio_beside_a_daemon_answers_from_the_daemon() {
         hb["total"], 0,
         "list_heartbeats is served through the proxy"
     );
+    // The status tools act on the daemon's state through the proxy.
+    let inc = mcp
+        .ok(
+            "create_incident",
+            json!({"title": "via stdio", "message": "checking", "monitors": ["shared"]}),
+        )
+        .await;
+    assert_eq!(inc["monitors"], json!(["endpoint/shared"]));
+    let page: serde_json::Value = reqwest::get(d.url("/status.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["active_incidents"][0]["title"], "via stdio");
+    let w = mcp
+        .call(
+            "create_maintenance",
+            json!({"title": "w", "start_time": "soon", "end_time": "later", "monitors": ["shared"]}),
+        )
+        .await;
+    assert!(w.is_error && w.text.contains("RFC 3339"), "{}", w.text);
+    let up = mcp.ok("get_updates", json!({})).await;
+    assert_eq!(up["items"], json!([]), "Docker is off in this test");
     let err = mcp
         .call(
             "pause_monitor",
