@@ -222,6 +222,10 @@ async fn tools_are_listed_in_contract_order_with_schemas_and_hints() {
         "acknowledge_alert",
         "pause_monitor",
         "resume_monitor",
+        "get_updates",
+        "create_incident",
+        "update_incident",
+        "create_maintenance",
     ] {
         assert!(names.contains(&t), "{t} is listed: {names:?}");
     }
@@ -232,6 +236,18 @@ async fn tools_are_listed_in_contract_order_with_schemas_and_hints() {
             assert_eq!(a.and_then(|a| a.read_only_hint), Some(false));
             assert_eq!(a.and_then(|a| a.destructive_hint), Some(false));
             assert_eq!(a.and_then(|a| a.idempotent_hint), Some(true));
+            continue;
+        }
+        // Write tools that add a record each call.
+        if ["create_incident", "update_incident", "create_maintenance"].contains(&t.name.as_ref()) {
+            assert_eq!(a.and_then(|a| a.read_only_hint), Some(false), "{}", t.name);
+            assert_eq!(
+                a.and_then(|a| a.destructive_hint),
+                Some(false),
+                "{}",
+                t.name
+            );
+            assert_eq!(a.and_then(|a| a.idempotent_hint), Some(false), "{}", t.name);
             continue;
         }
         assert_eq!(a.and_then(|a| a.read_only_hint), Some(true), "{}", t.name);
