@@ -55,8 +55,9 @@ pub struct App {
     pub alerts: crate::alerts::AlertStore,
     /// The notification channels in force (hot-reloaded with the monitors file).
     pub alerting: watch::Receiver<Arc<crate::config::model::AlertingSpec>>,
-    /// The Kubernetes runtime (pods and their logs), when connected. Read by
-    /// the container tools once they are unified with the Docker runtime.
+    /// The Kubernetes runtime (pods and their logs), when connected. Its pods
+    /// are also rows of `runtimes` (runtime `kubernetes`); the container tools
+    /// read their transitions and logs here.
     pub kubernetes: Option<KubeRuntime>,
 }
 
@@ -163,6 +164,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 
     let kubernetes = start_kubernetes(
         &settings,
+        &runtimes,
         updates_tx.clone(),
         desired_rx.clone(),
         observed.clone(),
@@ -197,6 +199,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 /// is reported as the source's error (`get_health`), not a failed start.
 async fn start_kubernetes(
     settings: &Settings,
+    runtimes: &Runtimes,
     updates: mpsc::Sender<SourceUpdate>,
     desired: watch::Receiver<Arc<DesiredState>>,
     observed: ObservedMap,
@@ -209,6 +212,16 @@ async fn start_kubernetes(
         Ok(None) => return None,
         Err(e) => {
             tracing::error!(error = %e, "Kubernetes is not available");
+            runtimes.set_status(crate::runtime::RuntimeStatus {
+                name: crate::runtime::kubernetes::RUNTIME.into(),
+                endpoint: "Kubernetes API".into(),
+                connected: false,
+                version: None,
+                since: Some(OffsetDateTime::now_utc()),
+                last_error: Some(e.to_string()),
+                failed_attempts: 1,
+                containers: 0,
+            });
             let status = desired::SourceStatus {
                 kind: desired::SourceKind::Kubernetes,
                 location: "kubernetes".into(),
@@ -240,7 +253,7 @@ async fn start_kubernetes(
         }
         .run(updates, resources_tx),
     );
-    let pods = crate::runtime::kubernetes::Pods::default();
+    let pods = crate::runtime::kubernetes::Pods::feeding(runtimes.clone());
     tokio::spawn(crate::runtime::kubernetes::watch(
         client.clone(),
         namespaces.clone(),

@@ -281,3 +281,212 @@ async fn pod_logs_lines_since_and_timestamps() {
         "{reqs:?}"
     );
 }
+
+/// Pods in the container tools: the real binary pointed at the fake API
+/// server by a kubeconfig, asked by a real MCP client.
+#[tokio::test]
+async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
+    use common::Daemon;
+    let fake = FakeKube::start().await;
+    let web = "web-7d4b9c8f5-abcde";
+    fake.apply(PODS, pod("shop", web, "Running", true, 2, None));
+    let mut worker = pod(
+        "shop",
+        "worker",
+        "Pending",
+        false,
+        0,
+        Some("ContainerCreating"),
+    );
+    worker["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ownerReferences");
+    worker["spec"]["containers"] = json!([
+        {"name": "app", "image": "registry.local/worker:3"},
+        {"name": "proxy", "image": "registry.local/proxy:1"}
+    ]);
+    fake.apply(PODS, worker);
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let ago = |s: i64| now - time::Duration::seconds(s);
+    fake.set_logs(
+        "shop",
+        web,
+        vec![
+            (ago(7200), "old line".into()),
+            (ago(30), "starting".into()),
+            (ago(20), "listening on :8080".into()),
+            (ago(10), "GET /health 200".into()),
+        ],
+    );
+    fake.set_container_logs(
+        "shop",
+        "worker",
+        "app",
+        vec![(ago(30), "app 1".into()), (ago(10), "app 2".into())],
+    );
+    fake.set_container_logs("shop", "worker", "proxy", vec![(ago(20), "proxy 1".into())]);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = fake.kubeconfig(dir.path());
+    let d = Daemon::start_with(
+        "",
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("MAINTENANT_KUBERNETES", "true"),
+            ("MAINTENANT_DOCKER", "false"),
+        ],
+    )
+    .await;
+    let mcp = d.mcp().await;
+
+    let page = wait_for("both pods listed", T, async || {
+        let p = mcp.ok("list_containers", json!({})).await;
+        (p["total"] == 2).then_some(p)
+    })
+    .await;
+    let row = &page["items"][0];
+    assert_eq!(row["name"], format!("shop/{web}"));
+    assert_eq!(row["runtime"], "kubernetes");
+    assert_eq!(row["state"], "running");
+    assert_eq!(row["health"], "healthy");
+    assert_eq!(row["group"], "web", "the Deployment owning the ReplicaSet");
+    assert_eq!(row["restarts"], 2);
+    assert_eq!(row["started_at"], "2026-11-25T10:00:00Z");
+    assert_eq!(row["image"], "registry.local/web:1.2");
+    assert_eq!(row["pod"]["workload"]["kind"], "Deployment");
+    assert_eq!(row["pod"]["node"], "node-1");
+    let w = &page["items"][1];
+    assert_eq!(
+        (
+            w["name"].as_str(),
+            w["state"].as_str(),
+            w["health"].as_str()
+        ),
+        (Some("shop/worker"), Some("pending"), Some("starting"))
+    );
+    assert_eq!(w["group"], Value::Null, "no owner, no group");
+    assert_eq!(w["pod"]["containers"][0]["reason"], "ContainerCreating");
+    let only = mcp.ok("list_containers", json!({"group": "web"})).await;
+    assert_eq!(only["total"], 1);
+    let pending = mcp.ok("list_containers", json!({"state": "pending"})).await;
+    assert_eq!(pending["items"][0]["name"], "shop/worker");
+
+    // get_health lists the runtime, connected, with its pod count.
+    let health = mcp.ok("get_health", json!({})).await;
+    let rt = health["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "kubernetes")
+        .cloned()
+        .unwrap_or_else(|| panic!("no kubernetes runtime in {health}"));
+    assert_eq!(rt["connected"], true, "{rt}");
+    assert_eq!(rt["containers"], 2);
+    assert!(rt["version"].is_string(), "{rt}");
+
+    // A crash: the row follows, get_container shows the transitions.
+    fake.apply(
+        PODS,
+        pod("shop", web, "Running", false, 3, Some("CrashLoopBackOff")),
+    );
+    wait_for("restarts 3", T, async || {
+        let p = mcp.ok("list_containers", json!({"group": "web"})).await;
+        (p["items"][0]["restarts"] == 3 && p["items"][0]["health"] == "unhealthy").then_some(())
+    })
+    .await;
+    // By the pod's name alone, as a person would say it.
+    let detail = mcp.ok("get_container", json!({"container_id": web})).await;
+    assert_eq!(detail["container"]["name"], format!("shop/{web}"));
+    let events: Vec<(&str, &str)> = detail["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["event"].as_str().unwrap(),
+                t["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("not_ready", "CrashLoopBackOff"),
+            ("restarted", "CrashLoopBackOff")
+        ],
+        "newest first"
+    );
+    assert_eq!(detail["transitions"][0]["state"], "not_ready");
+
+    // Logs: tail with timestamps, since, one stream (combined), the note.
+    let logs = mcp
+        .ok(
+            "get_container_logs",
+            json!({"container_id": format!("shop/{web}"), "lines": 2, "timestamps": true}),
+        )
+        .await;
+    let texts: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["listening on :8080", "GET /health 200"]);
+    assert_eq!(logs["lines"][0]["stream"], "combined");
+    assert_eq!(logs["lines"][0]["container"], "app");
+    assert_eq!(
+        logs["lines"][1]["time"],
+        ago(10)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    );
+    assert!(
+        logs["note"].as_str().unwrap().contains("stdout and stderr"),
+        "{logs}"
+    );
+    let recent = mcp
+        .ok(
+            "get_container_logs",
+            json!({"container_id": web, "since": "1h"}),
+        )
+        .await;
+    assert_eq!(recent["count"], 3, "the two-hour-old line is left out");
+    assert!(recent["lines"][0]["time"].is_null(), "no timestamps asked");
+    // Two containers: merged by time, each line naming its container.
+    let merged = mcp
+        .ok("get_container_logs", json!({"container_id": "worker"}))
+        .await;
+    let lines: Vec<(&str, &str)> = merged["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["container"].as_str().unwrap(),
+                l["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [("app", "app 1"), ("proxy", "proxy 1"), ("app", "app 2")]
+    );
+
+    // Deleted: the row goes; naming it is an error with a suggestion.
+    fake.delete(PODS, "shop", "worker");
+    wait_for("worker gone", T, async || {
+        let p = mcp.ok("list_containers", json!({})).await;
+        (p["total"] == 1).then_some(())
+    })
+    .await;
+    let gone = mcp
+        .call("get_container", json!({"container_id": "shop/worker"}))
+        .await;
+    assert!(
+        gone.is_error && gone.text.contains("no container named"),
+        "{}",
+        gone.text
+    );
+}

@@ -420,6 +420,22 @@ async fn a_broken_kubeconfig_is_reported_by_get_health() {
         msg.contains("kubeconfig") && msg.contains("no-such-kubeconfig"),
         "{msg}"
     );
+    // The runtime (pods) says the same, beside docker's.
+    let rt = health["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "kubernetes")
+        .cloned()
+        .unwrap_or_else(|| panic!("no kubernetes runtime in {health}"));
+    assert_eq!(rt["connected"], false);
+    assert!(
+        rt["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no-such-kubeconfig")),
+        "{rt}"
+    );
+    assert_eq!(health["status"], "degraded");
 }
 
 #[test]

@@ -197,6 +197,7 @@ mod tests {
             exit_code: None,
             oom_killed: false,
             compose: None,
+            pod: None,
             ignored: false,
             labels: [
                 (

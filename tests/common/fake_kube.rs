@@ -223,6 +223,17 @@ impl FakeKube {
             .insert((namespace.to_owned(), pod.to_owned()), lines);
     }
 
+    /// The log of one container of a pod (`?container=NAME`).
+    pub fn set_container_logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        lines: Vec<(time::OffsetDateTime, String)>,
+    ) {
+        self.set_logs(namespace, &format!("{pod}/{container}"), lines);
+    }
+
     fn emit(
         &self,
         inner: &mut Inner,
@@ -715,9 +726,14 @@ fn pod_log(fake: &FakeKube, namespace: &str, name: &str, q: &HashMap<String, Str
     {
         return status(404, "NotFound", &format!("pods \"{name}\" not found"));
     }
+    // A container's own log (set_container_logs) when one is asked for and set.
+    let by_container = q
+        .get("container")
+        .map(|c| (namespace.to_owned(), format!("{name}/{c}")))
+        .filter(|k| inner.logs.contains_key(k));
     let mut lines: Vec<&(time::OffsetDateTime, String)> = inner
         .logs
-        .get(&(namespace.to_owned(), name.to_owned()))
+        .get(&by_container.unwrap_or((namespace.to_owned(), name.to_owned())))
         .map(|v| v.iter().collect())
         .unwrap_or_default();
     if let Some(s) = q.get("sinceSeconds").and_then(|s| s.parse::<i64>().ok()) {
