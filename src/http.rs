@@ -148,6 +148,7 @@ pub fn router(app: Arc<App>, cancel: CancellationToken, auth: Option<Arc<Auth>>)
     let mut r = Router::new().route("/healthz", get(healthz));
     // One limiter shared by every rate-limited route (/mcp, /ping/...).
     let limiter = RateLimiter::from_settings(&app.settings);
+    r = r.merge(rate_limited(crate::ping::routes(), limiter.as_ref()));
     if app.settings.mcp {
         let mut mcp = Router::new().nest_service(
             "/mcp",

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::labels::{self, LabelProblem};
 use crate::desired::{SourceError, SourceKind, SourceStatus, SourceUpdate};
-use crate::monitor::{DeclaredMonitor, MonitorSpec, Origin};
+use crate::monitor::{DeclaredMonitor, Origin};
 use crate::runtime::{ContainerSet, Runtimes, docker::RUNTIME};
 
 /// Bad labels by container name, for `get_container` (and `get_health` via the source status).
@@ -37,22 +37,18 @@ fn declare(
     name: &str,
     labels: &BTreeMap<String, String>,
 ) -> (Vec<DeclaredMonitor>, Vec<LabelProblem>) {
-    let parsed = labels::parse(name, labels);
-    // Certificates (`parsed.certificates`) and heartbeats (`parsed.heartbeats`)
-    // are parsed and validated here; they become DeclaredMonitors once their
-    // MonitorKind exists (map them beside the endpoints below).
-    let monitors = parsed
-        .endpoints
+    let (specs, problems) = labels::monitors(labels::parse(name, labels));
+    let monitors = specs
         .into_iter()
-        .map(|e| DeclaredMonitor {
-            spec: MonitorSpec::Endpoint(e.spec).into(),
+        .map(|(spec, label)| DeclaredMonitor {
+            spec: spec.into(),
             origin: Origin::Docker {
                 container: name.to_owned(),
-                label: e.label,
+                label,
             },
         })
         .collect();
-    (monitors, parsed.problems)
+    (monitors, problems)
 }
 
 impl DockerLabelSource {
