@@ -134,6 +134,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         );
         tokio::spawn(
             DockerLabelSource {
+                flavor: crate::sources::docker::Flavor::Docker,
                 runtimes: runtimes.clone(),
                 grace: settings.docker_grace.std(),
                 location: docker.display(),
@@ -165,6 +166,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     let kubernetes = start_kubernetes(
         &settings,
         &runtimes,
+        &label_problems,
         updates_tx.clone(),
         desired_rx.clone(),
         observed.clone(),
@@ -200,6 +202,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 async fn start_kubernetes(
     settings: &Settings,
     runtimes: &Runtimes,
+    pod_problems: &LabelProblems,
     updates: mpsc::Sender<SourceUpdate>,
     desired: watch::Receiver<Arc<DesiredState>>,
     observed: ObservedMap,
@@ -251,9 +254,19 @@ async fn start_kubernetes(
             client: client.clone(),
             namespaces: namespaces.clone(),
         }
-        .run(updates, resources_tx),
+        .run(updates.clone(), resources_tx),
     );
     let pods = crate::runtime::kubernetes::Pods::feeding(runtimes.clone());
+    tokio::spawn(
+        DockerLabelSource {
+            flavor: crate::sources::docker::Flavor::Pods,
+            runtimes: runtimes.clone(),
+            grace: settings.docker_grace.std(),
+            location: format!("pod annotations in {}", namespaces.describe()),
+            problems: pod_problems.clone(),
+        }
+        .run(updates.clone()),
+    );
     tokio::spawn(crate::runtime::kubernetes::watch(
         client.clone(),
         namespaces.clone(),

@@ -490,3 +490,102 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
         gone.text
     );
 }
+
+/// Pod annotations declare monitors: once per workload, following its pods
+/// (a rollout keeps the check), a bad annotation skipped and reported.
+#[tokio::test]
+async fn pod_annotations_declare_monitors_that_follow_the_workload() {
+    use common::{Daemon, Target};
+    let fake = FakeKube::start().await;
+    let target = Target::start().await;
+    let annotated = |name: &str| {
+        let mut p = pod("shop", name, "Running", true, 0, None);
+        p["metadata"]["annotations"] = json!({
+            "maintenant.endpoint.http": target.url("/health"),
+            "maintenant.endpoint.interval": "1s",
+            "maintenant.endpoint.1.http": "ftp://127.0.0.1/",
+            "maintenant.heartbeat.nightly.schedule": "0 3 * * *",
+        });
+        p
+    };
+    fake.apply(PODS, annotated("web-7d4b9c8f5-aaaaa"));
+    fake.apply(PODS, annotated("web-7d4b9c8f5-bbbbb"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = fake.kubeconfig(dir.path());
+    let d = Daemon::start_with(
+        "",
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("MAINTENANT_KUBERNETES", "true"),
+            ("MAINTENANT_DOCKER", "false"),
+            ("MAINTENANT_DOCKER_GRACE", "2s"),
+        ],
+    )
+    .await;
+    let mcp = d.mcp().await;
+
+    let row = mcp.wait_status("shop.web", "up", T).await;
+    let origin = &row["desired"]["origin"];
+    assert_eq!(origin["source"], "kubernetes", "{row}");
+    assert_eq!(origin["kind"], "Pod");
+    assert_eq!(origin["namespace"], "shop");
+    assert_eq!(origin["annotation"], "maintenant.endpoint.http");
+    let task = row["observed"]["task"]["task_id"].clone();
+    let heartbeats = mcp.ok("list_heartbeats", json!({})).await;
+    assert_eq!(heartbeats["items"][0]["id"], "heartbeat/nightly");
+    assert_eq!(
+        heartbeats["items"][0]["desired"]["origin"]["annotation"],
+        "maintenant.heartbeat.nightly"
+    );
+
+    // Both replicas show the workload's monitors and the bad annotation.
+    for pod in ["web-7d4b9c8f5-aaaaa", "web-7d4b9c8f5-bbbbb"] {
+        let detail = mcp.ok("get_container", json!({"container_id": pod})).await;
+        let ids: Vec<&str> = detail["monitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["endpoint/shop.web", "heartbeat/nightly"], "{detail}");
+        assert_eq!(
+            detail["label_problems"][0]["label"],
+            "maintenant.endpoint.1.http"
+        );
+    }
+    let health = mcp.ok("get_health", json!({})).await;
+    let src = health["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "kubernetes_annotations")
+        .cloned()
+        .unwrap_or_else(|| panic!("no annotation source in {health}"));
+    let problems = src["last_error"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "once per workload: {src}");
+    assert!(
+        problems[0]
+            .as_str()
+            .unwrap()
+            .contains("shop.web: annotation maintenant.endpoint.1.http"),
+        "{src}"
+    );
+
+    // A rollout: old pods go, a new one comes; the check is the same task.
+    fake.delete(PODS, "shop", "web-7d4b9c8f5-aaaaa");
+    fake.delete(PODS, "shop", "web-7d4b9c8f5-bbbbb");
+    fake.apply(PODS, annotated("web-7d4b9c8f5-ccccc"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let row = mcp
+        .endpoint("shop.web")
+        .await
+        .expect("kept across the rollout");
+    assert_eq!(row["observed"]["task"]["task_id"], task, "not restarted");
+
+    // All pods gone: after the grace, the monitors go.
+    fake.delete(PODS, "shop", "web-7d4b9c8f5-ccccc");
+    wait_for("the monitor removed", T, async || {
+        mcp.endpoint("shop.web").await.is_none().then_some(())
+    })
+    .await;
+}

@@ -181,11 +181,40 @@ pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadE
             .transitions(&container.name, TRANSITIONS_SHOWN)?,
     };
     let state = app.desired();
+    // A pod's monitors are declared once per workload, by whichever replica
+    // came first: every pod of the unit shows them.
+    let unit = crate::sources::docker::declaring_unit(&container);
+    let rows = app.runtimes.containers();
+    let same_unit = |ns: &str, pod: &str| {
+        container.pod.as_ref().is_some_and(|p| {
+            p.namespace == ns
+                && (p.name == pod
+                    || rows
+                        .values()
+                        .find(|c| {
+                            c.pod
+                                .as_ref()
+                                .is_some_and(|o| o.namespace == ns && o.name == pod)
+                        })
+                        .is_some_and(|c| crate::sources::docker::declaring_unit(c) == unit))
+        })
+    };
     let monitors = app.observed.with(|obs| {
         state
             .monitors
             .iter()
             .filter_map(|(k, d)| match &d.origin {
+                Origin::Kubernetes {
+                    namespace,
+                    name,
+                    annotation: Some(a),
+                    ..
+                } if same_unit(namespace, name) => Some(ContainerMonitor {
+                    id: k.id(),
+                    label: a.clone(),
+                    desired: desired_view(d, serde_json::to_value(&*d.spec).unwrap_or_default()),
+                    observed: observed_view(obs.get(k)),
+                }),
                 Origin::Docker {
                     container: c,
                     label,
@@ -199,7 +228,10 @@ pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadE
             })
             .collect()
     });
-    let ours = format!("docker container {} label ", container.name);
+    let ours = match &container.pod {
+        Some(p) => format!("Pod {}/{} annotation ", p.namespace, p.name),
+        None => format!("docker container {} label ", container.name),
+    };
     let conflicts = state
         .conflicts
         .iter()
@@ -210,7 +242,7 @@ pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadE
         .label_problems
         .read()
         .expect("label problems lock")
-        .get(&container.name)
+        .get(&unit)
         .cloned()
         .unwrap_or_default();
     Ok(ContainerDetail {

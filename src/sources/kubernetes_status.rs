@@ -247,7 +247,8 @@ fn type_and_target(spec: &MonitorSpec) -> (String, String) {
 }
 
 fn is_this(origin: &Origin, r: &Resource) -> bool {
-    matches!(origin, Origin::Kubernetes { namespace, name, .. } if *namespace == r.namespace && *name == r.name)
+    // A pod's annotation is not a Monitor resource, even under the same name.
+    matches!(origin, Origin::Kubernetes { namespace, name, annotation: None, .. } if *namespace == r.namespace && *name == r.name)
 }
 
 #[cfg(test)]
