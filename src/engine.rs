@@ -165,6 +165,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 
     let kubernetes = start_kubernetes(
         &settings,
+        heartbeats.clone(),
         &runtimes,
         &label_problems,
         updates_tx.clone(),
@@ -201,6 +202,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 /// is reported as the source's error (`get_health`), not a failed start.
 async fn start_kubernetes(
     settings: &Settings,
+    heartbeats: HeartbeatHub,
     runtimes: &Runtimes,
     pod_problems: &LabelProblems,
     updates: mpsc::Sender<SourceUpdate>,
@@ -276,6 +278,7 @@ async fn start_kubernetes(
         client: client.clone(),
         min_gap: settings.kubernetes_status_interval.std(),
         refresh: std::time::Duration::from_secs(300).max(settings.kubernetes_status_interval.std()),
+        heartbeats: Some(heartbeats),
     };
     tokio::spawn(writer.run(resources_rx, desired, observed));
     Some(KubeRuntime { client, pods })
