@@ -508,6 +508,19 @@ async fn pod_annotations_declare_monitors_that_follow_the_workload() {
         });
         p
     };
+    // The Deployment's own annotations count too; the pod's win over them.
+    fake.apply(
+        common::fake_kube::DEPLOYMENTS,
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "annotations": {
+                "maintenant.endpoint.2.http": target.url("/workload"),
+                "maintenant.endpoint.2.interval": "1s",
+                "maintenant.endpoint.interval": "5s",
+            }},
+            "spec": {}
+        }),
+    );
     fake.apply(PODS, annotated("web-7d4b9c8f5-aaaaa"));
     fake.apply(PODS, annotated("web-7d4b9c8f5-bbbbb"));
     let dir = tempfile::tempdir().unwrap();
@@ -531,6 +544,21 @@ async fn pod_annotations_declare_monitors_that_follow_the_workload() {
     assert_eq!(origin["namespace"], "shop");
     assert_eq!(origin["annotation"], "maintenant.endpoint.http");
     let task = row["observed"]["task"]["task_id"].clone();
+    assert_eq!(
+        row["desired"]["spec"]["interval"], "1s",
+        "the pod's annotation wins"
+    );
+    let from_workload = mcp.wait_status("shop.web-2", "up", T).await;
+    assert_eq!(
+        from_workload["desired"]["origin"]["annotation"],
+        "maintenant.endpoint.2.http"
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.starts_with("GET /apis/apps/v1/namespaces/shop/deployments/web")),
+        "the Deployment is read"
+    );
     let heartbeats = mcp.ok("list_heartbeats", json!({})).await;
     assert_eq!(heartbeats["items"][0]["id"], "heartbeat/nightly");
     assert_eq!(
@@ -547,7 +575,15 @@ async fn pod_annotations_declare_monitors_that_follow_the_workload() {
             .iter()
             .map(|m| m["id"].as_str().unwrap())
             .collect();
-        assert_eq!(ids, ["endpoint/shop.web", "heartbeat/nightly"], "{detail}");
+        assert_eq!(
+            ids,
+            [
+                "endpoint/shop.web",
+                "endpoint/shop.web-2",
+                "heartbeat/nightly"
+            ],
+            "{detail}"
+        );
         assert_eq!(
             detail["label_problems"][0]["label"],
             "maintenant.endpoint.1.http"

@@ -66,6 +66,10 @@ pub struct PodInfo {
     /// The pod's annotations (the annotation source reads `maintenant.*`).
     #[serde(skip)]
     pub annotations: BTreeMap<String, String>,
+    /// The owning workload's own annotations (Deployment, StatefulSet,
+    /// DaemonSet, Job); the pod's win over them.
+    #[serde(skip)]
+    pub workload_annotations: BTreeMap<String, String>,
 }
 
 impl PodInfo {
@@ -122,6 +126,7 @@ impl PodInfo {
             group: workload(pod),
             containers,
             annotations: pod.annotations().clone(),
+            workload_annotations: BTreeMap::new(),
         }
     }
 
@@ -137,7 +142,9 @@ impl PodInfo {
             (false, "pending") => Some("starting"),
             _ => None,
         };
-        let ignored = self.annotations.get("maintenant.ignore").is_some_and(|v| {
+        let mut annotations = self.workload_annotations.clone();
+        annotations.extend(self.annotations.clone());
+        let ignored = annotations.get("maintenant.ignore").is_some_and(|v| {
             matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
         });
         Container {
@@ -166,7 +173,7 @@ impl PodInfo {
                 containers: self.containers.clone(),
             }),
             ignored,
-            labels: self.annotations.clone(),
+            labels: annotations,
         }
     }
 
@@ -362,6 +369,56 @@ impl Pods {
     }
 }
 
+/// How long a workload's annotations are reused before they are read again.
+const WORKLOAD_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The owning workloads' annotations, read with one GET per workload and
+/// kept for [`WORKLOAD_TTL`] (pods of one workload share the answer). Only
+/// `get` on the four workload kinds is needed (the chart's RBAC grants it);
+/// a refused or failed read counts as no annotations and is logged.
+#[derive(Default)]
+struct WorkloadAnnotations {
+    /// (namespace, kind, name) -> when read, and the annotations.
+    cache: BTreeMap<(String, String, String), (std::time::Instant, Annotations)>,
+}
+
+type Annotations = BTreeMap<String, String>;
+
+impl WorkloadAnnotations {
+    async fn fill(&mut self, client: &Client, info: &mut PodInfo) {
+        use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch};
+        use kube::api::{ApiResource, DynamicObject};
+        let Some(w) = &info.group else { return };
+        let resource = match w.kind.as_str() {
+            "Deployment" => ApiResource::erase::<apps::Deployment>(&()),
+            "StatefulSet" => ApiResource::erase::<apps::StatefulSet>(&()),
+            "DaemonSet" => ApiResource::erase::<apps::DaemonSet>(&()),
+            "Job" => ApiResource::erase::<batch::Job>(&()),
+            _ => return,
+        };
+        let key = (info.namespace.clone(), w.kind.clone(), w.name.clone());
+        if let Some((at, a)) = self.cache.get(&key)
+            && at.elapsed() < WORKLOAD_TTL
+        {
+            info.workload_annotations = a.clone();
+            return;
+        }
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &info.namespace, &resource);
+        let annotations = match api.get_opt(&w.name).await {
+            Ok(Some(o)) => o.metadata.annotations.unwrap_or_default(),
+            Ok(None) => BTreeMap::new(),
+            Err(e) => {
+                tracing::warn!(namespace = %info.namespace, workload = %w.name, error = %e, "cannot read a workload's annotations");
+                BTreeMap::new()
+            }
+        };
+        self.cache
+            .insert(key, (std::time::Instant::now(), annotations.clone()));
+        info.workload_annotations = annotations;
+    }
+}
+
 /// Watch pods until the stream ends (never, with its backoff), keeping `pods`.
 pub async fn watch(client: Client, namespaces: Namespaces, pods: Pods) {
     let status = |f: &dyn Fn(&mut RuntimeStatus)| {
@@ -400,6 +457,7 @@ pub async fn watch(client: Client, namespaces: Namespaces, pods: Pods) {
     });
     let mut events = futures::stream::select_all(streams);
     let mut relisting: BTreeMap<Option<String>, Vec<PodInfo>> = BTreeMap::new();
+    let mut workloads = WorkloadAnnotations::default();
     while let Some((scope, ev)) = events.next().await {
         let allowed = |p: &Pod| namespaces.allows(&p.namespace().unwrap_or_default());
         match ev {
@@ -407,10 +465,9 @@ pub async fn watch(client: Client, namespaces: Namespaces, pods: Pods) {
                 relisting.insert(scope, Vec::new());
             }
             Ok(Event::InitApply(p)) if allowed(&p) => {
-                relisting
-                    .entry(scope)
-                    .or_default()
-                    .push(PodInfo::from_pod(&p));
+                let mut info = PodInfo::from_pod(&p);
+                workloads.fill(&client, &mut info).await;
+                relisting.entry(scope).or_default().push(info);
             }
             Ok(Event::InitDone) => {
                 let listed = relisting.remove(&scope).unwrap_or_default();
@@ -424,7 +481,11 @@ pub async fn watch(client: Client, namespaces: Namespaces, pods: Pods) {
                     s.failed_attempts = 0;
                 });
             }
-            Ok(Event::Apply(p)) if allowed(&p) => pods.apply(PodInfo::from_pod(&p)),
+            Ok(Event::Apply(p)) if allowed(&p) => {
+                let mut info = PodInfo::from_pod(&p);
+                workloads.fill(&client, &mut info).await;
+                pods.apply(info)
+            }
             Ok(Event::Delete(p)) if allowed(&p) => {
                 pods.delete(&p.namespace().unwrap_or_default(), &p.name_any())
             }
