@@ -18,7 +18,7 @@ heartbeats:
     period: 1h
 YAML
 MAINTENANT_DB="$dir/db" MAINTENANT_CONFIG="$dir/m.yaml" MAINTENANT_ADDR="127.0.0.1:$port" \
-  MAINTENANT_LOG=warn target/release/maintenant &
+  MAINTENANT_LOG=warn MAINTENANT_RATE_LIMIT_PER_MINUTE=0 target/release/maintenant &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do

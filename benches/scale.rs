@@ -111,6 +111,10 @@ async fn run(n: usize) {
         .env("MAINTENANT_ADDR", format!("127.0.0.1:{addr_port}"))
         .env("MAINTENANT_MCP", "true")
         .env("MAINTENANT_LOG", "warn")
+        // The latency loop calls list_endpoints back to back from one address.
+        .env("MAINTENANT_RATE_LIMIT_PER_MINUTE", "0")
+        .env("MAINTENANT_DOCKER", "false")
+        .env("MAINTENANT_KUBERNETES", "false")
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()

@@ -2,9 +2,11 @@
 //! monitor declared as a Kubernetes object, so GitOps tools (Argo CD, Flux)
 //! can apply monitor definitions next to the workloads they watch.
 //!
-//! The spec embeds the monitors file's own types ([`EndpointDecl`]) and is
-//! resolved by the file's own validator ([`config::resolve_endpoint`]), so a
-//! resource and a file entry accept and reject exactly the same things.
+//! The spec embeds the monitors file's own types ([`EndpointDecl`],
+//! [`HeartbeatDecl`], [`CertificateDecl`]) and is resolved by the file's own
+//! validator ([`config::resolve_endpoint`], [`config::resolve_heartbeat`],
+//! [`config::resolve_certificate`]), so a resource and a file entry accept
+//! and reject exactly the same things.
 //! maintenant writes what it observed into the status subresource; the
 //! printer columns make `kubectl get monitors` show it.
 
@@ -17,7 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config;
-use crate::config::model::EndpointDecl;
+use crate::config::model::{CertificateDecl, EndpointDecl, HeartbeatDecl};
 use crate::monitor::MonitorSpec;
 
 pub const GROUP: &str = "maintenant.dev";
@@ -28,7 +30,7 @@ pub const PLURAL: &str = "monitors";
 /// Exactly one monitor. Each field is one kind of monitor, written exactly
 /// as an item of the matching list in the monitors file; set exactly one.
 /// `name` may be left out: it then defaults to `<namespace>.<metadata.name>`,
-/// and the monitor's id is `endpoint/<name>`.
+/// and the monitor's id is `<kind>/<name>` (`endpoint/shop.api`).
 #[derive(CustomResource, Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "maintenant.dev",
@@ -50,9 +52,16 @@ pub struct MonitorResourceSpec {
     /// An HTTP(S) or TCP endpoint, as in the monitors file's `endpoints` list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<EndpointDecl>,
-    // Heartbeats and certificates join here as `heartbeat: Option<HeartbeatDecl>`
-    // and `certificate: Option<CertificateDecl>`, with one arm each in `resolve`.
+    /// A heartbeat (a job that pings maintenant), as in the monitors file's `heartbeats` list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HeartbeatDecl>,
+    /// A TLS certificate, as in the monitors file's `certificates` list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateDecl>,
 }
+
+/// The kinds a resource's spec may hold (one of them).
+pub const SPEC_KINDS: [&str; 3] = ["endpoint", "heartbeat", "certificate"];
 
 /// What maintenant observed, written by maintenant (never by a person).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -61,16 +70,17 @@ pub struct MonitorStatus {
     /// The monitor's id in maintenant's tools (`endpoint/NAME`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// Kind and protocol: `endpoint/http`, `endpoint/https`, `endpoint/tcp`.
+    /// Kind and protocol: `endpoint/http`, `endpoint/https`, `endpoint/tcp`, `heartbeat`, `certificate`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub monitor_type: Option<String>,
-    /// The URL or host:port checked.
+    /// The URL or host:port checked (a heartbeat: its ping path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// `up`, `down`, `pending` (not decided yet) or `invalid` (spec rejected).
+    /// `up`, `down`, `pending` (not decided yet), `invalid` (spec rejected) or
+    /// `conflict`; a heartbeat: `new`, `up`, `started`, `late`, `down`, `paused`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// When the last check finished (RFC 3339).
+    /// When the last check finished (a heartbeat: the last ping) (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check: Option<String>,
     /// The last check's error, or why the spec was rejected.
@@ -108,20 +118,27 @@ pub fn crd() -> CustomResourceDefinition {
     // `name` is optional in a resource (it defaults from the object), while
     // the shared file model requires it.
     for version in &mut crd.spec.versions {
-        if let Some(schema) = version
+        let Some(kinds) = version
             .schema
             .as_mut()
             .and_then(|s| s.open_api_v3_schema.as_mut())
-            && let Some(endpoint) = schema
-                .properties
-                .as_mut()
-                .and_then(|p| p.get_mut("spec"))
-                .and_then(|s| s.properties.as_mut())
-                .and_then(|p| p.get_mut("endpoint"))
-        {
-            if let Some(req) = endpoint.required.as_mut() {
+            .and_then(|schema| schema.properties.as_mut())
+            .and_then(|p| p.get_mut("spec"))
+            .and_then(|s| s.properties.as_mut())
+        else {
+            continue;
+        };
+        for kind in SPEC_KINDS {
+            if let Some(k) = kinds.get_mut(kind)
+                && let Some(req) = k.required.as_mut()
+            {
                 req.retain(|r| r != "name");
+                if req.is_empty() {
+                    k.required = None;
+                }
             }
+        }
+        if let Some(endpoint) = kinds.get_mut("endpoint") {
             // `200` or `"2xx"`: schemars says anyOf(integer, anything), which
             // is not a structural schema; Kubernetes spells it int-or-string.
             if let Some(items) = endpoint
@@ -177,7 +194,7 @@ pub fn resolve(
         .unwrap_or_default();
     if kinds.len() != 1 {
         return Err(InvalidSpec(format!(
-            "spec must set exactly one of `endpoint` (found {})",
+            "spec must set exactly one of `endpoint`, `heartbeat`, `certificate` (found {})",
             if kinds.is_empty() {
                 "none".to_owned()
             } else {
@@ -195,13 +212,26 @@ pub fn resolve(
     }
     let parsed: MonitorResourceSpec =
         serde_json::from_value(spec).map_err(|e| InvalidSpec(format!("spec: {e}")))?;
+    let why = |kind: &str, problems: Vec<String>| {
+        InvalidSpec(format!("spec.{kind}: {}", problems.join("; ")))
+    };
     if let Some(decl) = parsed.endpoint {
         return config::resolve_endpoint(&decl)
             .map(MonitorSpec::Endpoint)
-            .map_err(|problems| InvalidSpec(format!("spec.endpoint: {}", problems.join("; "))));
+            .map_err(|p| why("endpoint", p));
+    }
+    if let Some(decl) = parsed.heartbeat {
+        return config::resolve_heartbeat(&decl)
+            .map(MonitorSpec::Heartbeat)
+            .map_err(|p| why("heartbeat", p));
+    }
+    if let Some(decl) = parsed.certificate {
+        return config::resolve_certificate(&decl)
+            .map(MonitorSpec::Certificate)
+            .map_err(|p| why("certificate", p));
     }
     Err(InvalidSpec(
-        "spec must set exactly one of `endpoint`".into(),
+        "spec must set exactly one of `endpoint`, `heartbeat`, `certificate`".into(),
     ))
 }
 
@@ -267,6 +297,53 @@ mod tests {
     }
 
     #[test]
+    fn heartbeats_and_certificates_resolve_with_the_file_rules() {
+        let hb = resolve(
+            "ops",
+            "backup",
+            Some(&json!({"heartbeat": {"schedule": "0 3 * * *", "timezone": "Europe/Paris"}})),
+        )
+        .unwrap();
+        let MonitorSpec::Heartbeat(h) = hb else {
+            panic!("a heartbeat resource resolves to a heartbeat")
+        };
+        assert_eq!(h.name, "ops.backup");
+        assert_eq!(h.grace.std().as_secs(), 3600, "the file's default grace");
+        let cert = resolve(
+            "shop",
+            "site",
+            Some(&json!({"certificate": {"host": "shop.example.com", "name": "site"}})),
+        )
+        .unwrap();
+        let MonitorSpec::Certificate(c) = cert else {
+            panic!("a certificate resource resolves to a certificate")
+        };
+        assert_eq!((c.name.as_str(), c.port), ("site", 443));
+        assert_eq!(c.interval.std().as_secs(), 12 * 3600);
+        assert_eq!(c.warn_days, [30, 14, 7, 3, 1]);
+
+        let err = |v| resolve("ns", "x", Some(&v)).unwrap_err().0;
+        let both = err(json!({"heartbeat": {"period": "1h", "schedule": "0 3 * * *"}}));
+        assert!(
+            both.starts_with("spec.heartbeat: ") && both.contains("not both"),
+            "{both}"
+        );
+        let cron = err(json!({"heartbeat": {"schedule": "61 * * * *"}}));
+        assert!(cron.contains("schedule"), "{cron}");
+        let tz = err(json!({"heartbeat": {"schedule": "0 3 * * *", "timezone": "Mars/Olympus"}}));
+        assert!(tz.contains("Mars/Olympus"), "{tz}");
+        let port = err(json!({"certificate": {"host": "x.example", "port": 0}}));
+        assert!(
+            port.starts_with("spec.certificate: ") && port.contains("port"),
+            "{port}"
+        );
+        let days = err(json!({"certificate": {"host": "x.example", "warn_days": [0]}}));
+        assert!(days.contains("warn_days"), "{days}");
+        let unknown = err(json!({"certificate": {"hostname": "x.example"}}));
+        assert!(unknown.contains("hostname"), "{unknown}");
+    }
+
+    #[test]
     fn the_crd_has_status_printer_columns_and_an_optional_name() {
         let crd = crd();
         assert_eq!(crd.spec.group, GROUP);
@@ -286,7 +363,13 @@ mod tests {
         let yaml = crd_yaml();
         assert!(yaml.contains("kind: CustomResourceDefinition"));
         let schema = serde_json::to_value(&v.schema).unwrap();
-        let endpoint = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["endpoint"];
-        assert_eq!(endpoint["required"], json!(["url"]));
+        let kinds = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert_eq!(kinds["endpoint"]["required"], json!(["url"]));
+        assert_eq!(kinds["certificate"]["required"], json!(["host"]));
+        assert!(
+            kinds["heartbeat"]["required"].is_null(),
+            "{}",
+            kinds["heartbeat"]
+        );
     }
 }

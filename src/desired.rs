@@ -25,6 +25,8 @@ pub enum SourceKind {
     Docker,
     /// `Monitor` custom resources (see `sources::kubernetes`).
     Kubernetes,
+    /// Pod annotations (`maintenant.*`, see `sources::docker::Flavor::Pods`).
+    KubernetesAnnotations,
 }
 
 /// How a source is doing, as `get_health` reports it.

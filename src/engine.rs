@@ -55,8 +55,9 @@ pub struct App {
     pub alerts: crate::alerts::AlertStore,
     /// The notification channels in force (hot-reloaded with the monitors file).
     pub alerting: watch::Receiver<Arc<crate::config::model::AlertingSpec>>,
-    /// The Kubernetes runtime (pods and their logs), when connected. Read by
-    /// the container tools once they are unified with the Docker runtime.
+    /// The Kubernetes runtime (pods and their logs), when connected. Its pods
+    /// are also rows of `runtimes` (runtime `kubernetes`); the container tools
+    /// read their transitions and logs here.
     pub kubernetes: Option<KubeRuntime>,
     /// Incidents and maintenance windows (the status page).
     pub status: crate::status::StatusStore,
@@ -140,6 +141,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         );
         tokio::spawn(
             DockerLabelSource {
+                flavor: crate::sources::docker::Flavor::Docker,
                 runtimes: runtimes.clone(),
                 grace: settings.docker_grace.std(),
                 location: docker.display(),
@@ -174,6 +176,9 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 
     let kubernetes = start_kubernetes(
         &settings,
+        heartbeats.clone(),
+        &runtimes,
+        &label_problems,
         updates_tx.clone(),
         desired_rx.clone(),
         observed.clone(),
@@ -210,6 +215,9 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 /// is reported as the source's error (`get_health`), not a failed start.
 async fn start_kubernetes(
     settings: &Settings,
+    heartbeats: HeartbeatHub,
+    runtimes: &Runtimes,
+    pod_problems: &LabelProblems,
     updates: mpsc::Sender<SourceUpdate>,
     desired: watch::Receiver<Arc<DesiredState>>,
     observed: ObservedMap,
@@ -222,6 +230,16 @@ async fn start_kubernetes(
         Ok(None) => return None,
         Err(e) => {
             tracing::error!(error = %e, "Kubernetes is not available");
+            runtimes.set_status(crate::runtime::RuntimeStatus {
+                name: crate::runtime::kubernetes::RUNTIME.into(),
+                endpoint: "Kubernetes API".into(),
+                connected: false,
+                version: None,
+                since: Some(OffsetDateTime::now_utc()),
+                last_error: Some(e.to_string()),
+                failed_attempts: 1,
+                containers: 0,
+            });
             let status = desired::SourceStatus {
                 kind: desired::SourceKind::Kubernetes,
                 location: "kubernetes".into(),
@@ -251,9 +269,19 @@ async fn start_kubernetes(
             client: client.clone(),
             namespaces: namespaces.clone(),
         }
-        .run(updates, resources_tx),
+        .run(updates.clone(), resources_tx),
     );
-    let pods = crate::runtime::kubernetes::Pods::default();
+    let pods = crate::runtime::kubernetes::Pods::feeding(runtimes.clone());
+    tokio::spawn(
+        DockerLabelSource {
+            flavor: crate::sources::docker::Flavor::Pods,
+            runtimes: runtimes.clone(),
+            grace: settings.docker_grace.std(),
+            location: format!("pod annotations in {}", namespaces.describe()),
+            problems: pod_problems.clone(),
+        }
+        .run(updates.clone()),
+    );
     tokio::spawn(crate::runtime::kubernetes::watch(
         client.clone(),
         namespaces.clone(),
@@ -263,6 +291,7 @@ async fn start_kubernetes(
         client: client.clone(),
         min_gap: settings.kubernetes_status_interval.std(),
         refresh: std::time::Duration::from_secs(300).max(settings.kubernetes_status_interval.std()),
+        heartbeats: Some(heartbeats),
     };
     tokio::spawn(writer.run(resources_rx, desired, observed));
     Some(KubeRuntime { client, pods })

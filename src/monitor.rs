@@ -106,12 +106,15 @@ pub enum Origin {
         label: String,
     },
     /// A Kubernetes object: a `Monitor` resource (`kind`), in `namespace`,
-    /// at `generation` (its `metadata.generation`).
+    /// at `generation` (its `metadata.generation`); or a `Pod` whose
+    /// `annotation` declared the monitor.
     Kubernetes {
         kind: String,
         namespace: String,
         name: String,
         generation: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        annotation: Option<String>,
     },
 }
 
@@ -122,6 +125,13 @@ impl fmt::Display for Origin {
             Origin::Docker { container, label } => {
                 write!(f, "docker container {container} label {label}")
             }
+            Origin::Kubernetes {
+                kind,
+                namespace,
+                name,
+                annotation: Some(a),
+                ..
+            } => write!(f, "{kind} {namespace}/{name} annotation {a}"),
             Origin::Kubernetes {
                 kind,
                 namespace,

@@ -326,3 +326,125 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
         "the last good channels stay"
     );
 }
+
+/// Heartbeats raise alerts through the same engine: a missed deadline is
+/// `heartbeat_down` (warning while late, escalated once down), a failed run is
+/// `heartbeat_failed` with its exit code, a good ping resolves both, and a
+/// paused heartbeat raises nothing.
+#[tokio::test]
+async fn heartbeat_transitions_raise_escalate_and_resolve_alerts() {
+    let (ok, ok_url) = Receiver::start(200).await;
+    let d = Daemon::start(&format!(
+        "alerting:
+  channels:
+    - name: ops
+      type: webhook
+      url: {ok_url}
+      secret: {SECRET}
+heartbeats:
+  - name: backup
+    period: 1s
+    grace: 1s
+    alert: {{ severity: critical, channels: [ops] }}
+  - name: quiet
+    period: 1s
+    grace: 1s
+"
+    ))
+    .await;
+    let mcp = d.mcp().await;
+    let http = reqwest::Client::new();
+    let ping = async |path: &str| {
+        let r = http.get(d.url(path)).send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    };
+    // The routes exist once the reconciler has started the heartbeats.
+    wait_for("the ping routes", T, async || {
+        let r = http.head(d.url("/ping/quiet")).send().await.ok()?;
+        (r.status() != 404).then_some(())
+    })
+    .await;
+    // `quiet` is paused before it ever runs late: it must raise nothing.
+    mcp.ok(
+        "pause_monitor",
+        json!({"monitor_type": "heartbeat", "monitor_id": "quiet"}),
+    )
+    .await;
+    ping("/ping/quiet").await;
+    ping("/ping/backup").await;
+
+    // No ping: late (warning), then down (escalated to the monitor's severity).
+    let escalated = wait_for("heartbeat_down escalated", T, async || {
+        let page = mcp
+            .ok("list_alerts", json!({"source": "heartbeat/backup"}))
+            .await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["type"] == "heartbeat_down" && a["severity"] == "critical")
+            .cloned()
+    })
+    .await;
+    assert_eq!(escalated["status"], "active");
+    wait_for("raised and escalated webhooks", T, async || {
+        (ok.count("raised") >= 1 && ok.count("escalated") >= 1).then_some(())
+    })
+    .await;
+
+    // A good ping resolves it.
+    ping("/ping/backup").await;
+    wait_for("heartbeat_down resolved", T, async || {
+        let page = mcp
+            .ok("list_alerts", json!({"source": "heartbeat/backup"}))
+            .await;
+        (page["total"] == 0).then_some(())
+    })
+    .await;
+
+    // A failed run (exit code 3) is its own alert type, with the code.
+    ping("/ping/backup/3").await;
+    let failed = wait_for("heartbeat_failed", T, async || {
+        let page = mcp
+            .ok("list_alerts", json!({"source": "heartbeat/backup"}))
+            .await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["type"] == "heartbeat_failed")
+            .cloned()
+    })
+    .await;
+    assert!(
+        failed["message"].as_str().unwrap_or_default().contains('3'),
+        "{failed:#}"
+    );
+    ping("/ping/backup/0").await;
+    wait_for("heartbeat_failed resolved", T, async || {
+        let page = mcp
+            .ok("list_alerts", json!({"source": "heartbeat/backup"}))
+            .await;
+        (page["total"] == 0).then_some(())
+    })
+    .await;
+
+    let history = mcp
+        .ok(
+            "list_alerts",
+            json!({"active_only": false, "source": "heartbeat"}),
+        )
+        .await;
+    let entities: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["entity"].as_str().unwrap())
+        .collect();
+    assert!(entities.len() >= 2, "{history:#}");
+    assert!(
+        !entities.contains(&"heartbeat/quiet"),
+        "a paused heartbeat raised nothing: {history:#}"
+    );
+    assert!(ok.events().iter().all(|(verified, _)| *verified));
+}

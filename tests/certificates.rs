@@ -412,3 +412,61 @@ async fn invalid_certificate_config_is_located() {
         "{text}"
     );
 }
+
+/// `pause_monitor` works on certificates too: a paused one is not checked
+/// (its last check stops moving) and says so, until `resume_monitor`.
+#[tokio::test]
+async fn a_paused_certificate_is_not_checked_until_resumed() {
+    let now = OffsetDateTime::now_utc();
+    let (chain, key) = leaf(
+        &["localhost"],
+        now - time::Duration::days(1),
+        now + time::Duration::days(90),
+        None,
+    );
+    let port = tls_server(chain, key).await;
+    let d = Daemon::start(&format!(
+        "certificates:\n  - name: local\n    host: localhost\n    port: {port}\n    interval: 1s\n"
+    ))
+    .await;
+    let mcp = d.mcp().await;
+    checked(&mcp, "local").await;
+
+    let paused = mcp
+        .ok(
+            "pause_monitor",
+            json!({"monitor_type": "certificate", "monitor_id": "certificate/local"}),
+        )
+        .await;
+    assert_eq!(paused["paused"], true, "{paused:#}");
+    assert!(
+        paused["monitor"]["observed"]["paused_at"].is_string(),
+        "{paused:#}"
+    );
+    // A check already in flight may still land; after that, nothing moves.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let frozen = certificate(&mcp, "local").await.unwrap()["observed"]["last_check"]["at"].clone();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let row = certificate(&mcp, "local").await.unwrap();
+    assert_eq!(
+        row["observed"]["last_check"]["at"], frozen,
+        "not checked while paused: {row:#}"
+    );
+    assert!(
+        row["observed"]["note"].as_str().unwrap().contains("paused"),
+        "{row:#}"
+    );
+
+    let resumed = mcp
+        .ok(
+            "resume_monitor",
+            json!({"monitor_type": "certificate", "monitor_id": "local"}),
+        )
+        .await;
+    assert_eq!(resumed["paused"], false, "{resumed:#}");
+    wait_for("a check after resume", T, async || {
+        let row = certificate(&mcp, "local").await?;
+        (row["observed"]["last_check"]["at"] != frozen).then_some(())
+    })
+    .await;
+}

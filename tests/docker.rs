@@ -453,3 +453,105 @@ async fn stdio_beside_the_daemon_serves_the_container_tools_and_resources_answer
     );
     let _ = stdio.0.cancel().await;
 }
+
+#[tokio::test]
+async fn labelled_certificates_and_heartbeats_are_monitors_too() {
+    let Some(e) = engine() else { return };
+    let name = unique("jobs");
+    let _cleanup = Cleanup(e.clone(), vec![name.clone()]);
+    let d = daemon(&e.host, "endpoints: []\n").await;
+    let mcp = d.mcp().await;
+    let port = free_port();
+    let hb = format!("{name}-backup");
+    let owned = [
+        (
+            "maintenant.tls.certificates".to_owned(),
+            format!("localhost:{port}"),
+        ),
+        (format!("maintenant.heartbeat.{hb}.period"), "1h".to_owned()),
+        (format!("maintenant.heartbeat.{hb}.grace"), "5m".to_owned()),
+        // A cron expression the monitors file would refuse: skipped, reported.
+        (
+            format!("maintenant.heartbeat.{name}-bad.schedule"),
+            "61 * * * *".to_owned(),
+        ),
+        ("maintenant.group".to_owned(), "jobs".to_owned()),
+    ];
+    let labels: Vec<(&str, String)> = owned.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    e.run_httpd(&name, port, &labels, &[]);
+
+    let row = wait_for("the labelled heartbeat", T, async || {
+        let page = mcp.ok("list_heartbeats", json!({"group": "jobs"})).await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == hb.as_str())
+            .cloned()
+    })
+    .await;
+    assert_eq!(row["desired"]["origin"]["source"], "docker", "{row}");
+    assert_eq!(row["desired"]["origin"]["container"], name.as_str());
+    assert_eq!(
+        row["desired"]["origin"]["label"],
+        format!("maintenant.heartbeat.{hb}")
+    );
+    // It runs: a ping makes it up.
+    // (The route exists once the reconciler started the heartbeat.)
+    wait_for("a ping accepted", T, async || {
+        let ping = reqwest::get(d.url(&format!("/ping/{hb}"))).await.unwrap();
+        ping.status().is_success().then_some(())
+    })
+    .await;
+    wait_for("the heartbeat up", T, async || {
+        let page = mcp.ok("list_heartbeats", json!({"group": "jobs"})).await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["name"] == hb.as_str() && h["observed"]["status"] == "up")
+            .then_some(())
+    })
+    .await;
+
+    let cert = wait_for("the labelled certificate", T, async || {
+        let page = mcp.ok("list_certificates", json!({})).await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["desired"]["origin"]["container"] == name.as_str())
+            .cloned()
+    })
+    .await;
+    assert_eq!(
+        cert["id"],
+        format!("certificate/localhost:{port}"),
+        "{cert}"
+    );
+    assert_eq!(
+        cert["desired"]["origin"]["label"],
+        "maintenant.tls.certificates"
+    );
+
+    let detail = mcp.ok("get_container", json!({"container_id": name})).await;
+    let problems = detail["label_problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{detail}");
+    assert_eq!(
+        problems[0]["label"],
+        format!("maintenant.heartbeat.{name}-bad")
+    );
+    let ids: Vec<&str> = detail["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            format!("certificate/localhost:{port}"),
+            format!("heartbeat/{hb}")
+        ]
+    );
+}

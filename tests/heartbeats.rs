@@ -512,3 +512,43 @@ async fn kill_9_loses_no_acknowledged_ping() {
         eprintln!("{name}: {ok} acknowledged, {stored} stored");
     }
 }
+
+/// `/ping` wears the per-IP rate limit `/mcp` has: a burst beyond the bucket
+/// gets 429 with `Retry-After`, and is not recorded as a ping.
+#[tokio::test]
+async fn a_ping_flood_from_one_address_is_rate_limited() {
+    let d = Daemon::start_with(
+        "heartbeats:\n  - name: cron\n    period: 1h\n",
+        &[
+            ("MAINTENANT_RATE_LIMIT_PER_MINUTE", "600"),
+            ("MAINTENANT_RATE_LIMIT_BURST", "200"),
+        ],
+    )
+    .await;
+    let mcp = d.mcp().await;
+    ready(&mcp, 1).await;
+    let c = reqwest::Client::new();
+    let mut ok = 0u64;
+    let mut limited = None;
+    // The bucket also pays for the MCP calls above; 400 pings are bounded and
+    // well past a burst of 200.
+    for _ in 0..400 {
+        let r = c.get(d.url("/ping/cron")).send().await.unwrap();
+        match r.status().as_u16() {
+            200 => ok += 1,
+            429 => {
+                limited = Some(r.headers().get("retry-after").cloned());
+                break;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let retry_after = limited.expect("a 429 within 400 pings");
+    assert!(retry_after.is_some(), "429 carries Retry-After");
+    assert!(ok >= 100, "the burst went through first: {ok}");
+    // Only the accepted pings were recorded. /mcp shares the bucket: let it
+    // refill (10 a second) before asking.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let hb = heartbeat(&mcp, "cron").await;
+    assert_eq!(hb["observed"]["pings_total"].as_u64(), Some(ok), "{hb:#}");
+}

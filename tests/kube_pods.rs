@@ -281,3 +281,347 @@ async fn pod_logs_lines_since_and_timestamps() {
         "{reqs:?}"
     );
 }
+
+/// Pods in the container tools: the real binary pointed at the fake API
+/// server by a kubeconfig, asked by a real MCP client.
+#[tokio::test]
+async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
+    use common::Daemon;
+    let fake = FakeKube::start().await;
+    let web = "web-7d4b9c8f5-abcde";
+    fake.apply(PODS, pod("shop", web, "Running", true, 2, None));
+    let mut worker = pod(
+        "shop",
+        "worker",
+        "Pending",
+        false,
+        0,
+        Some("ContainerCreating"),
+    );
+    worker["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ownerReferences");
+    worker["spec"]["containers"] = json!([
+        {"name": "app", "image": "registry.local/worker:3"},
+        {"name": "proxy", "image": "registry.local/proxy:1"}
+    ]);
+    fake.apply(PODS, worker);
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let ago = |s: i64| now - time::Duration::seconds(s);
+    fake.set_logs(
+        "shop",
+        web,
+        vec![
+            (ago(7200), "old line".into()),
+            (ago(30), "starting".into()),
+            (ago(20), "listening on :8080".into()),
+            (ago(10), "GET /health 200".into()),
+        ],
+    );
+    fake.set_container_logs(
+        "shop",
+        "worker",
+        "app",
+        vec![(ago(30), "app 1".into()), (ago(10), "app 2".into())],
+    );
+    fake.set_container_logs("shop", "worker", "proxy", vec![(ago(20), "proxy 1".into())]);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = fake.kubeconfig(dir.path());
+    let d = Daemon::start_with(
+        "",
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("MAINTENANT_KUBERNETES", "true"),
+            ("MAINTENANT_DOCKER", "false"),
+        ],
+    )
+    .await;
+    let mcp = d.mcp().await;
+
+    let page = wait_for("both pods listed", T, async || {
+        let p = mcp.ok("list_containers", json!({})).await;
+        (p["total"] == 2).then_some(p)
+    })
+    .await;
+    let row = &page["items"][0];
+    assert_eq!(row["name"], format!("shop/{web}"));
+    assert_eq!(row["runtime"], "kubernetes");
+    assert_eq!(row["state"], "running");
+    assert_eq!(row["health"], "healthy");
+    assert_eq!(row["group"], "web", "the Deployment owning the ReplicaSet");
+    assert_eq!(row["restarts"], 2);
+    assert_eq!(row["started_at"], "2026-11-25T10:00:00Z");
+    assert_eq!(row["image"], "registry.local/web:1.2");
+    assert_eq!(row["pod"]["workload"]["kind"], "Deployment");
+    assert_eq!(row["pod"]["node"], "node-1");
+    let w = &page["items"][1];
+    assert_eq!(
+        (
+            w["name"].as_str(),
+            w["state"].as_str(),
+            w["health"].as_str()
+        ),
+        (Some("shop/worker"), Some("pending"), Some("starting"))
+    );
+    assert_eq!(w["group"], Value::Null, "no owner, no group");
+    assert_eq!(w["pod"]["containers"][0]["reason"], "ContainerCreating");
+    let only = mcp.ok("list_containers", json!({"group": "web"})).await;
+    assert_eq!(only["total"], 1);
+    let pending = mcp.ok("list_containers", json!({"state": "pending"})).await;
+    assert_eq!(pending["items"][0]["name"], "shop/worker");
+
+    // get_health lists the runtime, connected, with its pod count.
+    let health = mcp.ok("get_health", json!({})).await;
+    let rt = health["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "kubernetes")
+        .cloned()
+        .unwrap_or_else(|| panic!("no kubernetes runtime in {health}"));
+    assert_eq!(rt["connected"], true, "{rt}");
+    assert_eq!(rt["containers"], 2);
+    assert!(rt["version"].is_string(), "{rt}");
+
+    // A crash: the row follows, get_container shows the transitions.
+    fake.apply(
+        PODS,
+        pod("shop", web, "Running", false, 3, Some("CrashLoopBackOff")),
+    );
+    wait_for("restarts 3", T, async || {
+        let p = mcp.ok("list_containers", json!({"group": "web"})).await;
+        (p["items"][0]["restarts"] == 3 && p["items"][0]["health"] == "unhealthy").then_some(())
+    })
+    .await;
+    // By the pod's name alone, as a person would say it.
+    let detail = mcp.ok("get_container", json!({"container_id": web})).await;
+    assert_eq!(detail["container"]["name"], format!("shop/{web}"));
+    let events: Vec<(&str, &str)> = detail["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["event"].as_str().unwrap(),
+                t["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("not_ready", "CrashLoopBackOff"),
+            ("restarted", "CrashLoopBackOff")
+        ],
+        "newest first"
+    );
+    assert_eq!(detail["transitions"][0]["state"], "not_ready");
+
+    // Logs: tail with timestamps, since, one stream (combined), the note.
+    let logs = mcp
+        .ok(
+            "get_container_logs",
+            json!({"container_id": format!("shop/{web}"), "lines": 2, "timestamps": true}),
+        )
+        .await;
+    let texts: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["listening on :8080", "GET /health 200"]);
+    assert_eq!(logs["lines"][0]["stream"], "combined");
+    assert_eq!(logs["lines"][0]["container"], "app");
+    assert_eq!(
+        logs["lines"][1]["time"],
+        ago(10)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    );
+    assert!(
+        logs["note"].as_str().unwrap().contains("stdout and stderr"),
+        "{logs}"
+    );
+    let recent = mcp
+        .ok(
+            "get_container_logs",
+            json!({"container_id": web, "since": "1h"}),
+        )
+        .await;
+    assert_eq!(recent["count"], 3, "the two-hour-old line is left out");
+    assert!(recent["lines"][0]["time"].is_null(), "no timestamps asked");
+    // Two containers: merged by time, each line naming its container.
+    let merged = mcp
+        .ok("get_container_logs", json!({"container_id": "worker"}))
+        .await;
+    let lines: Vec<(&str, &str)> = merged["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["container"].as_str().unwrap(),
+                l["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [("app", "app 1"), ("proxy", "proxy 1"), ("app", "app 2")]
+    );
+
+    // Deleted: the row goes; naming it is an error with a suggestion.
+    fake.delete(PODS, "shop", "worker");
+    wait_for("worker gone", T, async || {
+        let p = mcp.ok("list_containers", json!({})).await;
+        (p["total"] == 1).then_some(())
+    })
+    .await;
+    let gone = mcp
+        .call("get_container", json!({"container_id": "shop/worker"}))
+        .await;
+    assert!(
+        gone.is_error && gone.text.contains("no container named"),
+        "{}",
+        gone.text
+    );
+}
+
+/// Pod annotations declare monitors: once per workload, following its pods
+/// (a rollout keeps the check), a bad annotation skipped and reported.
+#[tokio::test]
+async fn pod_annotations_declare_monitors_that_follow_the_workload() {
+    use common::{Daemon, Target};
+    let fake = FakeKube::start().await;
+    let target = Target::start().await;
+    let annotated = |name: &str| {
+        let mut p = pod("shop", name, "Running", true, 0, None);
+        p["metadata"]["annotations"] = json!({
+            "maintenant.endpoint.http": target.url("/health"),
+            "maintenant.endpoint.interval": "1s",
+            "maintenant.endpoint.1.http": "ftp://127.0.0.1/",
+            "maintenant.heartbeat.nightly.schedule": "0 3 * * *",
+        });
+        p
+    };
+    // The Deployment's own annotations count too; the pod's win over them.
+    fake.apply(
+        common::fake_kube::DEPLOYMENTS,
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "annotations": {
+                "maintenant.endpoint.2.http": target.url("/workload"),
+                "maintenant.endpoint.2.interval": "1s",
+                "maintenant.endpoint.interval": "5s",
+            }},
+            "spec": {}
+        }),
+    );
+    fake.apply(PODS, annotated("web-7d4b9c8f5-aaaaa"));
+    fake.apply(PODS, annotated("web-7d4b9c8f5-bbbbb"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = fake.kubeconfig(dir.path());
+    let d = Daemon::start_with(
+        "",
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("MAINTENANT_KUBERNETES", "true"),
+            ("MAINTENANT_DOCKER", "false"),
+            ("MAINTENANT_DOCKER_GRACE", "2s"),
+        ],
+    )
+    .await;
+    let mcp = d.mcp().await;
+
+    let row = mcp.wait_status("shop.web", "up", T).await;
+    let origin = &row["desired"]["origin"];
+    assert_eq!(origin["source"], "kubernetes", "{row}");
+    assert_eq!(origin["kind"], "Pod");
+    assert_eq!(origin["namespace"], "shop");
+    assert_eq!(origin["annotation"], "maintenant.endpoint.http");
+    let task = row["observed"]["task"]["task_id"].clone();
+    assert_eq!(
+        row["desired"]["spec"]["interval"], "1s",
+        "the pod's annotation wins"
+    );
+    let from_workload = mcp.wait_status("shop.web-2", "up", T).await;
+    assert_eq!(
+        from_workload["desired"]["origin"]["annotation"],
+        "maintenant.endpoint.2.http"
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.starts_with("GET /apis/apps/v1/namespaces/shop/deployments/web")),
+        "the Deployment is read"
+    );
+    let heartbeats = mcp.ok("list_heartbeats", json!({})).await;
+    assert_eq!(heartbeats["items"][0]["id"], "heartbeat/nightly");
+    assert_eq!(
+        heartbeats["items"][0]["desired"]["origin"]["annotation"],
+        "maintenant.heartbeat.nightly"
+    );
+
+    // Both replicas show the workload's monitors and the bad annotation.
+    for pod in ["web-7d4b9c8f5-aaaaa", "web-7d4b9c8f5-bbbbb"] {
+        let detail = mcp.ok("get_container", json!({"container_id": pod})).await;
+        let ids: Vec<&str> = detail["monitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "endpoint/shop.web",
+                "endpoint/shop.web-2",
+                "heartbeat/nightly"
+            ],
+            "{detail}"
+        );
+        assert_eq!(
+            detail["label_problems"][0]["label"],
+            "maintenant.endpoint.1.http"
+        );
+    }
+    let health = mcp.ok("get_health", json!({})).await;
+    let src = health["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "kubernetes_annotations")
+        .cloned()
+        .unwrap_or_else(|| panic!("no annotation source in {health}"));
+    let problems = src["last_error"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "once per workload: {src}");
+    assert!(
+        problems[0]
+            .as_str()
+            .unwrap()
+            .contains("shop.web: annotation maintenant.endpoint.1.http"),
+        "{src}"
+    );
+
+    // A rollout: old pods go, a new one comes; the check is the same task.
+    fake.delete(PODS, "shop", "web-7d4b9c8f5-aaaaa");
+    fake.delete(PODS, "shop", "web-7d4b9c8f5-bbbbb");
+    fake.apply(PODS, annotated("web-7d4b9c8f5-ccccc"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let row = mcp
+        .endpoint("shop.web")
+        .await
+        .expect("kept across the rollout");
+    assert_eq!(row["observed"]["task"]["task_id"], task, "not restarted");
+
+    // All pods gone: after the grace, the monitors go.
+    fake.delete(PODS, "shop", "web-7d4b9c8f5-ccccc");
+    wait_for("the monitor removed", T, async || {
+        mcp.endpoint("shop.web").await.is_none().then_some(())
+    })
+    .await;
+}

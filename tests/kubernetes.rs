@@ -420,6 +420,22 @@ async fn a_broken_kubeconfig_is_reported_by_get_health() {
         msg.contains("kubeconfig") && msg.contains("no-such-kubeconfig"),
         "{msg}"
     );
+    // The runtime (pods) says the same, beside docker's.
+    let rt = health["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "kubernetes")
+        .cloned()
+        .unwrap_or_else(|| panic!("no kubernetes runtime in {health}"));
+    assert_eq!(rt["connected"], false);
+    assert!(
+        rt["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no-such-kubeconfig")),
+        "{rt}"
+    );
+    assert_eq!(health["status"], "degraded");
 }
 
 #[test]
@@ -554,4 +570,83 @@ async fn kubectl_get_monitors_shows_what_maintenant_sees() {
         String::from_utf8_lossy(&short.stderr)
     );
     drop(d);
+}
+
+#[tokio::test]
+async fn heartbeat_and_certificate_resources_are_monitors_with_a_status() {
+    let (fake, _target, d, mcp) = start().await;
+    fake.apply_monitor(
+        "ops",
+        "nightly",
+        json!({"heartbeat": {"period": "1h", "grace": "5m"}}),
+    );
+    fake.apply_monitor(
+        "shop",
+        "site",
+        json!({"certificate": {"host": "localhost", "port": common::free_port(), "interval": "1h"}}),
+    );
+    fake.apply_monitor(
+        "ops",
+        "badcron",
+        json!({"heartbeat": {"schedule": "61 * * * *"}}),
+    );
+
+    let row = wait_for("the heartbeat resource", T, async || {
+        let page = mcp.ok("list_heartbeats", json!({})).await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == "heartbeat/ops.nightly")
+            .cloned()
+    })
+    .await;
+    assert_eq!(row["desired"]["origin"]["source"], "kubernetes");
+    assert_eq!(row["desired"]["origin"]["kind"], "Monitor");
+    assert_eq!(row["grace"], "5m", "{row}");
+    // Its ping URL works (once the reconciler registered it).
+    wait_for("a ping accepted", T, async || {
+        let r = reqwest::get(d.url("/ping/ops.nightly")).await.unwrap();
+        r.status().is_success().then_some(())
+    })
+    .await;
+    let up = wait_patch(&fake, "ops", "nightly", "heartbeat up", |b| {
+        b["status"]["state"] == "up"
+    })
+    .await;
+    assert_eq!(up.body["status"]["type"], "heartbeat");
+    assert_eq!(up.body["status"]["target"], "/ping/ops.nightly");
+    assert_eq!(ready(&up.body)["status"], "True");
+
+    let certs = wait_for("the certificate resource", T, async || {
+        let page = mcp.ok("list_certificates", json!({})).await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "certificate/shop.site")
+            .cloned()
+    })
+    .await;
+    assert_eq!(certs["desired"]["origin"]["name"], "site");
+    let c = wait_patch(&fake, "shop", "site", "certificate status", |b| {
+        b["status"]["type"] == "certificate"
+    })
+    .await;
+    assert!(
+        c.body["status"]["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("localhost:"),
+        "{:?}",
+        c.body
+    );
+
+    let bad = wait_patch(&fake, "ops", "badcron", "invalid heartbeat", |b| {
+        b["status"]["state"] == "invalid"
+    })
+    .await;
+    assert_eq!(ready(&bad.body)["reason"], "InvalidSpec");
+    let msg = bad.body["status"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("spec.heartbeat: "), "{msg}");
 }

@@ -417,7 +417,13 @@ pub fn resolve_endpoint(decl: &model::EndpointDecl) -> Result<model::EndpointSpe
     {
         return Ok(r.spec);
     }
-    Err(problems
+    Err(field_messages(&text, "endpoints", problems))
+}
+
+/// Each problem as `field: message`, the field found at the problem's line
+/// of the YAML the declaration was rendered to.
+fn field_messages(text: &str, section: &str, problems: Vec<validate::Problem>) -> Vec<String> {
+    problems
         .into_iter()
         .map(|p| {
             let field = text
@@ -426,13 +432,58 @@ pub fn resolve_endpoint(decl: &model::EndpointDecl) -> Result<model::EndpointSpe
                 .map(|l| l.trim_start().trim_start_matches("- "))
                 .and_then(|l| l.split_once(':'))
                 .map(|(k, _)| k.trim().to_owned())
-                .filter(|k| !k.is_empty() && k != "endpoints");
+                .filter(|k| !k.is_empty() && k != section);
             match field {
                 Some(f) if !p.message.starts_with(&f) => format!("{f}: {}", p.message),
                 _ => p.message,
             }
         })
-        .collect())
+        .collect()
+}
+
+/// [`resolve_endpoint`] for a heartbeat: the file's rules and defaults.
+pub fn resolve_heartbeat(decl: &model::HeartbeatDecl) -> Result<model::HeartbeatSpec, Vec<String>> {
+    let file = model::MonitorsFile {
+        heartbeats: vec![decl.clone()],
+        ..Default::default()
+    };
+    let text =
+        serde_yaml::to_string(&serde_json::json!({ "heartbeats": [decl] })).unwrap_or_default();
+    let index = locate::LazyIndex::new(&text);
+    let identity = |p: Pos| p;
+    let locator = validate::Locator {
+        index: &index,
+        items: None,
+        map: &identity,
+    };
+    let (mut resolved, problems) = validate::resolve_heartbeats(&file, &locator);
+    if problems.is_empty()
+        && let Some(r) = resolved.pop()
+    {
+        return Ok(r.spec);
+    }
+    Err(field_messages(&text, "heartbeats", problems))
+}
+
+/// [`resolve_endpoint`] for a certificate: the file's rules and defaults.
+pub fn resolve_certificate(
+    decl: &model::CertificateDecl,
+) -> Result<model::CertificateSpec, Vec<String>> {
+    let file = model::MonitorsFile {
+        certificates: vec![decl.clone()],
+        ..Default::default()
+    };
+    let text =
+        serde_yaml::to_string(&serde_json::json!({ "certificates": [decl] })).unwrap_or_default();
+    let index = locate::LazyIndex::new(&text);
+    let identity = |p: Pos| p;
+    let (mut certs, _, problems) = extra::resolve(&file, &index, &identity);
+    if problems.is_empty()
+        && let Some(c) = certs.pop()
+    {
+        return Ok(c.spec);
+    }
+    Err(field_messages(&text, "certificates", problems))
 }
 
 /// The JSON Schema of the monitors file, for `maintenant schema`.

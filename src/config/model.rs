@@ -257,7 +257,8 @@ impl Target {
 
 /// A heartbeat as written in the monitors file: a job (cron, backup, batch)
 /// that pings `BASE/ping/{name-or-token}` when it runs.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+// Serialize: the Kubernetes `Monitor` resource embeds this type (kube needs it).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatDecl {
     /// Unique among heartbeats; the stable id (`heartbeat/NAME`) and, without a token, the ping path.
@@ -281,7 +282,8 @@ pub struct HeartbeatDecl {
 }
 
 /// A TLS certificate monitor as written in the monitors file.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+// Serialize: the Kubernetes `Monitor` resource embeds this type (kube needs it).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateDecl {
     /// Unique among certificates; the stable id (`certificate/NAME`).

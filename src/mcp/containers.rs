@@ -13,9 +13,11 @@ use crate::runtime::Container;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListContainersParams {
-    /// Only containers in this state: `running`, `exited`, `paused`, `restarting`, `created`, `dead`.
+    /// Only containers in this state: `running`, `exited`, `paused`, `restarting`, `created`,
+    /// `dead` (Docker); `pending`, `running`, `succeeded`, `failed`, `unknown` (pods).
     pub state: Option<String>,
-    /// Only containers of this group (`maintenant.group` label, else the compose project).
+    /// Only containers of this group (`maintenant.group` label, else the compose project; for a
+    /// pod, its workload's name).
     pub group: Option<String>,
     /// Only containers whose name or image contains this text (case-insensitive).
     pub name: Option<String>,
@@ -27,13 +29,15 @@ pub struct ListContainersParams {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetContainerParams {
-    /// The container's name, id, or an id prefix of at least 4 characters.
+    /// The container's name, id, or an id prefix of at least 4 characters; a pod as
+    /// `namespace/pod`, or its name alone when no other namespace has it.
     pub container_id: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ContainerLogsParams {
-    /// The container's name, id, or an id prefix of at least 4 characters.
+    /// The container's name, id, or an id prefix of at least 4 characters; a pod as
+    /// `namespace/pod`, or its name alone when no other namespace has it.
     pub container_id: String,
     /// Lines to return, the most recent (default 100, max 1000).
     pub lines: Option<u32>,
@@ -45,9 +49,10 @@ pub struct ContainerLogsParams {
 
 #[tool_router(router = container_tools, vis = "pub(super)")]
 impl Maintenant {
-    /// List containers (Docker) with id, name, image, state, health, runtime, group (label
-    /// `maintenant.group` or compose project), restarts and started_at. Filter by state, group or
-    /// name; paged. Containers labelled `maintenant.ignore=true` are left out.
+    /// List containers (Docker) and pods (Kubernetes, one row per pod named `namespace/pod`) with
+    /// id, name, image, state, health, runtime, group (label `maintenant.group` or compose project;
+    /// a pod's owning workload), restarts and started_at. Filter by state, group or name; paged.
+    /// Containers labelled (pods annotated) `maintenant.ignore=true` are left out.
     #[tool(
         name = "list_containers",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -82,7 +87,8 @@ impl Maintenant {
             .map_err(tool_error)
     }
 
-    /// Recent log lines of a container, oldest first, each marked stdout or stderr. `lines`
+    /// Recent log lines of a container, oldest first, each marked stdout or stderr. A pod's lines
+    /// are `combined` (Kubernetes does not separate the streams) and name their container. `lines`
     /// (default 100, max 1000) counts from the end; `since` limits by time.
     #[tool(
         name = "get_container_logs",

@@ -86,6 +86,14 @@ pub fn resolve_container(app: &App, query: &str) -> Result<Container, ReadError>
     if let [one] = ci.as_slice() {
         return Ok((*one).clone());
     }
+    // A pod by its name alone (rows are `namespace/pod`), when only one namespace has it.
+    let pods: Vec<&Container> = set
+        .values()
+        .filter(|c| c.pod.as_ref().is_some_and(|p| p.name == q))
+        .collect();
+    if let [one] = pods.as_slice() {
+        return Ok((*one).clone());
+    }
     if q.len() >= 4 && q.chars().all(|c| c.is_ascii_hexdigit()) {
         let by_id: Vec<&Container> = set.values().filter(|c| c.id.starts_with(q)).collect();
         match by_id.as_slice() {
@@ -166,12 +174,47 @@ pub struct ContainerDetail {
 
 pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadError> {
     let container = resolve_container(app, query)?;
+    let transitions = match (&container.pod, &app.kubernetes) {
+        (Some(pod), Some(k)) => pod_transitions(&container, &k.pods, pod),
+        _ => app
+            .history
+            .transitions(&container.name, TRANSITIONS_SHOWN)?,
+    };
     let state = app.desired();
+    // A pod's monitors are declared once per workload, by whichever replica
+    // came first: every pod of the unit shows them.
+    let unit = crate::sources::docker::declaring_unit(&container);
+    let rows = app.runtimes.containers();
+    let same_unit = |ns: &str, pod: &str| {
+        container.pod.as_ref().is_some_and(|p| {
+            p.namespace == ns
+                && (p.name == pod
+                    || rows
+                        .values()
+                        .find(|c| {
+                            c.pod
+                                .as_ref()
+                                .is_some_and(|o| o.namespace == ns && o.name == pod)
+                        })
+                        .is_some_and(|c| crate::sources::docker::declaring_unit(c) == unit))
+        })
+    };
     let monitors = app.observed.with(|obs| {
         state
             .monitors
             .iter()
             .filter_map(|(k, d)| match &d.origin {
+                Origin::Kubernetes {
+                    namespace,
+                    name,
+                    annotation: Some(a),
+                    ..
+                } if same_unit(namespace, name) => Some(ContainerMonitor {
+                    id: k.id(),
+                    label: a.clone(),
+                    desired: desired_view(d, serde_json::to_value(&*d.spec).unwrap_or_default()),
+                    observed: observed_view(obs.get(k)),
+                }),
                 Origin::Docker {
                     container: c,
                     label,
@@ -185,7 +228,10 @@ pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadE
             })
             .collect()
     });
-    let ours = format!("docker container {} label ", container.name);
+    let ours = match &container.pod {
+        Some(p) => format!("Pod {}/{} annotation ", p.namespace, p.name),
+        None => format!("docker container {} label ", container.name),
+    };
     let conflicts = state
         .conflicts
         .iter()
@@ -196,7 +242,7 @@ pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadE
         .label_problems
         .read()
         .expect("label problems lock")
-        .get(&container.name)
+        .get(&unit)
         .cloned()
         .unwrap_or_default();
     Ok(ContainerDetail {
@@ -207,9 +253,7 @@ pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadE
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         usage: app.runtimes.usage().get(&container.id).cloned(),
-        transitions: app
-            .history
-            .transitions(&container.name, TRANSITIONS_SHOWN)?,
+        transitions,
         monitors,
         label_problems,
         conflicts,
@@ -217,13 +261,46 @@ pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadE
     })
 }
 
+/// A pod's transitions from the pod model (kept in memory, newest first):
+/// `event` is the state it moved to (`running`, `not_ready`, `restarted`,
+/// `deleted`, ...), with the container reason when there is one.
+fn pod_transitions(
+    c: &Container,
+    pods: &crate::runtime::kubernetes::Pods,
+    pod: &crate::runtime::PodRef,
+) -> Vec<Transition> {
+    pods.transitions(&pod.namespace, &pod.name)
+        .into_iter()
+        .rev()
+        .take(TRANSITIONS_SHOWN)
+        .map(|t| Transition {
+            at: t.at,
+            container: c.name.clone(),
+            container_id: c.id.clone(),
+            state: Some(if t.to == "restarted" {
+                t.from
+            } else {
+                t.to.clone()
+            }),
+            event: t.to,
+            exit_code: None,
+            health: None,
+            reason: t.reason,
+        })
+        .collect()
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ContainerLogs {
     pub container: String,
     pub container_id: String,
-    /// Oldest first; each line marked `stdout` or `stderr`.
+    /// Oldest first; each line marked `stdout` or `stderr` (Docker) or
+    /// `combined` with its container (Kubernetes).
     pub lines: Vec<LogLine>,
     pub count: usize,
+    /// What the lines cannot say (a pod's log does not tell stdout from stderr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 pub async fn container_logs(
@@ -248,17 +325,32 @@ pub async fn container_logs(
                 "see get_health for the error; logs are read from the engine".into(),
             )),
         },
+        crate::runtime::kubernetes::RUNTIME => match (&app.kubernetes, &c.pod) {
+            (Some(k), Some(pod)) => {
+                crate::runtime::kubernetes::pod_logs(k.client.clone(), pod, &q).await
+            }
+            _ => Err(RuntimeError::Disconnected(
+                c.runtime.clone(),
+                "see get_health for the error".into(),
+            )),
+        },
         other => Err(RuntimeError::Api {
             runtime: other.to_owned(),
-            message: "logs are not supported for this runtime yet".into(),
+            message: "logs are not supported for this runtime".into(),
         }),
     };
+    let note = (c.runtime == crate::runtime::kubernetes::RUNTIME).then(|| {
+        "Kubernetes merges a container's stdout and stderr into one log: lines are `combined`, \
+         marked with the pod's container they come from"
+            .to_owned()
+    });
     let lines = result.map_err(|e| ReadError::BadArgument(e.to_string()))?;
     Ok(ContainerLogs {
         container: c.name,
         container_id: c.id,
         count: lines.len(),
         lines,
+        note,
     })
 }
 

@@ -235,6 +235,7 @@ impl DockerRuntime {
             } else {
                 None
             },
+            reason: None,
             event,
         };
         tracing::debug!(container = %transition.container, event = %transition.event, "container transition");
@@ -308,6 +309,7 @@ pub fn container_from_inspect(i: ContainerInspectResponse) -> Option<Container> 
         }),
         oom_killed: state.oom_killed.unwrap_or(false),
         compose,
+        pod: None,
         ignored,
         labels,
     })
@@ -467,6 +469,7 @@ pub async fn logs(docker: &Docker, id: &str, q: &LogQuery) -> Result<Vec<LogLine
             }
             lines.push(LogLine {
                 stream: stream_name.into(),
+                container: None,
                 time: if q.timestamps { time } else { None },
                 text: text.to_owned(),
             });

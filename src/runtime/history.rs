@@ -213,6 +213,7 @@ mod tests {
             state: None,
             exit_code: None,
             health: None,
+            reason: None,
         }
     }
 

@@ -1,9 +1,10 @@
 //! Pods as containers: a kube-runtime watcher keeps a typed model of every
 //! pod (phase, readiness, restarts, the workload that owns it as its group),
 //! records state transitions as the watch stream reports them, and reads pod
-//! logs. The MCP container tools read this model (wired with the Docker
-//! runtime's model into `list_containers` / `get_container` /
-//! `get_container_logs`).
+//! logs. Each pod is also one row of the runtime-neutral registry
+//! ([`Runtimes`], `runtime: "kubernetes"`), which the container tools
+//! (`list_containers`, `get_container`, `get_container_logs`) and the
+//! annotation source read beside Docker's containers.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -17,7 +18,11 @@ use kube::{Client, ResourceExt};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::{Container, PodRef, RuntimeError, RuntimeStatus, Runtimes};
 use crate::kubeclient::Namespaces;
+
+/// The runtime's name in container rows and `get_health`.
+pub const RUNTIME: &str = "kubernetes";
 
 /// Transitions kept per pod (the oldest are dropped).
 const TRANSITIONS_PER_POD: usize = 50;
@@ -58,6 +63,13 @@ pub struct PodInfo {
     pub started_at: Option<String>,
     pub group: Option<Workload>,
     pub containers: Vec<PodContainer>,
+    /// The pod's annotations (the annotation source reads `maintenant.*`).
+    #[serde(skip)]
+    pub annotations: BTreeMap<String, String>,
+    /// The owning workload's own annotations (Deployment, StatefulSet,
+    /// DaemonSet, Job); the pod's win over them.
+    #[serde(skip)]
+    pub workload_annotations: BTreeMap<String, String>,
 }
 
 impl PodInfo {
@@ -113,6 +125,65 @@ impl PodInfo {
                 .map(|t| t.0.to_string()),
             group: workload(pod),
             containers,
+            annotations: pod.annotations().clone(),
+            workload_annotations: BTreeMap::new(),
+        }
+    }
+
+    /// The pod as one row of the container tools. `state` is the phase in
+    /// lower case; `health` comes from readiness (`healthy` when Ready,
+    /// `unhealthy` when running but not Ready, `starting` while pending).
+    pub fn container(&self) -> Container {
+        let images: Vec<&str> = self.containers.iter().map(|c| c.image.as_str()).collect();
+        let phase = self.phase.to_ascii_lowercase();
+        let health = match (self.ready, phase.as_str()) {
+            (true, _) => Some("healthy"),
+            (false, "running") => Some("unhealthy"),
+            (false, "pending") => Some("starting"),
+            _ => None,
+        };
+        let mut annotations = self.workload_annotations.clone();
+        annotations.extend(self.annotations.clone());
+        let ignored = annotations.get("maintenant.ignore").is_some_and(|v| {
+            matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+        });
+        Container {
+            id: self.row_id(),
+            name: format!("{}/{}", self.namespace, self.name),
+            image: images.join(", "),
+            state: phase,
+            health: health.map(str::to_owned),
+            runtime: RUNTIME.into(),
+            group: self.group.as_ref().map(|w| w.name.clone()),
+            restarts: u64::from(self.restarts),
+            started_at: self.started_at.clone(),
+            exit_code: None,
+            oom_killed: self
+                .containers
+                .iter()
+                .any(|c| c.reason.as_deref() == Some("OOMKilled")),
+            compose: None,
+            pod: Some(PodRef {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                phase: self.phase.clone(),
+                ready: self.ready,
+                node: self.node.clone(),
+                workload: self.group.clone(),
+                containers: self.containers.clone(),
+            }),
+            ignored,
+            labels: annotations,
+        }
+    }
+
+    /// The row id: the pod's uid (a pod without one, which only a broken API
+    /// answer has, is keyed by `namespace/name`).
+    pub fn row_id(&self) -> String {
+        if self.uid.is_empty() {
+            format!("{}/{}", self.namespace, self.name)
+        } else {
+            self.uid.clone()
         }
     }
 
@@ -178,11 +249,17 @@ struct Inner {
     synced: bool,
 }
 
-/// The pod model, shared with the readers (cheap to clone).
+/// The pod model, shared with the readers (cheap to clone). With
+/// [`Pods::feeding`], every change is mirrored into the container registry.
 #[derive(Clone, Default)]
-pub struct Pods(Arc<RwLock<Inner>>);
+pub struct Pods(Arc<RwLock<Inner>>, Option<Runtimes>);
 
 impl Pods {
+    /// A model that also keeps one container row per pod in `runtimes`.
+    pub fn feeding(runtimes: Runtimes) -> Pods {
+        Pods(Arc::default(), Some(runtimes))
+    }
+
     pub fn list(&self) -> Vec<PodInfo> {
         self.0
             .read()
@@ -216,6 +293,9 @@ impl Pods {
 
     /// A pod seen by the watch (added or modified).
     fn apply(&self, info: PodInfo) {
+        if let Some(r) = &self.1 {
+            r.upsert(info.container());
+        }
         let mut inner = self.0.write().expect("pods lock");
         let key = (info.namespace.clone(), info.name.clone());
         let previous = inner.pods.insert(key.clone(), info.clone());
@@ -246,6 +326,9 @@ impl Pods {
         let mut inner = self.0.write().expect("pods lock");
         let key = (namespace.to_owned(), name.to_owned());
         if let Some(p) = inner.pods.remove(&key) {
+            if let Some(r) = &self.1 {
+                r.remove(RUNTIME, &p.row_id());
+            }
             let t = inner.transitions.entry(key).or_default();
             if t.len() == TRANSITIONS_PER_POD {
                 t.pop_front();
@@ -286,8 +369,81 @@ impl Pods {
     }
 }
 
+/// How long a workload's annotations are reused before they are read again.
+const WORKLOAD_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The owning workloads' annotations, read with one GET per workload and
+/// kept for [`WORKLOAD_TTL`] (pods of one workload share the answer). Only
+/// `get` on the four workload kinds is needed (the chart's RBAC grants it);
+/// a refused or failed read counts as no annotations and is logged.
+#[derive(Default)]
+struct WorkloadAnnotations {
+    /// (namespace, kind, name) -> when read, and the annotations.
+    cache: BTreeMap<(String, String, String), (std::time::Instant, Annotations)>,
+}
+
+type Annotations = BTreeMap<String, String>;
+
+impl WorkloadAnnotations {
+    async fn fill(&mut self, client: &Client, info: &mut PodInfo) {
+        use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch};
+        use kube::api::{ApiResource, DynamicObject};
+        let Some(w) = &info.group else { return };
+        let resource = match w.kind.as_str() {
+            "Deployment" => ApiResource::erase::<apps::Deployment>(&()),
+            "StatefulSet" => ApiResource::erase::<apps::StatefulSet>(&()),
+            "DaemonSet" => ApiResource::erase::<apps::DaemonSet>(&()),
+            "Job" => ApiResource::erase::<batch::Job>(&()),
+            _ => return,
+        };
+        let key = (info.namespace.clone(), w.kind.clone(), w.name.clone());
+        if let Some((at, a)) = self.cache.get(&key)
+            && at.elapsed() < WORKLOAD_TTL
+        {
+            info.workload_annotations = a.clone();
+            return;
+        }
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &info.namespace, &resource);
+        let annotations = match api.get_opt(&w.name).await {
+            Ok(Some(o)) => o.metadata.annotations.unwrap_or_default(),
+            Ok(None) => BTreeMap::new(),
+            Err(e) => {
+                tracing::warn!(namespace = %info.namespace, workload = %w.name, error = %e, "cannot read a workload's annotations");
+                BTreeMap::new()
+            }
+        };
+        self.cache
+            .insert(key, (std::time::Instant::now(), annotations.clone()));
+        info.workload_annotations = annotations;
+    }
+}
+
 /// Watch pods until the stream ends (never, with its backoff), keeping `pods`.
 pub async fn watch(client: Client, namespaces: Namespaces, pods: Pods) {
+    let status = |f: &dyn Fn(&mut RuntimeStatus)| {
+        if let Some(r) = &pods.1 {
+            r.update_status(RUNTIME, |s| f(s));
+        }
+    };
+    if let Some(r) = &pods.1 {
+        r.set_status(RuntimeStatus {
+            name: RUNTIME.into(),
+            endpoint: format!("Kubernetes API, pods in {}", namespaces.describe()),
+            connected: false,
+            version: None,
+            since: Some(OffsetDateTime::now_utc()),
+            last_error: None,
+            failed_attempts: 0,
+            containers: 0,
+        });
+        match client.apiserver_version().await {
+            Ok(v) => status(&|s| s.version = Some(v.git_version.clone())),
+            Err(e) => {
+                status(&|s| s.last_error = Some(format!("cannot read the API server version: {e}")))
+            }
+        }
+    }
     let scopes = namespaces.scopes();
     let streams = scopes.into_iter().map(|scope| {
         let api: Api<Pod> = match &scope {
@@ -301,6 +457,7 @@ pub async fn watch(client: Client, namespaces: Namespaces, pods: Pods) {
     });
     let mut events = futures::stream::select_all(streams);
     let mut relisting: BTreeMap<Option<String>, Vec<PodInfo>> = BTreeMap::new();
+    let mut workloads = WorkloadAnnotations::default();
     while let Some((scope, ev)) = events.next().await {
         let allowed = |p: &Pod| namespaces.allows(&p.namespace().unwrap_or_default());
         match ev {
@@ -308,21 +465,44 @@ pub async fn watch(client: Client, namespaces: Namespaces, pods: Pods) {
                 relisting.insert(scope, Vec::new());
             }
             Ok(Event::InitApply(p)) if allowed(&p) => {
-                relisting
-                    .entry(scope)
-                    .or_default()
-                    .push(PodInfo::from_pod(&p));
+                let mut info = PodInfo::from_pod(&p);
+                workloads.fill(&client, &mut info).await;
+                relisting.entry(scope).or_default().push(info);
             }
             Ok(Event::InitDone) => {
                 let listed = relisting.remove(&scope).unwrap_or_default();
                 pods.replace(listed, scope.as_deref());
+                status(&|s| {
+                    if !s.connected {
+                        s.since = Some(OffsetDateTime::now_utc());
+                    }
+                    s.connected = true;
+                    s.last_error = None;
+                    s.failed_attempts = 0;
+                });
             }
-            Ok(Event::Apply(p)) if allowed(&p) => pods.apply(PodInfo::from_pod(&p)),
+            Ok(Event::Apply(p)) if allowed(&p) => {
+                let mut info = PodInfo::from_pod(&p);
+                workloads.fill(&client, &mut info).await;
+                pods.apply(info)
+            }
             Ok(Event::Delete(p)) if allowed(&p) => {
                 pods.delete(&p.namespace().unwrap_or_default(), &p.name_any())
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "watching pods; retrying"),
+            Err(e) => {
+                tracing::warn!(error = %e, "watching pods; retrying");
+                // Pods keep their last known state meanwhile (as Docker's do).
+                let message = format!("watching pods: {e}");
+                status(&|s| {
+                    if s.connected {
+                        s.since = Some(OffsetDateTime::now_utc());
+                    }
+                    s.connected = false;
+                    s.last_error = Some(message.clone());
+                    s.failed_attempts += 1;
+                });
+            }
         }
     }
 }
@@ -377,6 +557,65 @@ pub async fn logs(
                 at: None,
                 text: l.to_owned(),
             },
+        })
+        .collect())
+}
+
+/// The log of a pod row for `get_container_logs`: every container of the
+/// pod, merged by time (one container: its log as is), the last `q.lines`.
+/// Lines are `combined`: the Kubernetes API merges stdout and stderr.
+pub async fn pod_logs(
+    client: Client,
+    pod: &PodRef,
+    q: &super::LogQuery,
+) -> Result<Vec<super::LogLine>, RuntimeError> {
+    let since = q.since.map(|t| {
+        let age = OffsetDateTime::now_utc() - t;
+        // sinceSeconds has one-second precision: ask a little more, filter below.
+        std::time::Duration::from_secs(age.whole_seconds().max(0) as u64 + 1)
+    });
+    let mut all: Vec<(Option<OffsetDateTime>, String, String, String)> = Vec::new();
+    for c in &pod.containers {
+        let req = LogRequest {
+            container: Some(c.name.clone()),
+            lines: Some(u32::try_from(q.lines).unwrap_or(u32::MAX)),
+            since,
+            // Always asked for: they order the merge; shown only when asked for.
+            timestamps: true,
+        };
+        let lines = logs(client.clone(), &pod.namespace, &pod.name, &req)
+            .await
+            .map_err(|e| RuntimeError::Api {
+                runtime: RUNTIME.into(),
+                message: format!(
+                    "pod {}/{} container {}: {e}",
+                    pod.namespace, pod.name, c.name
+                ),
+            })?;
+        for l in lines {
+            let at = l.at.as_deref().and_then(|a| {
+                OffsetDateTime::parse(a, &time::format_description::well_known::Rfc3339).ok()
+            });
+            if let (Some(since), Some(at)) = (q.since, at)
+                && at < since
+            {
+                continue;
+            }
+            all.push((at, l.at.unwrap_or_default(), c.name.clone(), l.text));
+        }
+    }
+    // A stable sort keeps each container's own order for equal times.
+    all.sort_by_key(|l| l.0);
+    if all.len() > q.lines {
+        all.drain(..all.len() - q.lines);
+    }
+    Ok(all
+        .into_iter()
+        .map(|(_, raw_at, container, text)| super::LogLine {
+            stream: "combined".into(),
+            container: Some(container),
+            time: q.timestamps.then_some(raw_at),
+            text,
         })
         .collect())
 }

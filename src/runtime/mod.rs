@@ -29,9 +29,10 @@ pub struct Container {
     pub state: String,
     /// `healthy`, `unhealthy` or `starting`; null when the container has no health check.
     pub health: Option<String>,
-    /// `docker` (later also `kubernetes`).
+    /// `docker` or `kubernetes`.
     pub runtime: String,
-    /// `maintenant.group`, else the compose project.
+    /// Docker: `maintenant.group`, else the compose project. Kubernetes: the
+    /// workload that owns the pod (`web` for Deployment `web`).
     pub group: Option<String>,
     /// Restarts counted by the runtime (Docker: RestartCount).
     pub restarts: u64,
@@ -46,10 +47,14 @@ pub struct Container {
     /// Compose project and service, when started by docker compose.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compose: Option<Compose>,
+    /// Kubernetes only: the pod behind this row (one row per pod).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
     /// `maintenant.ignore=true`: no monitors from its labels, hidden from lists.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ignored: bool,
-    /// Every label (the label source reads `maintenant.*`). Not shown in lists.
+    /// Every label (the label source reads `maintenant.*`); for a pod, its
+    /// annotations over its workload's. Not shown in lists.
     #[serde(skip)]
     pub labels: BTreeMap<String, String>,
 }
@@ -58,6 +63,22 @@ impl Container {
     pub fn is_running(&self) -> bool {
         matches!(self.state.as_str(), "running" | "restarting" | "paused")
     }
+}
+
+/// The Kubernetes side of a pod row: where it runs, what owns it, and each
+/// of its containers (state and reason, e.g. `waiting` + `CrashLoopBackOff`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
+    pub phase: String,
+    /// The pod's `Ready` condition.
+    pub ready: bool,
+    pub node: Option<String>,
+    /// The owning workload (`Deployment`, `StatefulSet`, ...), when there is one.
+    pub workload: Option<kubernetes::Workload>,
+    pub containers: Vec<kubernetes::PodContainer>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -85,6 +106,9 @@ pub struct Transition {
     /// For health events: `healthy`, `unhealthy`, `starting`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// Kubernetes: why a container waits or terminated (`CrashLoopBackOff`, `OOMKilled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The latest CPU/memory sample of one container.
@@ -104,7 +128,7 @@ pub struct Usage {
 /// A runtime's connection, as `get_health` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct RuntimeStatus {
-    /// `docker` (later `kubernetes`).
+    /// `docker` or `kubernetes`.
     pub name: String,
     pub endpoint: String,
     pub connected: bool,
@@ -245,8 +269,13 @@ impl Runtimes {
 /// One log line (CONTRACT: get_container_logs).
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct LogLine {
-    /// `stdout` or `stderr` (`console` for a container with a TTY, where both are mixed).
+    /// `stdout` or `stderr` (`console` for a container with a TTY, where both are
+    /// mixed); `combined` for a pod: the Kubernetes API merges both streams and
+    /// cannot tell them apart.
     pub stream: String,
+    /// Kubernetes: the pod's container the line comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     /// RFC 3339 with nanoseconds, when `timestamps` was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,

@@ -8,6 +8,11 @@
 //! engine is disconnected the runtime keeps the last known containers and the
 //! grace is held, so an engine restart (which stops containers, then
 //! restarts those with a restart policy) does not drop monitors either.
+//!
+//! The same source reads Kubernetes pods' annotations ([`Flavor::Pods`]):
+//! the same keys and parser, one declaring unit per workload (every replica
+//! carries the same annotations, so they declare once, named after
+//! `<namespace>.<workload>`), and the grace covers a rollout replacing pods.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -18,13 +23,55 @@ use tokio::sync::mpsc;
 
 use super::labels::{self, LabelProblem};
 use crate::desired::{SourceError, SourceKind, SourceStatus, SourceUpdate};
-use crate::monitor::{DeclaredMonitor, MonitorSpec, Origin};
-use crate::runtime::{ContainerSet, Runtimes, docker::RUNTIME};
+use crate::monitor::{DeclaredMonitor, Origin};
+use crate::runtime::{Container, ContainerSet, Runtimes, docker::RUNTIME};
 
 /// Bad labels by container name, for `get_container` (and `get_health` via the source status).
 pub type LabelProblems = Arc<RwLock<BTreeMap<String, Vec<LabelProblem>>>>;
 
+/// Which containers the source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Docker containers' labels.
+    Docker,
+    /// Kubernetes pods' annotations.
+    Pods,
+}
+
+impl Flavor {
+    fn runtime(self) -> &'static str {
+        match self {
+            Flavor::Docker => RUNTIME,
+            Flavor::Pods => crate::runtime::kubernetes::RUNTIME,
+        }
+    }
+
+    fn kind(self) -> SourceKind {
+        match self {
+            Flavor::Docker => SourceKind::Docker,
+            Flavor::Pods => SourceKind::KubernetesAnnotations,
+        }
+    }
+}
+
+/// The unit that declares monitors and is kept for the grace: a Docker
+/// container's name, or a pod's `<namespace>.<workload>` (the pod's own name
+/// when no workload owns it). Also the name simple monitors are given.
+pub fn declaring_unit(c: &Container) -> String {
+    match &c.pod {
+        Some(p) => format!(
+            "{}.{}",
+            p.namespace,
+            p.workload
+                .as_ref()
+                .map_or(p.name.as_str(), |w| w.name.as_str())
+        ),
+        None => c.name.clone(),
+    }
+}
+
 pub struct DockerLabelSource {
+    pub flavor: Flavor,
     pub runtimes: Runtimes,
     pub grace: Duration,
     /// The Docker endpoint, shown as the source's location.
@@ -32,34 +79,50 @@ pub struct DockerLabelSource {
     pub problems: LabelProblems,
 }
 
+/// The monitors one pod's annotations declare, origin the pod and annotation key.
+fn declare_pod(unit: &str, c: &Container) -> (Vec<DeclaredMonitor>, Vec<LabelProblem>) {
+    let (specs, problems) = labels::monitors(labels::parse(unit, &c.labels));
+    let pod = c.pod.as_ref();
+    let monitors = specs
+        .into_iter()
+        .map(|(spec, annotation)| DeclaredMonitor {
+            spec: spec.into(),
+            origin: Origin::Kubernetes {
+                kind: "Pod".into(),
+                namespace: pod.map(|p| p.namespace.clone()).unwrap_or_default(),
+                name: pod.map(|p| p.name.clone()).unwrap_or_default(),
+                generation: None,
+                annotation: Some(annotation),
+            },
+        })
+        .collect();
+    (monitors, problems)
+}
+
 /// The monitors of one running container, with its label problems.
 fn declare(
     name: &str,
     labels: &BTreeMap<String, String>,
 ) -> (Vec<DeclaredMonitor>, Vec<LabelProblem>) {
-    let parsed = labels::parse(name, labels);
-    // Certificates (`parsed.certificates`) and heartbeats (`parsed.heartbeats`)
-    // are parsed and validated here; they become DeclaredMonitors once their
-    // MonitorKind exists (map them beside the endpoints below).
-    let monitors = parsed
-        .endpoints
+    let (specs, problems) = labels::monitors(labels::parse(name, labels));
+    let monitors = specs
         .into_iter()
-        .map(|e| DeclaredMonitor {
-            spec: MonitorSpec::Endpoint(e.spec).into(),
+        .map(|(spec, label)| DeclaredMonitor {
+            spec: spec.into(),
             origin: Origin::Docker {
                 container: name.to_owned(),
-                label: e.label,
+                label,
             },
         })
         .collect();
-    (monitors, parsed.problems)
+    (monitors, problems)
 }
 
 impl DockerLabelSource {
     pub async fn run(self, updates: mpsc::Sender<SourceUpdate>) {
         let mut rx = self.runtimes.subscribe();
         let mut status = SourceStatus {
-            kind: SourceKind::Docker,
+            kind: self.flavor.kind(),
             location: self.location.clone(),
             generation: 0,
             loaded_at: None,
@@ -77,11 +140,21 @@ impl DockerLabelSource {
             let set: Arc<ContainerSet> = rx.borrow_and_update().clone();
             let now = Instant::now();
             let mut next_live = BTreeMap::new();
+            let runtime = self.flavor.runtime();
             for c in set
                 .values()
-                .filter(|c| c.runtime == RUNTIME && c.is_running())
+                .filter(|c| c.runtime == runtime && c.is_running() && !c.ignored)
             {
-                next_live.insert(c.name.clone(), declare(&c.name, &c.labels));
+                let unit = declaring_unit(c);
+                if next_live.contains_key(&unit) {
+                    // Another replica of the same workload declared it already.
+                    continue;
+                }
+                let declared = match self.flavor {
+                    Flavor::Docker => declare(&c.name, &c.labels),
+                    Flavor::Pods => declare_pod(&unit, c),
+                };
+                next_live.insert(unit, declared);
             }
             for (name, declared) in std::mem::take(&mut live) {
                 if !next_live.contains_key(&name) {
@@ -94,7 +167,7 @@ impl DockerLabelSource {
                 .runtimes
                 .statuses()
                 .iter()
-                .any(|s| s.name == RUNTIME && s.connected);
+                .any(|s| s.name == runtime && s.connected);
             if !connected {
                 for (at, _) in gone.values_mut() {
                     *at = now;
@@ -121,8 +194,13 @@ impl DockerLabelSource {
                     status.loaded_at = Some(OffsetDateTime::now_utc());
                     status.monitors = declared.len();
                 }
-                status.last_error = source_error(&problems);
-                *self.problems.write().expect("label problems lock") = problems.clone();
+                status.last_error = source_error(self.flavor, &problems);
+                {
+                    // The map is shared with the other flavour: replace only ours.
+                    let mut shared = self.problems.write().expect("label problems lock");
+                    shared.retain(|k, _| !published_problems.contains_key(k));
+                    shared.extend(problems.clone());
+                }
                 let update = SourceUpdate {
                     status: status.clone(),
                     monitors: changed.then(|| Arc::new(declared.clone())),
@@ -132,7 +210,8 @@ impl DockerLabelSource {
                         monitors = declared.len(),
                         generation = status.generation,
                         lingering = gone.len(),
-                        "docker labels declare"
+                        source = ?self.flavor,
+                        "labels/annotations declare"
                     );
                 }
                 if updates.send(update).await.is_err() {
@@ -157,21 +236,28 @@ impl DockerLabelSource {
     }
 }
 
-fn source_error(problems: &BTreeMap<String, Vec<LabelProblem>>) -> Option<SourceError> {
+fn source_error(
+    flavor: Flavor,
+    problems: &BTreeMap<String, Vec<LabelProblem>>,
+) -> Option<SourceError> {
     if problems.is_empty() {
         return None;
     }
+    let (unit, key) = match flavor {
+        Flavor::Docker => ("container", "label"),
+        Flavor::Pods => ("pods of", "annotation"),
+    };
     let list: Vec<String> = problems
         .iter()
         .flat_map(|(c, ps)| {
             ps.iter()
-                .map(move |p| format!("container {c}: label {}: {}", p.label, p.message))
+                .map(move |p| format!("{unit} {c}: {key} {}: {}", p.label, p.message))
         })
         .collect();
     Some(SourceError {
         at: OffsetDateTime::now_utc(),
         message: format!(
-            "{} bad label(s): the monitors they declare are skipped, the others run",
+            "{} bad {key}(s): the monitors they declare are skipped, the others run",
             list.len()
         ),
         problems: list,
@@ -197,6 +283,7 @@ mod tests {
             exit_code: None,
             oom_killed: false,
             compose: None,
+            pod: None,
             ignored: false,
             labels: [
                 (
@@ -238,6 +325,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         tokio::spawn(
             DockerLabelSource {
+                flavor: Flavor::Docker,
                 runtimes: runtimes.clone(),
                 grace,
                 location: "test".into(),

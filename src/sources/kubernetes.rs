@@ -165,6 +165,7 @@ impl KubernetesSource {
                             namespace: r.namespace.clone(),
                             name: r.name.clone(),
                             generation: r.generation,
+                            annotation: None,
                         },
                     })
                 })

@@ -31,6 +31,33 @@ pub struct StatusWriter {
     pub client: Client,
     pub min_gap: Duration,
     pub refresh: Duration,
+    /// Heartbeats are observed by the hub (pings), not by check results.
+    pub heartbeats: Option<crate::heartbeat::HeartbeatHub>,
+}
+
+/// A running heartbeat's status comes from its pings: `new`, `up`,
+/// `started`, `late`, `down` or `paused`, the last ping as `lastCheck`.
+fn heartbeat_status(s: &mut MonitorStatus, r: &Resource, hub: &crate::heartbeat::HeartbeatHub) {
+    let Ok(spec) = &r.spec else { return };
+    if !matches!(**spec, MonitorSpec::Heartbeat(_)) {
+        return;
+    }
+    let Some(ready) = s.conditions.iter_mut().find(|c| c.type_ == "Ready") else {
+        return;
+    };
+    if ready.reason != "Monitoring" {
+        return;
+    }
+    let key = spec.key();
+    let state = hub.state(&key);
+    let status = state.status.as_str();
+    s.state = Some(status.into());
+    s.message = state.message.clone();
+    s.last_check = state
+        .last_ping
+        .as_ref()
+        .and_then(|p| p.at.format(&Rfc3339).ok());
+    ready.message = format!("{} is {status}", key.id());
 }
 
 /// What was last written to one resource, and when.
@@ -64,7 +91,10 @@ impl StatusWriter {
             let now = Instant::now();
             for (key, r) in res.iter() {
                 let previous = written.get(key).map(|w| &w.status).or(r.status.as_ref());
-                let next = status_for(r, &state, &observed, previous);
+                let mut next = status_for(r, &state, &observed, previous);
+                if let Some(hub) = &self.heartbeats {
+                    heartbeat_status(&mut next, r, hub);
+                }
                 let last = written
                     .get(key)
                     .map(|w| (&w.status, now.duration_since(w.at)));
@@ -239,15 +269,14 @@ fn type_and_target(spec: &MonitorSpec) -> (String, String) {
             format!("{}/{}", spec.kind(), e.target.type_name()),
             e.target.display(),
         ),
-        // Resources declare endpoints only so far; these arms keep the columns
-        // meaningful when they declare more.
         MonitorSpec::Certificate(c) => (spec.kind().to_string(), format!("{}:{}", c.host, c.port)),
         MonitorSpec::Heartbeat(h) => (spec.kind().to_string(), format!("/ping/{}", h.name)),
     }
 }
 
 fn is_this(origin: &Origin, r: &Resource) -> bool {
-    matches!(origin, Origin::Kubernetes { namespace, name, .. } if *namespace == r.namespace && *name == r.name)
+    // A pod's annotation is not a Monitor resource, even under the same name.
+    matches!(origin, Origin::Kubernetes { namespace, name, annotation: None, .. } if *namespace == r.namespace && *name == r.name)
 }
 
 #[cfg(test)]
@@ -277,6 +306,7 @@ mod tests {
             client: Client::try_from(config).unwrap(),
             min_gap: Duration::from_secs(10),
             refresh: Duration::from_secs(300),
+            heartbeats: None,
         }
     }
 

@@ -594,6 +594,66 @@ pub fn parse_heartbeat(
     }
 }
 
+/// Every monitor one container (or pod) declares, as resolved specs with
+/// the label key that declared each, and every problem. Certificates and
+/// heartbeats go through the monitors file's own resolution
+/// ([`crate::config::resolve_certificate`], [`crate::config::resolve_heartbeat`]):
+/// the same defaults (12h, warn days; grace 1h) and the same checks (a cron
+/// expression's fields, a time zone), so a label and a file entry agree.
+pub fn monitors(
+    parsed: ContainerLabels,
+) -> (
+    Vec<(crate::monitor::MonitorSpec, String)>,
+    Vec<LabelProblem>,
+) {
+    use crate::config::model::{CertificateDecl, HeartbeatDecl};
+    use crate::monitor::MonitorSpec;
+    let mut problems = parsed.problems;
+    let alert =
+        (parsed.alert.severity.is_some() || !parsed.alert.channels.is_empty()).then(|| AlertDecl {
+            severity: parsed.alert.severity.unwrap_or(Severity::Critical),
+            channels: parsed.alert.channels.clone(),
+        });
+    let mut out: Vec<(MonitorSpec, String)> = parsed
+        .endpoints
+        .into_iter()
+        .map(|e| (MonitorSpec::Endpoint(e.spec), e.label))
+        .collect();
+    for c in parsed.certificates {
+        let decl = CertificateDecl {
+            // As certificates derived from HTTPS endpoints are named.
+            name: format!("{}:{}", c.host, c.port),
+            group: parsed.group.clone(),
+            host: c.host.clone(),
+            port: Some(c.port),
+            interval: None,
+            warn_days: None,
+            alert: alert.clone(),
+        };
+        match crate::config::resolve_certificate(&decl) {
+            Ok(spec) => out.push((MonitorSpec::Certificate(spec), c.label)),
+            Err(m) => problems.push(problem(&c.label, format!("{}: {}", c.host, m.join("; ")))),
+        }
+    }
+    for h in parsed.heartbeats {
+        let decl = HeartbeatDecl {
+            name: h.name.clone(),
+            group: parsed.group.clone(),
+            token: None,
+            period: h.period,
+            schedule: h.schedule.clone(),
+            timezone: h.timezone.clone(),
+            grace: h.grace,
+            alert: alert.clone(),
+        };
+        match crate::config::resolve_heartbeat(&decl) {
+            Ok(spec) => out.push((MonitorSpec::Heartbeat(spec), h.label)),
+            Err(m) => problems.push(problem(&h.label, m.join("; "))),
+        }
+    }
+    (out, problems)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -765,6 +825,92 @@ mod tests {
         );
         assert_eq!(c.alert.restart_threshold, Some(3));
         assert_eq!(c.alert.channels, ["ops", "pager"]);
+    }
+}
+
+#[cfg(test)]
+mod resolved {
+    use super::*;
+    use crate::config::model::HeartbeatSchedule;
+    use crate::monitor::MonitorSpec;
+
+    #[test]
+    fn certificates_and_heartbeats_resolve_with_the_file_rules() {
+        let l: BTreeMap<String, String> = [
+            (
+                "maintenant.tls.certificates",
+                "example.com,api.example.com:8443",
+            ),
+            ("maintenant.heartbeat.backup.schedule", "0 3 * * *"),
+            ("maintenant.heartbeat.backup.timezone", "Europe/Paris"),
+            ("maintenant.heartbeat.sync.period", "5m"),
+            ("maintenant.heartbeat.sync.grace", "1m"),
+            // Five fields, but not a cron expression: the file's check says so.
+            ("maintenant.heartbeat.bad.schedule", "61 * * * *"),
+            ("maintenant.heartbeat.tz.schedule", "0 * * * *"),
+            ("maintenant.heartbeat.tz.timezone", "Mars/Olympus"),
+            ("maintenant.group", "shop"),
+            ("maintenant.alert.severity", "warning"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let (specs, problems) = monitors(parse("app", &l));
+        let ids: Vec<(String, &str)> = specs
+            .iter()
+            .map(|(s, l)| (s.key().id(), l.as_str()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                (
+                    "certificate/example.com:443".to_owned(),
+                    "maintenant.tls.certificates"
+                ),
+                (
+                    "certificate/api.example.com:8443".to_owned(),
+                    "maintenant.tls.certificates"
+                ),
+                ("heartbeat/backup".to_owned(), "maintenant.heartbeat.backup"),
+                ("heartbeat/sync".to_owned(), "maintenant.heartbeat.sync"),
+            ]
+        );
+        let MonitorSpec::Certificate(c) = &specs[1].0 else {
+            panic!()
+        };
+        assert_eq!(
+            (c.port, c.interval.std().as_secs()),
+            (8443, 12 * 3600),
+            "the file's default interval"
+        );
+        assert_eq!(c.warn_days, [30, 14, 7, 3, 1]);
+        assert_eq!(c.group.as_deref(), Some("shop"));
+        assert_eq!(c.alert.as_ref().unwrap().severity, Severity::Warning);
+        let MonitorSpec::Heartbeat(b) = &specs[2].0 else {
+            panic!()
+        };
+        assert_eq!(
+            b.schedule,
+            HeartbeatSchedule::Cron {
+                expression: "0 3 * * *".into(),
+                timezone: "Europe/Paris".into()
+            }
+        );
+        assert_eq!(b.grace.std().as_secs(), 3600, "the file's default grace");
+        let MonitorSpec::Heartbeat(s) = &specs[3].0 else {
+            panic!()
+        };
+        assert_eq!(s.grace.std().as_secs(), 60);
+        let keys: Vec<&str> = problems.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["maintenant.heartbeat.bad", "maintenant.heartbeat.tz"],
+            "{problems:#?}"
+        );
+        assert!(
+            problems[1].message.contains("Mars/Olympus"),
+            "{problems:#?}"
+        );
     }
 }
 

@@ -18,7 +18,9 @@
 //!   and watchers see `MODIFIED`; every PATCH is recorded for assertions;
 //! - `metadata.generation` moves when a spec changes (as with the status
 //!   subresource enabled), `uid` and `creationTimestamp` are set on create;
-//! - pod logs (`/log?tailLines=&sinceSeconds=&timestamps=&container=`).
+//! - pod logs (`/log?tailLines=&sinceSeconds=&timestamps=&container=`);
+//! - GET of Deployments, StatefulSets, DaemonSets and Jobs (a pod owner's
+//!   annotations).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -33,6 +35,12 @@ use tokio::sync::{broadcast, watch};
 
 pub const MONITORS: &str = "monitors";
 pub const PODS: &str = "pods";
+/// Workloads (`apps/v1` and `batch/v1`): stored and served by GET/LIST, for
+/// the annotations of a pod's owner.
+pub const DEPLOYMENTS: &str = "deployments";
+pub const STATEFULSETS: &str = "statefulsets";
+pub const DAEMONSETS: &str = "daemonsets";
+pub const JOBS: &str = "jobs";
 
 #[derive(Debug, Clone)]
 struct Event {
@@ -223,6 +231,17 @@ impl FakeKube {
             .insert((namespace.to_owned(), pod.to_owned()), lines);
     }
 
+    /// The log of one container of a pod (`?container=NAME`).
+    pub fn set_container_logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        lines: Vec<(time::OffsetDateTime, String)>,
+    ) {
+        self.set_logs(namespace, &format!("{pod}/{container}"), lines);
+    }
+
     fn emit(
         &self,
         inner: &mut Inner,
@@ -321,6 +340,21 @@ fn route(path: &str) -> Option<Route> {
             })));
         }
         ["api", "v1", rest @ ..] => (PODS, rest),
+        ["apis", "apps" | "batch", "v1", rest @ ..] => {
+            let plural = if rest.len() == 1 {
+                rest[0]
+            } else {
+                *rest.get(2)?
+            };
+            let resource = match plural {
+                "deployments" => DEPLOYMENTS,
+                "statefulsets" => STATEFULSETS,
+                "daemonsets" => DAEMONSETS,
+                "jobs" => JOBS,
+                _ => return None,
+            };
+            (resource, rest)
+        }
         ["apis", "maintenant.dev", "v1alpha1", rest @ ..] => (MONITORS, rest),
         _ => return None,
     };
@@ -715,9 +749,14 @@ fn pod_log(fake: &FakeKube, namespace: &str, name: &str, q: &HashMap<String, Str
     {
         return status(404, "NotFound", &format!("pods \"{name}\" not found"));
     }
+    // A container's own log (set_container_logs) when one is asked for and set.
+    let by_container = q
+        .get("container")
+        .map(|c| (namespace.to_owned(), format!("{name}/{c}")))
+        .filter(|k| inner.logs.contains_key(k));
     let mut lines: Vec<&(time::OffsetDateTime, String)> = inner
         .logs
-        .get(&(namespace.to_owned(), name.to_owned()))
+        .get(&by_container.unwrap_or((namespace.to_owned(), name.to_owned())))
         .map(|v| v.iter().collect())
         .unwrap_or_default();
     if let Some(s) = q.get("sinceSeconds").and_then(|s| s.parse::<i64>().ok()) {

@@ -47,13 +47,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/* The rules maintenant needs, and nothing more: read pods, their logs and
-     events; read Monitor resources; write only their status. */}}
+     events; get a pod's owning workload (its maintenant.* annotations); read
+     Monitor resources; write only their status. */}}
 {{- define "maintenant.rules" -}}
 - apiGroups: [""]
   resources: ["pods", "events"]
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["pods/log"]
+  verbs: ["get"]
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
+  verbs: ["get"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
   verbs: ["get"]
 - apiGroups: ["maintenant.dev"]
   resources: ["monitors"]
