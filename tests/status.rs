@@ -476,6 +476,8 @@ async fn browser_check(d: &Daemon, expect: &[&str]) {
 
     let dom = run(&["--dump-dom".to_owned()]).await;
     assert!(dom.contains("id=\"overall\""), "{dom}");
+    // The open incident shows in the banner even though every check passes.
+    assert!(dom.contains(">Incident in progress<"), "{dom}");
     for e in expect {
         assert!(dom.contains(e), "the rendered page shows {e}: {dom}");
     }

@@ -397,6 +397,10 @@ pub fn render_html(d: &StatusData) -> String {
     );
     let (class, text) = if !d.ongoing_maintenance.is_empty() && d.status != Level::Down {
         ("maintenance", "Maintenance in progress")
+    } else if !d.active_incidents.is_empty() && d.status != Level::Down {
+        // Checks can all pass while people know something is wrong: an open
+        // incident must not sit under "All systems operational".
+        ("degraded", "Incident in progress")
     } else {
         match d.status {
             Level::Operational => ("operational", "All systems operational"),
