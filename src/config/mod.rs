@@ -392,32 +392,74 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Resolve one endpoint declared outside a monitors file (a Kubernetes
-/// `Monitor` resource) with exactly the file's rules and defaults, so the two
-/// can never disagree. Problems are `field: message`, since there is no line
-/// a person could open.
+/// `Monitor` resource, a label) with exactly the file's rules and defaults, so
+/// the two can never disagree. Problems are `field: message`, since there is
+/// no line a person could open.
 pub fn resolve_endpoint(decl: &model::EndpointDecl) -> Result<model::EndpointSpec, Vec<String>> {
     let file = model::MonitorsFile {
         endpoints: vec![decl.clone()],
         ..Default::default()
     };
-    // The validator locates problems in text: give it the declaration as YAML
-    // and turn each position back into the field it points at.
-    let text =
-        serde_yaml::to_string(&serde_json::json!({ "endpoints": [decl] })).unwrap_or_default();
-    let index = locate::LazyIndex::new(&text);
-    let identity = |p: Pos| p;
-    let locator = validate::Locator {
-        index: &index,
-        items: None,
-        map: &identity,
+    resolve_one("endpoints", decl, |index, map| {
+        let locator = validate::Locator {
+            index,
+            items: None,
+            map,
+        };
+        let (mut resolved, problems) = validate::resolve(&file, &locator);
+        (resolved.pop().map(|r| r.spec), problems)
+    })
+}
+
+/// [`resolve_endpoint`] for a heartbeat: the file's rules and defaults.
+pub fn resolve_heartbeat(decl: &model::HeartbeatDecl) -> Result<model::HeartbeatSpec, Vec<String>> {
+    let file = model::MonitorsFile {
+        heartbeats: vec![decl.clone()],
+        ..Default::default()
     };
-    let (mut resolved, problems) = validate::resolve(&file, &locator);
-    if problems.is_empty()
-        && let Some(r) = resolved.pop()
-    {
-        return Ok(r.spec);
+    resolve_one("heartbeats", decl, |index, map| {
+        let locator = validate::Locator {
+            index,
+            items: None,
+            map,
+        };
+        let (mut resolved, problems) = validate::resolve_heartbeats(&file, &locator);
+        (resolved.pop().map(|r| r.spec), problems)
+    })
+}
+
+/// [`resolve_endpoint`] for a certificate: the file's rules and defaults.
+pub fn resolve_certificate(
+    decl: &model::CertificateDecl,
+) -> Result<model::CertificateSpec, Vec<String>> {
+    let file = model::MonitorsFile {
+        certificates: vec![decl.clone()],
+        ..Default::default()
+    };
+    resolve_one("certificates", decl, |index, map| {
+        let (mut certs, _, problems) = extra::resolve(&file, index, map);
+        (certs.pop().map(|c| c.spec), problems)
+    })
+}
+
+/// The shared part of the `resolve_*` functions: the validator locates
+/// problems in text, so give it the declaration as YAML (under its `section`)
+/// and turn each position back into the field it points at.
+fn resolve_one<D: serde::Serialize, S>(
+    section: &str,
+    decl: &D,
+    resolve: impl FnOnce(
+        &locate::LazyIndex<'_>,
+        &dyn Fn(Pos) -> Pos,
+    ) -> (Option<S>, Vec<validate::Problem>),
+) -> Result<S, Vec<String>> {
+    let text = serde_yaml::to_string(&serde_json::json!({ section: [decl] })).unwrap_or_default();
+    let index = locate::LazyIndex::new(&text);
+    let (spec, problems) = resolve(&index, &|p: Pos| p);
+    match spec {
+        Some(spec) if problems.is_empty() => Ok(spec),
+        _ => Err(field_messages(&text, section, problems)),
     }
-    Err(field_messages(&text, "endpoints", problems))
 }
 
 /// Each problem as `field: message`, the field found at the problem's line
@@ -439,51 +481,6 @@ fn field_messages(text: &str, section: &str, problems: Vec<validate::Problem>) -
             }
         })
         .collect()
-}
-
-/// [`resolve_endpoint`] for a heartbeat: the file's rules and defaults.
-pub fn resolve_heartbeat(decl: &model::HeartbeatDecl) -> Result<model::HeartbeatSpec, Vec<String>> {
-    let file = model::MonitorsFile {
-        heartbeats: vec![decl.clone()],
-        ..Default::default()
-    };
-    let text =
-        serde_yaml::to_string(&serde_json::json!({ "heartbeats": [decl] })).unwrap_or_default();
-    let index = locate::LazyIndex::new(&text);
-    let identity = |p: Pos| p;
-    let locator = validate::Locator {
-        index: &index,
-        items: None,
-        map: &identity,
-    };
-    let (mut resolved, problems) = validate::resolve_heartbeats(&file, &locator);
-    if problems.is_empty()
-        && let Some(r) = resolved.pop()
-    {
-        return Ok(r.spec);
-    }
-    Err(field_messages(&text, "heartbeats", problems))
-}
-
-/// [`resolve_endpoint`] for a certificate: the file's rules and defaults.
-pub fn resolve_certificate(
-    decl: &model::CertificateDecl,
-) -> Result<model::CertificateSpec, Vec<String>> {
-    let file = model::MonitorsFile {
-        certificates: vec![decl.clone()],
-        ..Default::default()
-    };
-    let text =
-        serde_yaml::to_string(&serde_json::json!({ "certificates": [decl] })).unwrap_or_default();
-    let index = locate::LazyIndex::new(&text);
-    let identity = |p: Pos| p;
-    let (mut certs, _, problems) = extra::resolve(&file, &index, &identity);
-    if problems.is_empty()
-        && let Some(c) = certs.pop()
-    {
-        return Ok(c.spec);
-    }
-    Err(field_messages(&text, "certificates", problems))
 }
 
 /// The JSON Schema of the monitors file, for `maintenant schema`.
