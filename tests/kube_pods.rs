@@ -286,7 +286,6 @@ async fn pod_logs_lines_since_and_timestamps() {
 /// server by a kubeconfig, asked by a real MCP client.
 #[tokio::test]
 async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
-    use common::Daemon;
     let fake = FakeKube::start().await;
     let web = "web-7d4b9c8f5-abcde";
     fake.apply(PODS, pod("shop", web, "Running", true, 2, None));
@@ -328,17 +327,7 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
         vec![(ago(30), "app 1".into()), (ago(10), "app 2".into())],
     );
     fake.set_container_logs("shop", "worker", "proxy", vec![(ago(20), "proxy 1".into())]);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = fake.kubeconfig(dir.path());
-    let d = Daemon::start_with(
-        "",
-        &[
-            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
-            ("MAINTENANT_KUBERNETES", "true"),
-            ("MAINTENANT_DOCKER", "false"),
-        ],
-    )
-    .await;
+    let d = fake.daemon("", &[("MAINTENANT_DOCKER", "false")]).await;
     let mcp = d.mcp().await;
 
     let page = wait_for("both pods listed", T, async || {
@@ -495,7 +484,7 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
 /// (a rollout keeps the check), a bad annotation skipped and reported.
 #[tokio::test]
 async fn pod_annotations_declare_monitors_that_follow_the_workload() {
-    use common::{Daemon, Target};
+    use common::Target;
     let fake = FakeKube::start().await;
     let target = Target::start().await;
     let annotated = |name: &str| {
@@ -523,18 +512,15 @@ async fn pod_annotations_declare_monitors_that_follow_the_workload() {
     );
     fake.apply(PODS, annotated("web-7d4b9c8f5-aaaaa"));
     fake.apply(PODS, annotated("web-7d4b9c8f5-bbbbb"));
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = fake.kubeconfig(dir.path());
-    let d = Daemon::start_with(
-        "",
-        &[
-            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
-            ("MAINTENANT_KUBERNETES", "true"),
-            ("MAINTENANT_DOCKER", "false"),
-            ("MAINTENANT_DOCKER_GRACE", "2s"),
-        ],
-    )
-    .await;
+    let d = fake
+        .daemon(
+            "",
+            &[
+                ("MAINTENANT_DOCKER", "false"),
+                ("MAINTENANT_DOCKER_GRACE", "2s"),
+            ],
+        )
+        .await;
     let mcp = d.mcp().await;
 
     let row = mcp.wait_status("shop.web", "up", T).await;

@@ -16,19 +16,9 @@ const T: Duration = Duration::from_secs(20);
 async fn start() -> (FakeKube, Target, Daemon, Mcp) {
     let fake = FakeKube::start().await;
     let target = Target::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = fake.kubeconfig(dir.path());
-    let d = Daemon::start_with(
-        "",
-        &[
-            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
-            ("MAINTENANT_KUBERNETES", "true"),
-            ("MAINTENANT_KUBERNETES_STATUS_INTERVAL", "200ms"),
-        ],
-    )
-    .await;
-    // The kubeconfig's folder must outlive the daemon start only.
-    drop(dir);
+    let d = fake
+        .daemon("", &[("MAINTENANT_KUBERNETES_STATUS_INTERVAL", "200ms")])
+        .await;
     let mcp = d.mcp().await;
     (fake, target, d, mcp)
 }
@@ -307,25 +297,23 @@ async fn a_cut_watch_resumes_and_a_gone_one_relists() {
 async fn namespace_filters_and_file_precedence() {
     let fake = FakeKube::start().await;
     let target = Target::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = fake.kubeconfig(dir.path());
     // A file monitor named like a resource's: the file wins, the resource says so.
     let file = format!(
         "endpoints:\n  - name: dup\n    url: {}\n    interval: 1s\n",
         target.url("/file")
     );
-    let d = Daemon::start_with(
-        &file,
-        &[
-            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
-            // auto: no in-cluster service account here, so KUBECONFIG is used.
-            ("MAINTENANT_KUBERNETES", "auto"),
-            ("MAINTENANT_KUBERNETES_NAMESPACES", "prod,staging"),
-            ("MAINTENANT_KUBERNETES_EXCLUDE_NAMESPACES", "staging"),
-            ("MAINTENANT_KUBERNETES_STATUS_INTERVAL", "200ms"),
-        ],
-    )
-    .await;
+    let d = fake
+        .daemon(
+            &file,
+            &[
+                // auto: no in-cluster service account here, so KUBECONFIG is used.
+                ("MAINTENANT_KUBERNETES", "auto"),
+                ("MAINTENANT_KUBERNETES_NAMESPACES", "prod,staging"),
+                ("MAINTENANT_KUBERNETES_EXCLUDE_NAMESPACES", "staging"),
+                ("MAINTENANT_KUBERNETES_STATUS_INTERVAL", "200ms"),
+            ],
+        )
+        .await;
     let mcp = d.mcp().await;
     fake.apply_monitor(
         "prod",

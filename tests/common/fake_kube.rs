@@ -86,6 +86,21 @@ pub struct FakeKube {
 }
 
 impl FakeKube {
+    /// The real binary pointed at this fake through a kubeconfig, with
+    /// Kubernetes on; `env` comes after, so a test can override anything.
+    #[allow(dead_code)] // not every test binary that includes `common` starts one
+    pub async fn daemon(&self, monitors: &str, env: &[(&str, &str)]) -> super::Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = self.kubeconfig(dir.path());
+        let mut all = vec![
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("MAINTENANT_KUBERNETES", "true"),
+        ];
+        all.extend_from_slice(env);
+        // The kubeconfig is read at start-up only.
+        super::Daemon::start_with(monitors, &all).await
+    }
+
     pub async fn start() -> FakeKube {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (events, _) = broadcast::channel(4096);
