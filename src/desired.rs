@@ -227,7 +227,7 @@ mod tests {
                 alert: None,
             })),
             origin: Origin::File {
-                path: "m.yaml".into(),
+                path: std::path::Path::new("m.yaml").into(),
                 line: 1,
             },
         }

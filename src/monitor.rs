@@ -3,7 +3,8 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -96,7 +97,9 @@ impl fmt::Display for MonitorKey {
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Origin {
     File {
-        path: PathBuf,
+        /// Shared by every monitor of the file (10k origins, one path).
+        #[schemars(with = "PathBuf")]
+        path: Arc<Path>,
         line: usize,
     },
     /// A Docker label: the container's name (stable across a compose
@@ -217,6 +220,18 @@ impl DeclaredMonitor {
     pub fn key(&self) -> MonitorKey {
         self.spec.key()
     }
+
+    /// `==`, but a shared spec is equal without comparing it field by field
+    /// (a reload of 10k monitors shares the specs of the unchanged ones).
+    pub fn same_as(&self, other: &DeclaredMonitor) -> bool {
+        (std::sync::Arc::ptr_eq(&self.spec, &other.spec) || self.spec == other.spec)
+            && self.origin == other.origin
+    }
+}
+
+/// [`DeclaredMonitor::same_as`] over two whole declared sets, in order.
+pub fn same_declarations(a: &[DeclaredMonitor], b: &[DeclaredMonitor]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y))
 }
 
 impl MonitorSpec {

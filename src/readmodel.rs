@@ -237,41 +237,66 @@ pub fn list_endpoints(
 ) -> Result<Page<EndpointRow>, ReadError> {
     let state = app.desired();
     let pauses = app.store.pauses()?;
-    // Filter under one read lock on the observed map, then build full rows
-    // (with rollup reads) only for the page returned.
-    let matching: Vec<(&MonitorKey, &DesiredMonitor, &EndpointSpec, ObservedView)> =
-        app.observed.with(|obs| {
-            endpoints(&state)
-                .filter(|(_, _, e)| {
-                    filter.group.as_deref().is_none_or(|g| {
-                        e.group
-                            .as_deref()
-                            .is_some_and(|eg| eg.eq_ignore_ascii_case(g))
-                    })
+    let paused_at = |k: &MonitorKey| {
+        // Most deployments pause nothing: skip the id string per row then.
+        (!pauses.is_empty())
+            .then(|| pauses.get(&k.id()).map(|p| p.at))
+            .flatten()
+    };
+    let name = filter.name.as_deref().map(str::to_lowercase);
+    // Filter and paginate over references under one read lock on the
+    // observed map, and clone the observed state of the page's rows only;
+    // the uptime reads (sled) come after the lock is released. A page then
+    // costs about the same with 100 or 10k monitors declared (but for the
+    // filter's walk).
+    let page = app.observed.with(|obs| {
+        let matching: Vec<(&MonitorKey, &DesiredMonitor, &EndpointSpec)> = endpoints(&state)
+            .filter(|(_, _, e)| {
+                filter.group.as_deref().is_none_or(|g| {
+                    e.group
+                        .as_deref()
+                        .is_some_and(|eg| eg.eq_ignore_ascii_case(g))
                 })
-                .filter(|(_, _, e)| {
-                    filter.name.as_deref().is_none_or(|n| {
-                        let n = n.to_lowercase();
-                        e.name.to_lowercase().contains(&n)
-                            || e.target.display().to_lowercase().contains(&n)
-                    })
+            })
+            .filter(|(_, _, e)| {
+                name.as_deref().is_none_or(|n| {
+                    e.name.to_lowercase().contains(n)
+                        || e.target.display().to_lowercase().contains(n)
                 })
-                .map(|(k, d, e)| {
-                    let mut view = observed_view(obs.get(k));
-                    if let Some(p) = pauses.get(&k.id()) {
-                        mark_paused(&mut view, p.at);
-                    }
-                    (k, d, e, view)
+            })
+            .filter(|(k, _, _)| {
+                filter.status.is_none_or(|want| {
+                    let status = if paused_at(k).is_some() {
+                        Status::Paused
+                    } else {
+                        obs.get(*k).map_or(Status::Pending, |o| o.state.status)
+                    };
+                    status == want
                 })
-                .filter(|(_, _, _, o)| filter.status.is_none_or(|s| o.status == s))
-                .collect()
-        });
-    let page = paginate(matching, limit, cursor)?;
+            })
+            .collect();
+        let page = paginate(matching, limit, cursor)?;
+        let items: Vec<_> = page
+            .items
+            .into_iter()
+            .map(|(k, d, e)| {
+                let mut observed = observed_view(obs.get(k));
+                if let Some(at) = paused_at(k) {
+                    mark_paused(&mut observed, at);
+                }
+                (k, d, e, observed)
+            })
+            .collect();
+        Ok::<_, ReadError>(Page {
+            items,
+            total: page.total,
+            next_cursor: page.next_cursor,
+        })
+    })?;
     let now = OffsetDateTime::now_utc();
     let mut items = Vec::with_capacity(page.items.len());
     for (k, d, e, observed) in page.items {
-        let day = app.store.uptime(k, 24, now)?;
-        let week = app.store.uptime(k, 24 * 7, now)?;
+        let (day, week) = app.store.uptime_day_week(k, now)?;
         items.push(EndpointRow {
             id: k.id(),
             name: e.name.clone(),

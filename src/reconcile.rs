@@ -99,7 +99,8 @@ impl Reconciler {
             .filter(|k| !desired.monitors.contains_key(*k))
             .cloned()
             .collect();
-        for key in gone {
+        for key in &gone {
+            let key = key.clone();
             if let Some(r) = self.running.remove(&key) {
                 stop(r);
             }
@@ -132,7 +133,9 @@ impl Reconciler {
         report.unchanged = desired.monitors.len() - to_start.len();
         let spread = to_start.len() >= SPREAD_THRESHOLD;
 
+        let mut changed = Vec::with_capacity(to_start.len());
         for key in to_start {
+            changed.push(key.clone());
             let d = &desired.monitors[key];
             let restarted = match self.running.remove(key) {
                 Some(old) => {
@@ -188,11 +191,19 @@ impl Reconciler {
         }
 
         report.duration_ms = began.elapsed().as_secs_f64() * 1000.0;
-        *self.index.write().expect("running index lock") = self
-            .running
-            .iter()
-            .map(|(k, r)| (k.clone(), (r.task_id, r.spec_hash)))
-            .collect();
+        {
+            // Updated in place: a pass that restarts one task of 10k touches
+            // one entry (and clones one key), not all of them.
+            let mut index = self.index.write().expect("running index lock");
+            for key in &gone {
+                index.remove(key);
+            }
+            for key in changed {
+                if let Some(r) = self.running.get(&key) {
+                    index.insert(key, (r.task_id, r.spec_hash));
+                }
+            }
+        }
         let mut st = self.status.write().expect("reconcile status lock");
         st.generation = desired.generation;
         st.applied_at = Some(OffsetDateTime::now_utc());

@@ -335,7 +335,7 @@ pub(crate) fn check_channel_names(
                     format!("declared channels: {}", n.join(", "))
                 };
                 errors.push(super::ConfigError {
-                    file: path.clone(),
+                    file: path.to_path_buf(),
                     line: *line,
                     column: 1,
                     message: format!(

@@ -12,6 +12,7 @@ pub(crate) mod validate;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::monitor::{DeclaredMonitor, MonitorSpec, Origin};
 use locate::{Index, LineIndex, Pos};
@@ -96,11 +97,10 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
     };
 
     let mut errors = Vec::new();
-    let mut monitors = Vec::new();
     let mut alerting_parts = Vec::new();
-    // (kind, name) -> (file, line) of its first declaration
-    let mut seen: HashMap<crate::monitor::MonitorKey, (PathBuf, usize)> = HashMap::new();
-    for file in &files {
+    // Every monitor parsed, with the index of its file.
+    let mut all: Vec<(usize, Parsed)> = Vec::new();
+    for (f, file) in files.iter().enumerate() {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
@@ -112,29 +112,46 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
         match parse_file(&text, file, &env, Some(items)) {
             Ok((parsed, alerting)) => {
                 alerting_parts.push((file.clone(), alerting));
-                for p in parsed {
-                    let name = p.monitor.spec.name().to_owned();
-                    let kind = p.monitor.spec.kind();
-                    match seen.get(&p.monitor.key()) {
-                        Some((first_file, first_line)) => errors.push(ConfigError {
-                            file: file.clone(),
-                            line: p.item.line,
-                            column: p.item.col,
-                            message: format!(
-                                "duplicate {kind} name {name:?}: already declared at {}:{first_line}",
-                                first_file.display()
-                            ),
-                        }),
-                        None => {
-                            seen.insert(p.monitor.key(), (file.clone(), p.item.line));
-                            monitors.push(p.monitor);
-                        }
-                    }
-                }
+                all.extend(parsed.into_iter().map(|p| (f, p)));
             }
             Err(mut e) => errors.append(&mut e),
         }
     }
+    // A name declared twice (across files: a file's own duplicates were
+    // reported by its parse) is reported at the second declaration.
+    let mut first: HashMap<(crate::monitor::MonitorKind, &str), (usize, usize)> =
+        HashMap::with_capacity(all.len());
+    let mut duplicate = vec![false; all.len()];
+    for (i, (f, p)) in all.iter().enumerate() {
+        let spec = &p.monitor.spec;
+        match first.entry((spec.kind(), spec.name())) {
+            std::collections::hash_map::Entry::Occupied(at) => {
+                let (first_file, first_line) = *at.get();
+                duplicate[i] = true;
+                errors.push(ConfigError {
+                    file: files[*f].clone(),
+                    line: p.item.line,
+                    column: p.item.col,
+                    message: format!(
+                        "duplicate {} name {:?}: already declared at {}:{first_line}",
+                        spec.kind(),
+                        spec.name(),
+                        files[first_file].display()
+                    ),
+                });
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((*f, p.item.line));
+            }
+        }
+    }
+    drop(first);
+    let mut monitors: Vec<DeclaredMonitor> = all
+        .into_iter()
+        .zip(duplicate)
+        .filter(|(_, dup)| !dup)
+        .map(|((_, p), _)| p.monitor)
+        .collect();
     let alerting = extra::merge_alerting(alerting_parts, &mut errors);
     extra::check_channel_names(&monitors, &alerting, &mut errors);
     extra::derive_certificates(&mut monitors);
@@ -204,12 +221,12 @@ pub fn parse_str(
 
 /// One monitor parsed from a file, with the positions `load` needs to report
 /// duplicates across files.
-struct Parsed {
-    monitor: DeclaredMonitor,
-    item: Pos,
+pub(crate) struct Parsed {
+    pub monitor: DeclaredMonitor,
+    pub item: Pos,
 }
 
-fn parse_file(
+pub(crate) fn parse_file(
     text: &str,
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
@@ -230,24 +247,27 @@ fn parse_file(
     let parsed_lines = LineIndex::new(&expanded.text);
     // A position of the expanded text -> the same place in the original text.
     let map = |p: Pos| original.pos(expanded.to_original(parsed_lines.offset(p)));
+    // One allocation shared by the origin of every monitor of this file.
+    let path: Arc<Path> = Arc::from(file);
+    let origin = |item: Pos| Origin::File {
+        path: path.clone(),
+        line: item.line,
+    };
 
     // Found once, used by the item cache and for the items' positions.
     let spans = locate::item_spans(&expanded.text, "endpoints");
-    let cached = cache
-        .as_deref_mut()
-        .and_then(|c| c.parse(&expanded.text, spans.as_ref()));
-    let from_cache = cached.is_some();
-    let parsed = match cached {
-        Some(m) => Ok(m),
-        None => serde_yaml::from_str(&expanded.text),
-    };
-    let model: model::MonitorsFile = match parsed {
-        Ok(m) => {
-            if !from_cache && let Some(c) = cache {
-                c.remember(&expanded.text, spans.as_ref(), &m);
-            }
-            m
+    if let Some(c) = cache.as_deref_mut()
+        && let Some(split) = c.split(&expanded.text, spans.as_ref())
+    {
+        if let Some(done) = resolve_split(split, &expanded.text, spans.as_ref(), &map, &origin) {
+            let (parsed, alerting, hashes, specs, defaults) = done;
+            c.remember(defaults, &hashes, &specs);
+            return Ok((parsed, alerting));
         }
+    }
+
+    let model: model::MonitorsFile = match serde_yaml::from_str(&expanded.text) {
+        Ok(m) => m,
         // `---` alone, `~`, `null`: a document without content declares nothing.
         Err(_)
             if matches!(
@@ -255,6 +275,9 @@ fn parse_file(
                 Ok(serde_yaml::Value::Null)
             ) =>
         {
+            if let Some(c) = cache {
+                c.clear();
+            }
             return Ok((Vec::new(), extra::FileAlerting::default()));
         }
         Err(e) => {
@@ -305,35 +328,151 @@ fn parse_file(
             .map(|p| error(p.pos, p.message))
             .collect());
     }
-    let origin = |item: Pos| Origin::File {
-        path: file.to_path_buf(),
-        line: item.line,
-    };
+    let specs: Vec<Arc<MonitorSpec>> = resolved
+        .iter()
+        .map(|r| Arc::new(MonitorSpec::Endpoint(r.spec.clone())))
+        .collect();
+    if let Some(c) = cache {
+        match item_cache::item_hashes(&expanded.text, spans.as_ref()) {
+            Some(hashes) if hashes.len() == specs.len() => {
+                c.remember(item_cache::defaults_hash(&model), &hashes, &specs)
+            }
+            _ => c.clear(),
+        }
+    }
     let mut parsed: Vec<Parsed> = resolved
         .into_iter()
-        .map(|r| Parsed {
+        .zip(specs)
+        .map(|(r, spec)| Parsed {
             monitor: DeclaredMonitor {
-                spec: MonitorSpec::Endpoint(r.spec).into(),
+                spec,
                 origin: origin(r.item),
             },
             item: r.item,
         })
         .collect();
-    parsed.extend(certs.into_iter().map(|c| Parsed {
-        monitor: DeclaredMonitor {
-            spec: MonitorSpec::Certificate(c.spec).into(),
-            origin: origin(c.item),
-        },
-        item: c.item,
-    }));
-    parsed.extend(heartbeats.into_iter().map(|r| Parsed {
-        monitor: DeclaredMonitor {
-            spec: MonitorSpec::Heartbeat(r.spec).into(),
-            origin: origin(r.item),
-        },
-        item: r.item,
-    }));
+    parsed.extend(others(certs, heartbeats, &origin));
     Ok((parsed, alerting))
+}
+
+/// The certificates and heartbeats of a file, as declared monitors.
+fn others(
+    certs: Vec<extra::ResolvedCert>,
+    heartbeats: Vec<validate::ResolvedHeartbeat>,
+    origin: &dyn Fn(Pos) -> Origin,
+) -> Vec<Parsed> {
+    let certs = certs.into_iter().map(|c| (MonitorSpec::Certificate(c.spec), c.item));
+    let heartbeats = heartbeats
+        .into_iter()
+        .map(|h| (MonitorSpec::Heartbeat(h.spec), h.item));
+    certs
+        .chain(heartbeats)
+        .map(|(spec, item)| Parsed {
+            monitor: DeclaredMonitor {
+                spec: spec.into(),
+                origin: origin(item),
+            },
+            item,
+        })
+        .collect::<Vec<_>>()
+}
+
+/// What [`resolve_split`] gives back: the monitors, the file's `alerting:`,
+/// and what the item cache remembers (item hashes, endpoint specs, defaults).
+type SplitDone = (
+    Vec<Parsed>,
+    extra::FileAlerting,
+    Vec<Option<u128>>,
+    Vec<Arc<MonitorSpec>>,
+    u128,
+);
+
+/// The fast path of a reload: validate only the items the cache did not
+/// know. `None` on any problem at all, so that the full parser reports it
+/// with exactly the positions and messages it always gives.
+fn resolve_split(
+    split: item_cache::Split,
+    text: &str,
+    spans: Option<&locate::ItemSpans>,
+    map: &dyn Fn(Pos) -> Pos,
+    origin: &dyn Fn(Pos) -> Origin,
+) -> Option<SplitDone> {
+    let item_cache::Split {
+        skeleton,
+        mut rest,
+        slots,
+        hashes,
+    } = split;
+    let positions = locate::item_positions(text, &spans?.1);
+    if positions.len() != slots.len() {
+        return None;
+    }
+    // Validate the fresh items as a file of their own, with the same defaults.
+    let mut fresh_at = Vec::new();
+    let mut slots: Vec<Option<Arc<MonitorSpec>>> = slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, slot)| match slot {
+            item_cache::Slot::Cached(spec) => Some(spec),
+            item_cache::Slot::Fresh(decl) => {
+                fresh_at.push(i);
+                rest.endpoints.push(decl);
+                None
+            }
+        })
+        .collect();
+    let fresh_positions: Vec<Pos> = fresh_at.iter().map(|&i| positions[i]).collect();
+    // The other sections are where they are in the whole text; an index of
+    // the skeleton locates them without indexing 10k items.
+    let skeleton_index = locate::LazyIndex::new(&skeleton);
+    let index = &skeleton_index;
+    let locator = validate::Locator {
+        index,
+        items: Some(&fresh_positions),
+        map,
+    };
+    let (resolved, problems) = validate::resolve(&rest, &locator);
+    if !problems.is_empty() || resolved.len() != fresh_at.len() {
+        return None;
+    }
+    for (i, r) in fresh_at.into_iter().zip(resolved) {
+        slots[i] = Some(Arc::new(MonitorSpec::Endpoint(r.spec)));
+    }
+    let specs: Vec<Arc<MonitorSpec>> = slots.into_iter().collect::<Option<_>>()?;
+    // A name declared twice is a problem for the full parser to locate.
+    let mut names = std::collections::HashSet::with_capacity(specs.len());
+    if !specs.iter().all(|s| names.insert(s.name())) {
+        return None;
+    }
+    drop(names);
+    rest.endpoints.clear();
+    let (certs, alerting, cert_problems) = extra::resolve(&rest, index, map);
+    let hb_locator = validate::Locator {
+        index,
+        items: None,
+        map,
+    };
+    let (heartbeats, hb_problems) = validate::resolve_heartbeats(&rest, &hb_locator);
+    if !cert_problems.is_empty() || !hb_problems.is_empty() {
+        return None;
+    }
+    let mut parsed: Vec<Parsed> = specs
+        .iter()
+        .zip(&positions)
+        .map(|(spec, &p)| {
+            let item = map(p);
+            Parsed {
+                monitor: DeclaredMonitor {
+                    spec: spec.clone(),
+                    origin: origin(item),
+                },
+                item,
+            }
+        })
+        .collect();
+    parsed.extend(others(certs, heartbeats, origin));
+    let defaults = item_cache::defaults_hash(&rest);
+    Some((parsed, alerting, hashes, specs, defaults))
 }
 
 /// serde_yaml's message without its trailing position (the error carries
@@ -566,7 +705,7 @@ endpoints:
         assert_eq!(
             ms[0].origin,
             Origin::File {
-                path: "m.yaml".into(),
+                path: Path::new("m.yaml").into(),
                 line: 8
             }
         );
@@ -599,7 +738,7 @@ endpoints:
         assert_eq!(
             ms[1].origin,
             Origin::File {
-                path: "m.yaml".into(),
+                path: Path::new("m.yaml").into(),
                 line: 16
             }
         );
@@ -892,7 +1031,7 @@ endpoints:
         assert_eq!(
             loaded.monitors[1].origin,
             Origin::File {
-                path: dir.path().join("b.yml"),
+                path: dir.path().join("b.yml").into(),
                 line: 2
             }
         );
@@ -1004,7 +1143,7 @@ heartbeats:
         assert_eq!(
             ms[1].origin,
             Origin::File {
-                path: "m.yaml".into(),
+                path: Path::new("m.yaml").into(),
                 line: 5
             }
         );

@@ -148,7 +148,10 @@ impl FileSource {
                     });
                 }
                 let was_error = state.status.last_error.take().is_some();
-                let changed = state.last_good.as_deref() != Some(&loaded.monitors);
+                let changed = !state
+                    .last_good
+                    .as_deref()
+                    .is_some_and(|last| crate::monitor::same_declarations(last, &loaded.monitors));
                 if changed {
                     state.status.generation += 1;
                     state.status.loaded_at = Some(now);
