@@ -119,59 +119,66 @@ impl DesiredStore {
             entry.1 = monitors;
         }
 
-        let mut merged: BTreeMap<MonitorKey, (SourceKind, &DeclaredMonitor)> = BTreeMap::new();
+        // Every declaration, sorted by key and then by source precedence
+        // (`by_source` iterates in precedence order and the sort is stable):
+        // the first of a run of equal keys wins, the others are conflicts.
+        let mut all: Vec<(MonitorKey, SourceKind, &DeclaredMonitor)> = self
+            .by_source
+            .iter()
+            .flat_map(|(source, (_, monitors))| monitors.iter().map(|m| (m.key(), *source, m)))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
         let mut conflicts = Vec::new();
-        for (source, (_, monitors)) in &self.by_source {
-            for m in monitors.iter() {
-                match merged.entry(m.key()) {
-                    std::collections::btree_map::Entry::Occupied(kept) => {
-                        conflicts.push(Conflict {
-                            monitor: kept.key().id(),
-                            kept: kept.get().1.origin.to_string(),
-                            ignored: m.origin.to_string(),
-                        })
-                    }
-                    std::collections::btree_map::Entry::Vacant(v) => {
-                        v.insert((*source, m));
-                    }
-                }
+        let mut merged: Vec<(MonitorKey, SourceKind, &DeclaredMonitor)> =
+            Vec::with_capacity(all.len());
+        for (key, source, m) in all {
+            match merged.last() {
+                Some((kept_key, _, kept)) if *kept_key == key => conflicts.push(Conflict {
+                    monitor: key.id(),
+                    kept: kept.origin.to_string(),
+                    ignored: m.origin.to_string(),
+                }),
+                _ => merged.push((key, source, m)),
             }
         }
 
+        // Walk the sorted declarations beside the current (sorted) map: no
+        // lookups, and an unchanged monitor keeps its entry (and generation).
         let next_gen = self.current.generation + 1;
-        let mut any_change = false;
-        let mut monitors = BTreeMap::new();
-        for (key, (source, m)) in merged {
-            // Comparing specs is cheaper than hashing them: hash only what changed.
-            let previous = self.current.monitors.get(&key);
-            let entry = match previous {
-                Some(p)
-                    if (Arc::ptr_eq(&p.spec, &m.spec) || p.spec == m.spec)
+        let mut any_change = merged.len() != self.current.monitors.len();
+        let mut previous = self.current.monitors.iter().peekable();
+        let mut next: Vec<(MonitorKey, DesiredMonitor)> = Vec::with_capacity(merged.len());
+        for (key, source, m) in merged {
+            while previous.next_if(|(k, _)| **k < key).is_some() {
+                any_change = true; // no longer declared
+            }
+            let kept = previous
+                .next_if(|(k, _)| **k == key)
+                .map(|(_, p)| p)
+                .filter(|p| {
+                    // Comparing specs is cheaper than hashing them: hash only what changed.
+                    (Arc::ptr_eq(&p.spec, &m.spec) || p.spec == m.spec)
                         && p.origin == m.origin
-                        && p.source == source =>
-                {
-                    p.clone()
-                }
-                _ => {
+                        && p.source == source
+                });
+            let entry = match kept {
+                Some(p) => p.clone(),
+                None => {
                     any_change = true;
-                    let hash = m.spec.spec_hash();
                     DesiredMonitor {
                         spec: m.spec.clone(),
                         origin: m.origin.clone(),
                         source,
-                        spec_hash: hash,
+                        spec_hash: m.spec.spec_hash(),
                         generation: next_gen,
                     }
                 }
             };
-            monitors.insert(key, entry);
+            next.push((key, entry));
         }
-        any_change |= monitors.len() != self.current.monitors.len()
-            || self
-                .current
-                .monitors
-                .keys()
-                .any(|k| !monitors.contains_key(k));
+        any_change |= previous.next().is_some();
+        // Built from sorted input: a bulk build, not 10k inserts.
+        let monitors: BTreeMap<MonitorKey, DesiredMonitor> = next.into_iter().collect();
 
         if any_change {
             self.current.generation = next_gen;
@@ -202,7 +209,7 @@ pub async fn run(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::model::{EndpointSpec, HttpMethod, StatusPattern, Target};
     use crate::duration::Duration;

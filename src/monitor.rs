@@ -104,21 +104,23 @@ pub enum Origin {
     },
     /// A Docker label: the container's name (stable across a compose
     /// recreate, unlike its id) and the label key that declared the monitor.
-    Docker {
-        container: String,
-        label: String,
-    },
+    Docker { container: String, label: String },
     /// A Kubernetes object: a `Monitor` resource (`kind`), in `namespace`,
     /// at `generation` (its `metadata.generation`); or a `Pod` whose
     /// `annotation` declared the monitor.
-    Kubernetes {
-        kind: String,
-        namespace: String,
-        name: String,
-        generation: Option<i64>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        annotation: Option<String>,
-    },
+    /// Boxed: file origins (10k of them) need not be as large as this one.
+    Kubernetes(Box<KubernetesOrigin>),
+}
+
+/// Where a Kubernetes declaration came from (see [`Origin::Kubernetes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct KubernetesOrigin {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub generation: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotation: Option<String>,
 }
 
 impl fmt::Display for Origin {
@@ -128,19 +130,13 @@ impl fmt::Display for Origin {
             Origin::Docker { container, label } => {
                 write!(f, "docker container {container} label {label}")
             }
-            Origin::Kubernetes {
-                kind,
-                namespace,
-                name,
-                annotation: Some(a),
-                ..
-            } => write!(f, "{kind} {namespace}/{name} annotation {a}"),
-            Origin::Kubernetes {
-                kind,
-                namespace,
-                name,
-                ..
-            } => write!(f, "{kind} {namespace}/{name}"),
+            Origin::Kubernetes(k) => {
+                write!(f, "{} {}/{}", k.kind, k.namespace, k.name)?;
+                match &k.annotation {
+                    Some(a) => write!(f, " annotation {a}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

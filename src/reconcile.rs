@@ -5,7 +5,7 @@
 //! starts what is missing, stops what is no longer declared, restarts what
 //! changed, and leaves everything else alone (same task, same history).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
@@ -13,7 +13,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::checks::{self, CheckContext};
 use crate::desired::DesiredState;
@@ -57,13 +56,13 @@ pub type RunningIndex = Arc<RwLock<BTreeMap<MonitorKey, (u64, u64)>>>;
 struct Running {
     task_id: u64,
     spec_hash: u64,
-    cancel: CancellationToken,
     handle: JoinHandle<()>,
 }
 
 pub struct Reconciler {
-    ctx: CheckContext,
-    running: HashMap<MonitorKey, Running>,
+    ctx: Arc<CheckContext>,
+    /// Sorted like the desired state, so a pass is one walk over both.
+    running: BTreeMap<MonitorKey, Running>,
     next_task_id: u64,
     status: Arc<RwLock<ReconcileStatus>>,
     index: RunningIndex,
@@ -72,8 +71,8 @@ pub struct Reconciler {
 impl Reconciler {
     pub fn new(ctx: CheckContext) -> Self {
         Reconciler {
-            ctx,
-            running: HashMap::new(),
+            ctx: Arc::new(ctx),
+            running: BTreeMap::new(),
             next_task_id: 1,
             status: Arc::default(),
             index: Arc::default(),
@@ -93,12 +92,23 @@ impl Reconciler {
         let began = std::time::Instant::now();
         let mut report = PassReport::default();
 
-        let gone: Vec<MonitorKey> = self
-            .running
-            .keys()
-            .filter(|k| !desired.monitors.contains_key(*k))
-            .cloned()
-            .collect();
+        // One merge walk over the two sorted maps: what runs but is no longer
+        // declared, and what is declared but not running with its spec hash.
+        let mut gone: Vec<MonitorKey> = Vec::new();
+        let mut to_start: Vec<&MonitorKey> = Vec::new();
+        {
+            let mut running = self.running.iter().peekable();
+            for (k, d) in desired.monitors.iter() {
+                while let Some((rk, _)) = running.next_if(|(rk, _)| *rk < k) {
+                    gone.push(rk.clone());
+                }
+                match running.next_if(|(rk, _)| *rk == k) {
+                    Some((_, r)) if r.spec_hash == d.spec_hash => {}
+                    _ => to_start.push(k),
+                }
+            }
+            gone.extend(running.map(|(rk, _)| rk.clone()));
+        }
         for key in &gone {
             let key = key.clone();
             if let Some(r) = self.running.remove(&key) {
@@ -120,16 +130,6 @@ impl Reconciler {
             report.stopped += 1;
         }
 
-        let to_start: Vec<&MonitorKey> = desired
-            .monitors
-            .iter()
-            .filter(|(k, d)| {
-                self.running
-                    .get(*k)
-                    .is_none_or(|r| r.spec_hash != d.spec_hash)
-            })
-            .map(|(k, _)| k)
-            .collect();
         report.unchanged = desired.monitors.len() - to_start.len();
         let spread = to_start.len() >= SPREAD_THRESHOLD;
 
@@ -164,20 +164,12 @@ impl Reconciler {
             } else {
                 std::time::Duration::ZERO
             };
-            let cancel = CancellationToken::new();
-            let handle = checks::spawn(
-                key.clone(),
-                d.spec.clone(),
-                self.ctx.clone(),
-                delay,
-                cancel.clone(),
-            );
+            let handle = checks::spawn(key.clone(), d.spec.clone(), self.ctx.clone(), delay);
             self.running.insert(
                 key.clone(),
                 Running {
                     task_id,
                     spec_hash: d.spec_hash,
-                    cancel,
                     handle,
                 },
             );
@@ -237,16 +229,15 @@ impl Reconciler {
                 break;
             }
         }
-        for (_, r) in self.running.drain() {
+        for (_, r) in std::mem::take(&mut self.running) {
             stop(r);
         }
     }
 }
 
+/// Abort the task: at its next await point (a probe in flight included) it
+/// is dropped, and its drop guards (a heartbeat's registration) run.
 fn stop(r: Running) {
-    r.cancel.cancel();
-    // The task also watches the token; abort makes sure a probe stuck in a
-    // slow call does not outlive its monitor.
     r.handle.abort();
 }
 

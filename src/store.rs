@@ -181,7 +181,7 @@ impl Store {
             .path(path)
             // sled's default cache is 1 GiB; monitoring data is written far more
             // than it is read, so a small cache keeps the sidecar small.
-            .cache_capacity(4 * 1024 * 1024)
+            .cache_capacity(1024 * 1024)
             .flush_every_ms(Some(500))
             .open()
             .map_err(|e| match e {
@@ -282,7 +282,11 @@ impl Store {
 
     /// Uptime over the last 24 hours and the last 7 days, from one scan of
     /// the week's rollups (what every endpoint row shows).
-    pub fn uptime_day_week(&self, key: &MonitorKey, now: OffsetDateTime) -> Result<(Uptime, Uptime)> {
+    pub fn uptime_day_week(
+        &self,
+        key: &MonitorKey,
+        now: OffsetDateTime,
+    ) -> Result<(Uptime, Uptime)> {
         let end = hour_of(now);
         let week_start = end.saturating_sub(24 * 7 - 1);
         let day_start = end.saturating_sub(24 - 1);

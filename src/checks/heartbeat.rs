@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::model::HeartbeatSpec;
 use crate::heartbeat::HeartbeatHub;
@@ -22,19 +21,13 @@ pub fn task(
     key: MonitorKey,
     spec: Arc<HeartbeatSpec>,
     hub: HeartbeatHub,
-    cancel: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let guard = hub.register(&key, spec);
-    run(key, hub, guard, cancel)
+    run(key, hub, guard)
 }
 
-async fn run(
-    key: MonitorKey,
-    hub: HeartbeatHub,
-    guard: RegistrationGuard,
-    cancel: CancellationToken,
-) {
-    // The guard lives as long as this future: dropping it (cancel or abort)
+async fn run(key: MonitorKey, hub: HeartbeatHub, guard: RegistrationGuard) {
+    // The guard lives as long as this future: dropping it (on abort)
     // unregisters the heartbeat unless a newer task replaced it.
     let notify = guard.notify.clone();
     loop {
@@ -49,7 +42,6 @@ async fn run(
             None => IDLE,
         };
         tokio::select! {
-            _ = cancel.cancelled() => return,
             _ = notify.notified() => continue,
             _ = tokio::time::sleep(sleep) => {}
         }

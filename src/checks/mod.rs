@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use crate::config::model::{CertificateSpec, EndpointSpec};
+use crate::config::model::EndpointSpec;
 use crate::monitor::{MonitorKey, MonitorSpec};
 use crate::observed::ObservedMap;
 use crate::store::{CheckRecord, ObservedState, Status, Store};
@@ -30,35 +29,39 @@ pub struct CheckContext {
 }
 
 /// Start the check task of one monitor. It runs its first check after
-/// `first_delay` and then every interval until `cancel` fires.
+/// `first_delay` and then every interval until its handle is aborted.
+///
+/// 10k monitors are 10k idle tasks, so what a task holds while it sleeps is
+/// kept small: one future per kind (not one future sized for every kind),
+/// the context behind one `Arc`, and the probe's own future (kilobytes, from
+/// reqwest) boxed only while a check runs. Stopping is `abort()`: no
+/// cancellation token per task.
 pub fn spawn(
     key: MonitorKey,
     spec: Arc<MonitorSpec>,
-    ctx: CheckContext,
+    ctx: Arc<CheckContext>,
     first_delay: std::time::Duration,
-    cancel: CancellationToken,
 ) -> JoinHandle<()> {
-    if let MonitorSpec::Heartbeat(h) = &*spec {
+    match &*spec {
         // Registered before this returns, so pings work once the pass is applied.
-        let hub = ctx.heartbeats.clone();
-        return tokio::spawn(heartbeat::task(key, Arc::new(h.clone()), hub, cancel));
-    }
-    tokio::spawn(async move {
-        match &*spec {
-            MonitorSpec::Endpoint(e) => run_endpoint(key, e, ctx, first_delay, cancel).await,
-            MonitorSpec::Certificate(c) => run_certificate(key, c, ctx, first_delay, cancel).await,
-            MonitorSpec::Heartbeat(_) => {}
+        MonitorSpec::Heartbeat(h) => {
+            let hub = ctx.heartbeats.clone();
+            tokio::spawn(heartbeat::task(key, Arc::new(h.clone()), hub))
         }
-    })
+        MonitorSpec::Endpoint(_) => tokio::spawn(run_endpoint(key, spec, ctx, first_delay)),
+        MonitorSpec::Certificate(_) => tokio::spawn(run_certificate(key, spec, ctx, first_delay)),
+    }
 }
 
 async fn run_endpoint(
     key: MonitorKey,
-    spec: &EndpointSpec,
-    ctx: CheckContext,
+    spec: Arc<MonitorSpec>,
+    ctx: Arc<CheckContext>,
     first_delay: std::time::Duration,
-    cancel: CancellationToken,
 ) {
+    let MonitorSpec::Endpoint(spec) = &*spec else {
+        return;
+    };
     let start = tokio::time::Instant::now() + first_delay;
     let mut ticks = tokio::time::interval_at(
         start,
@@ -69,21 +72,15 @@ async fn run_endpoint(
     // A slow check must not be followed by a burst of catch-up checks.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
+        ticks.tick().await;
         // A paused endpoint is not checked at all (no results, no state
         // change) until `resume_monitor`; the pause is read from sled.
         if ctx.store.is_paused(&key) {
             continue;
         }
-        let outcome = tokio::select! {
-            _ = cancel.cancelled() => return,
-            // Boxed: a probe's future (reqwest's) is kilobytes, and inline it
-            // would be reserved in every idle task; 10k tasks would pay it 10k times.
-            o = Box::pin(probe::probe(spec, &ctx.clients)) => o,
-        };
+        // Boxed: a probe's future (reqwest's) is kilobytes, and inline it
+        // would be reserved in every idle task; 10k tasks would pay it 10k times.
+        let outcome = Box::pin(probe::probe(spec, &ctx.clients)).await;
         record(&key, spec, &ctx, outcome);
     }
 }
@@ -135,11 +132,13 @@ fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: Pr
 /// valid or expiring, `down` otherwise) and sent to the alert engine.
 async fn run_certificate(
     key: MonitorKey,
-    spec: &CertificateSpec,
-    ctx: CheckContext,
+    spec: Arc<MonitorSpec>,
+    ctx: Arc<CheckContext>,
     first_delay: std::time::Duration,
-    cancel: CancellationToken,
 ) {
+    let MonitorSpec::Certificate(spec) = &*spec else {
+        return;
+    };
     let start = tokio::time::Instant::now() + first_delay;
     let mut ticks = tokio::time::interval_at(start, spec.interval.std());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -147,18 +146,12 @@ async fn run_certificate(
     let timeout = spec.interval.std().min(std::time::Duration::from_secs(10));
     let mut prev = certificate::load(&ctx.store, &key).ok().flatten();
     loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
+        ticks.tick().await;
         // Paused: not checked, like an endpoint (the pause is read from sled).
         if ctx.store.is_paused(&key) {
             continue;
         }
-        let c = tokio::select! {
-            _ = cancel.cancelled() => return,
-            c = Box::pin(certificate::check(spec, timeout, prev.as_ref())) => c,
-        };
+        let c = Box::pin(certificate::check(spec, timeout, prev.as_ref())).await;
         if let Err(e) = certificate::save(&ctx.store, &key, &c) {
             tracing::error!(monitor = %key, error = %e, "could not store a certificate result");
         }
@@ -289,5 +282,31 @@ mod tests {
         let t3 = t2 + time::Duration::seconds(5);
         s = next_state(&s, rec(t3, false), 1, 1);
         assert_eq!((s.status, s.since), (Status::Down, Some(t3)));
+    }
+}
+
+#[cfg(test)]
+mod task_size {
+    use super::*;
+
+    /// 10k monitors are 10k idle tasks: what one holds is paid 10k times
+    /// (RSS), so its future must stay small. The probe's future is boxed,
+    /// not part of this.
+    #[tokio::test]
+    async fn an_idle_endpoint_task_is_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let ctx = Arc::new(CheckContext {
+            store: store.clone(),
+            clients: HttpClients::new(),
+            observed: ObservedMap::default(),
+            signals: crate::alerts::SignalSender::new(tx),
+            heartbeats: crate::heartbeat::HeartbeatHub::start(store).unwrap(),
+        });
+        let m = crate::desired::tests::endpoint("a", "http://127.0.0.1:9/");
+        let fut = run_endpoint(m.key(), m.spec.clone(), ctx, std::time::Duration::ZERO);
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 256, "an endpoint task's future is {size} bytes");
     }
 }

@@ -40,6 +40,11 @@ pub(crate) struct ExpandError {
 }
 
 impl Expanded {
+    /// Nothing was replaced: every offset is the same in both texts.
+    pub fn is_verbatim(&self) -> bool {
+        self.substs.is_empty()
+    }
+
     /// Map a byte offset of the expanded text to the original text. An offset
     /// inside an inserted value maps to the `${` that produced it.
     pub fn to_original(&self, exp: usize) -> usize {
@@ -68,6 +73,13 @@ pub(crate) fn expand(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Expanded, Vec<ExpandError>> {
+    // Most files use no variable (`$${` contains `${` too).
+    if !text.contains("${") {
+        return Ok(Expanded {
+            text: text.to_owned(),
+            substs: Vec::new(),
+        });
+    }
     let mut out = String::with_capacity(text.len());
     let mut substs = Vec::new();
     let mut errors = Vec::new();

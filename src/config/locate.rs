@@ -327,7 +327,9 @@ pub(crate) fn item_spans(text: &str, key: &str) -> Option<ItemSpans> {
     let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut item_indent = None;
     let mut end = None;
+    let mut line_count = header_line + 1;
     for (n, line) in lines {
+        line_count = n + 1;
         let content = line.trim_start_matches(' ');
         if content.is_empty() || content.starts_with('#') {
             continue;
@@ -361,7 +363,7 @@ pub(crate) fn item_spans(text: &str, key: &str) -> Option<ItemSpans> {
     }
     if let Some(last) = spans.last_mut() {
         // The list runs to the end of the text when nothing ended it.
-        last.1 = end.unwrap_or_else(|| text.lines().count());
+        last.1 = end.unwrap_or(line_count);
     }
     Some((header_line, spans))
 }
@@ -378,22 +380,21 @@ pub(crate) fn fast_item_positions(text: &str, key: &str) -> Option<Vec<Pos>> {
 
 /// Where each item found by [`item_spans`] starts (its first key).
 pub(crate) fn item_positions(text: &str, spans: &[(usize, usize)]) -> Vec<Pos> {
-    let lines: Vec<&str> = text.lines().collect();
-    {
-        spans
-            .iter()
-            .map(|&(first, _)| {
-                let line = lines[first];
-                let indent = line.len() - line.trim_start_matches(' ').len();
-                let after = &line[indent + 1..];
-                let col = indent + 1 + (after.len() - after.trim_start_matches(' ').len()) + 1;
-                Pos {
-                    line: first + 1,
-                    col,
-                }
-            })
-            .collect()
+    // One pass over the lines, taking each item's first line (spans are sorted).
+    let mut firsts = spans.iter().map(|&(first, _)| first).peekable();
+    let mut out = Vec::with_capacity(spans.len());
+    for (n, line) in text.lines().enumerate() {
+        if firsts.peek().is_none() {
+            break;
+        }
+        if firsts.next_if_eq(&n).is_some() {
+            let indent = line.len() - line.trim_start_matches(' ').len();
+            let after = &line[indent + 1..];
+            let col = indent + 1 + (after.len() - after.trim_start_matches(' ').len()) + 1;
+            out.push(Pos { line: n + 1, col });
+        }
     }
+    out
 }
 
 #[cfg(test)]

@@ -238,15 +238,23 @@ pub(crate) fn parse_file(
         column: pos.col,
         message,
     };
-    let original = LineIndex::new(text);
+    // Line indexes are built on first use: a file without `${` needs none.
+    let original = std::cell::OnceCell::new();
+    let original = || original.get_or_init(|| LineIndex::new(text));
     let expanded = expand::expand(text, env).map_err(|errs| {
         errs.into_iter()
-            .map(|e| error(original.pos(e.offset), e.message))
+            .map(|e| error(original().pos(e.offset), e.message))
             .collect::<Vec<_>>()
     })?;
-    let parsed_lines = LineIndex::new(&expanded.text);
+    let parsed_lines = std::cell::OnceCell::new();
     // A position of the expanded text -> the same place in the original text.
-    let map = |p: Pos| original.pos(expanded.to_original(parsed_lines.offset(p)));
+    let map = |p: Pos| {
+        if expanded.is_verbatim() {
+            return p;
+        }
+        let parsed = parsed_lines.get_or_init(|| LineIndex::new(&expanded.text));
+        original().pos(expanded.to_original(parsed.offset(p)))
+    };
     // One allocation shared by the origin of every monitor of this file.
     let path: Arc<Path> = Arc::from(file);
     let origin = |item: Pos| Origin::File {
@@ -258,12 +266,11 @@ pub(crate) fn parse_file(
     let spans = locate::item_spans(&expanded.text, "endpoints");
     if let Some(c) = cache.as_deref_mut()
         && let Some(split) = c.split(&expanded.text, spans.as_ref())
+        && let Some(done) = resolve_split(split, &expanded.text, spans.as_ref(), &map, &origin)
     {
-        if let Some(done) = resolve_split(split, &expanded.text, spans.as_ref(), &map, &origin) {
-            let (parsed, alerting, hashes, specs, defaults) = done;
-            c.remember(defaults, &hashes, &specs);
-            return Ok((parsed, alerting));
-        }
+        let (parsed, alerting, hashes, specs, defaults) = done;
+        c.remember(defaults, &hashes, &specs);
+        return Ok((parsed, alerting));
     }
 
     let model: model::MonitorsFile = match serde_yaml::from_str(&expanded.text) {
@@ -361,7 +368,9 @@ fn others(
     heartbeats: Vec<validate::ResolvedHeartbeat>,
     origin: &dyn Fn(Pos) -> Origin,
 ) -> Vec<Parsed> {
-    let certs = certs.into_iter().map(|c| (MonitorSpec::Certificate(c.spec), c.item));
+    let certs = certs
+        .into_iter()
+        .map(|c| (MonitorSpec::Certificate(c.spec), c.item));
     let heartbeats = heartbeats
         .into_iter()
         .map(|h| (MonitorSpec::Heartbeat(h.spec), h.item));
@@ -416,7 +425,7 @@ fn resolve_split(
             item_cache::Slot::Cached(spec) => Some(spec),
             item_cache::Slot::Fresh(decl) => {
                 fresh_at.push(i);
-                rest.endpoints.push(decl);
+                rest.endpoints.push(*decl);
                 None
             }
         })

@@ -204,17 +204,19 @@ pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadE
             .monitors
             .iter()
             .filter_map(|(k, d)| match &d.origin {
-                Origin::Kubernetes {
-                    namespace,
-                    name,
-                    annotation: Some(a),
-                    ..
-                } if same_unit(namespace, name) => Some(ContainerMonitor {
-                    id: k.id(),
-                    label: a.clone(),
-                    desired: desired_view(d, serde_json::to_value(&*d.spec).unwrap_or_default()),
-                    observed: observed_view(obs.get(k)),
-                }),
+                Origin::Kubernetes(o)
+                    if same_unit(&o.namespace, &o.name) && o.annotation.is_some() =>
+                {
+                    Some(ContainerMonitor {
+                        id: k.id(),
+                        label: o.annotation.clone().unwrap_or_default(),
+                        desired: desired_view(
+                            d,
+                            serde_json::to_value(&*d.spec).unwrap_or_default(),
+                        ),
+                        observed: observed_view(obs.get(k)),
+                    })
+                }
                 Origin::Docker {
                     container: c,
                     label,

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::labels::{self, LabelProblem};
 use crate::desired::{SourceError, SourceKind, SourceStatus, SourceUpdate};
-use crate::monitor::{DeclaredMonitor, Origin};
+use crate::monitor::{DeclaredMonitor, KubernetesOrigin, Origin};
 use crate::runtime::{Container, ContainerSet, Runtimes, docker::RUNTIME};
 
 /// Bad labels by container name, for `get_container` (and `get_health` via the source status).
@@ -87,13 +87,13 @@ fn declare_pod(unit: &str, c: &Container) -> (Vec<DeclaredMonitor>, Vec<LabelPro
         .into_iter()
         .map(|(spec, annotation)| DeclaredMonitor {
             spec: spec.into(),
-            origin: Origin::Kubernetes {
+            origin: Origin::Kubernetes(Box::new(KubernetesOrigin {
                 kind: "Pod".into(),
                 namespace: pod.map(|p| p.namespace.clone()).unwrap_or_default(),
                 name: pod.map(|p| p.name.clone()).unwrap_or_default(),
                 generation: None,
                 annotation: Some(annotation),
-            },
+            })),
         })
         .collect();
     (monitors, problems)

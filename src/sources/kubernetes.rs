@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 use crate::crd::{self, InvalidSpec, Monitor, MonitorStatus};
 use crate::desired::{SourceError, SourceKind, SourceStatus, SourceUpdate};
 use crate::kubeclient::Namespaces;
-use crate::monitor::{DeclaredMonitor, MonitorSpec, Origin};
+use crate::monitor::{DeclaredMonitor, KubernetesOrigin, MonitorSpec, Origin};
 
 /// `namespace/name` of a resource.
 pub type ObjectKey = (String, String);
@@ -160,13 +160,13 @@ impl KubernetesSource {
                     let spec = r.spec.as_ref().ok()?;
                     Some(DeclaredMonitor {
                         spec: spec.clone(),
-                        origin: Origin::Kubernetes {
+                        origin: Origin::Kubernetes(Box::new(KubernetesOrigin {
                             kind: crd::KIND.to_owned(),
                             namespace: r.namespace.clone(),
                             name: r.name.clone(),
                             generation: r.generation,
                             annotation: None,
-                        },
+                        })),
                     })
                 })
                 .collect();

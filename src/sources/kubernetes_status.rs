@@ -197,7 +197,7 @@ pub fn status_for(
                 }
                 Some(d) => {
                     let origin_generation = match &d.origin {
-                        Origin::Kubernetes { generation, .. } => *generation,
+                        Origin::Kubernetes(k) => k.generation,
                         _ => None,
                     };
                     let obs = observed.get(&key);
@@ -276,7 +276,7 @@ fn type_and_target(spec: &MonitorSpec) -> (String, String) {
 
 fn is_this(origin: &Origin, r: &Resource) -> bool {
     // A pod's annotation is not a Monitor resource, even under the same name.
-    matches!(origin, Origin::Kubernetes { namespace, name, annotation: None, .. } if *namespace == r.namespace && *name == r.name)
+    matches!(origin, Origin::Kubernetes(k) if k.annotation.is_none() && k.namespace == r.namespace && k.name == r.name)
 }
 
 #[cfg(test)]
