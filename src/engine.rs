@@ -99,6 +99,9 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     // A running maintenance window silences the alerts in its scope.
     .with_silence(crate::status::scope::silence_predicate(status.clone()));
     tokio::spawn(engine.run(signals_rx));
+    tokio::spawn(crate::memory::trim_periodically(
+        std::time::Duration::from_secs(30),
+    ));
     let heartbeats = HeartbeatHub::start(store.clone())?;
     let ctx = CheckContext {
         store: store.clone(),

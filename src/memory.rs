@@ -31,3 +31,18 @@ pub fn release_free_pages() {
         libc::malloc_trim(0);
     }
 }
+
+/// Call [`release_free_pages`] every `every`, forever.
+///
+/// Each check writes to sled, whose copy-on-write nodes free as much as they
+/// allocate: glibc keeps those freed chunks, so without a trim the resident
+/// size creeps up (about 1 MB a minute at 10k monitors, measured) though
+/// the live heap does not grow. A trim costs about a millisecond.
+pub async fn trim_periodically(every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let _ = tokio::task::spawn_blocking(release_free_pages).await;
+    }
+}

@@ -181,7 +181,7 @@ impl Store {
             .path(path)
             // sled's default cache is 1 GiB; monitoring data is written far more
             // than it is read, so a small cache keeps the sidecar small.
-            .cache_capacity(1024 * 1024)
+            .cache_capacity(4 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .open()
             .map_err(|e| match e {
