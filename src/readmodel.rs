@@ -539,25 +539,28 @@ pub struct Drift {
 
 pub fn health(app: &App) -> Health {
     let state = app.desired();
-    let running = app.running.read().expect("running index lock").clone();
     let mut drift = Drift {
         in_sync: true,
         missing: vec![],
         orphaned: vec![],
         outdated: vec![],
     };
-    for (k, d) in state.monitors.iter() {
-        match running.get(k) {
-            None => drift.missing.push(k.id()),
-            Some((_, hash)) if *hash != d.spec_hash => drift.outdated.push(k.id()),
-            _ => {}
+    {
+        // Read in place (no copy of 10k keys); the reconciler waits for this walk.
+        let running = app.running.read().expect("running index lock");
+        for (k, d) in state.monitors.iter() {
+            match running.get(k) {
+                None => drift.missing.push(k.id()),
+                Some((_, hash)) if *hash != d.spec_hash => drift.outdated.push(k.id()),
+                _ => {}
+            }
         }
+        drift.orphaned = running
+            .keys()
+            .filter(|k| !state.monitors.contains_key(*k))
+            .map(MonitorKey::id)
+            .collect();
     }
-    drift.orphaned = running
-        .keys()
-        .filter(|k| !state.monitors.contains_key(*k))
-        .map(MonitorKey::id)
-        .collect();
     drift.in_sync =
         drift.missing.is_empty() && drift.orphaned.is_empty() && drift.outdated.is_empty();
     let mut monitors = BTreeMap::new();
