@@ -467,6 +467,7 @@ pub fn endpoint_history(
     };
     let up = checks.iter().filter(|c| c.up).count();
     let now = OffsetDateTime::now_utc();
+    let (day, week) = app.store.uptime_day_week(&key, now)?;
     let summary = HistorySummary {
         checks: checks.len(),
         up,
@@ -474,8 +475,8 @@ pub fn endpoint_history(
             .then(|| (up as f64 * 10000.0 / checks.len() as f64).round() / 100.0),
         p50_response_ms: pct(0.5),
         p95_response_ms: pct(0.95),
-        uptime_24h: app.store.uptime(&key, 24, now)?.percent(),
-        uptime_7d: app.store.uptime(&key, 24 * 7, now)?.percent(),
+        uptime_24h: day.percent(),
+        uptime_7d: week.percent(),
     };
     Ok(EndpointHistory {
         id: key.id(),

@@ -335,10 +335,10 @@ pub(crate) fn parse_file(
             .map(|p| error(p.pos, p.message))
             .collect());
     }
-    let specs: Vec<Arc<MonitorSpec>> = resolved
-        .iter()
-        .map(|r| Arc::new(MonitorSpec::Endpoint(r.spec.clone())))
-        .collect();
+    let (specs, items): (Vec<Arc<MonitorSpec>>, Vec<Pos>) = resolved
+        .into_iter()
+        .map(|r| (Arc::new(MonitorSpec::Endpoint(r.spec)), r.item))
+        .unzip();
     if let Some(c) = cache {
         match item_cache::item_hashes(&expanded.text, spans.as_ref()) {
             Some(hashes) if hashes.len() == specs.len() => {
@@ -347,15 +347,15 @@ pub(crate) fn parse_file(
             _ => c.clear(),
         }
     }
-    let mut parsed: Vec<Parsed> = resolved
+    let mut parsed: Vec<Parsed> = specs
         .into_iter()
-        .zip(specs)
-        .map(|(r, spec)| Parsed {
+        .zip(items)
+        .map(|(spec, item)| Parsed {
             monitor: DeclaredMonitor {
                 spec,
-                origin: origin(r.item),
+                origin: origin(item),
             },
-            item: r.item,
+            item,
         })
         .collect();
     parsed.extend(others(certs, heartbeats, &origin));
