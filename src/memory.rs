@@ -21,9 +21,9 @@ pub fn limit_arenas() {
 /// A reload builds the whole new declared set (and serde's event list) before
 /// the old one is dropped; glibc keeps those freed pages, so without a trim the
 /// resident size after the first reload stays at the reload's peak. Called
-/// after each reconcile pass, which is rare (a reload, a container event), so
-/// its cost (a walk over free chunks, well under a millisecond at 10k
-/// monitors) does not matter.
+/// after each reload and reconcile pass, and every 30 s by
+/// [`trim_periodically`]; its cost (a walk over free chunks, about a
+/// millisecond at 10k monitors) does not matter at that rate.
 pub fn release_free_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the kernel; it is thread-safe.

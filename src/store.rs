@@ -262,26 +262,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Uptime over the last `hours` hours (the current hour included), summed
-    /// from hourly rollups: at most `hours` reads whatever the history size.
-    pub fn uptime(&self, key: &MonitorKey, hours: u64, now: OffsetDateTime) -> Result<Uptime> {
-        let end = hour_of(now);
-        let start = end.saturating_sub(hours.saturating_sub(1));
-        let mut u = Uptime { checks: 0, up: 0 };
-        for item in self
-            .rollups
-            .range(prefixed(key, start)..=prefixed(key, end))
-        {
-            let (_, v) = item?;
-            let r = Rollup::decode(&v);
-            u.checks += u64::from(r.checks);
-            u.up += u64::from(r.up);
-        }
-        Ok(u)
-    }
-
-    /// Uptime over the last 24 hours and the last 7 days, from one scan of
-    /// the week's rollups (what every endpoint row shows).
+    /// Uptime over the last 24 hours and the last 7 days (the current hour
+    /// included), summed from hourly rollups: one scan of at most 168
+    /// entries, whatever the history size.
     pub fn uptime_day_week(
         &self,
         key: &MonitorKey,
@@ -539,14 +522,10 @@ mod tests {
                 &ObservedState::default(),
             )
             .unwrap();
-        let day = store.uptime(&k, 24, now).unwrap();
+        let (day, week) = store.uptime_day_week(&k, now).unwrap();
         assert_eq!((day.checks, day.up), (4, 3));
         assert_eq!(day.percent(), Some(75.0));
-        let week = store.uptime(&k, 168, now).unwrap();
         assert_eq!((week.checks, week.up), (5, 3));
-        // The one-scan form the list rows use agrees with both windows.
-        let (d, w) = store.uptime_day_week(&k, now).unwrap();
-        assert_eq!((d.checks, d.up, w.checks, w.up), (4, 3, 5, 3));
         // Nothing of another monitor whose name extends this one's leaks in.
         let (d, w) = store
             .uptime_day_week(&MonitorKey::endpoint("x-other"), now)

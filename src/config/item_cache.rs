@@ -130,13 +130,13 @@ impl ItemCache {
         if self.items.is_empty() {
             return None;
         }
-        let (skeleton, items) = split_text(text, spans?);
-        let rest: MonitorsFile = serde_yaml::from_str(&skeleton).ok()?;
         if has_lone_cr(text) {
             // YAML breaks lines at a lone `\r`; the skeleton would not keep
             // every line where it was.
             return None;
         }
+        let (skeleton, items) = split_text(text, spans?);
+        let rest: MonitorsFile = serde_yaml::from_str(&skeleton).ok()?;
         if !rest.endpoints.is_empty() || defaults_hash(&rest) != self.defaults {
             return None;
         }
