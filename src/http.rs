@@ -97,6 +97,10 @@ pub fn mcp_service(
         .enforce_origin_validation()
         .with_max_request_body_bytes(app.settings.mcp_max_body)
         .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
+        // A tool answer is one message: on the stateless (2026-07-28) path it
+        // goes back as plain JSON, not as an SSE stream the client must parse.
+        // rmcp falls back to SSE by itself when a handler sends anything first.
+        .with_json_response(true)
         .with_cancellation_token(cancel);
     StreamableHttpService::new(
         move || Ok(Maintenant::new(app.clone())),

@@ -552,7 +552,7 @@ pub fn health(app: &App) -> Health {
         for (k, d) in state.monitors.iter() {
             match running.get(k) {
                 None => drift.missing.push(k.id()),
-                Some((_, hash)) if *hash != d.spec_hash => drift.outdated.push(k.id()),
+                Some(r) if r.spec_hash != d.spec_hash => drift.outdated.push(k.id()),
                 _ => {}
             }
         }

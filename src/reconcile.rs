@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::checks::{self, CheckContext};
+use crate::checks::{self, CheckContext, Scheduler};
 use crate::desired::DesiredState;
-use crate::monitor::MonitorKey;
+use crate::monitor::{MonitorKey, MonitorSpec};
 
 /// When one pass starts at least this many tasks, their first checks are
 /// spread over their interval so 10k monitors declared at once do not fire
@@ -49,33 +49,40 @@ pub struct PassReport {
     pub duration_ms: f64,
 }
 
-/// What is running, by key: (task id, spec hash). Shared so `get_health` can
-/// compute drift between desired and observed.
-pub type RunningIndex = Arc<RwLock<BTreeMap<MonitorKey, (u64, u64)>>>;
+/// What is running, by key. Sorted like the desired state, so a pass is one
+/// walk over both. Shared (read-only outside this module) so `get_health`
+/// can compute drift between desired and observed.
+pub type RunningIndex = Arc<RwLock<BTreeMap<MonitorKey, Running>>>;
 
-struct Running {
-    task_id: u64,
-    spec_hash: u64,
-    handle: JoinHandle<()>,
+/// One running monitor: its task id (in the observed state too) and the hash
+/// of the spec it runs.
+pub struct Running {
+    pub task_id: u64,
+    pub spec_hash: u64,
+    /// Heartbeats are tasks; endpoints and certificates are queued in the
+    /// scheduler under `task_id`.
+    heartbeat: Option<JoinHandle<()>>,
 }
 
 pub struct Reconciler {
     ctx: Arc<CheckContext>,
-    /// Sorted like the desired state, so a pass is one walk over both.
-    running: BTreeMap<MonitorKey, Running>,
+    scheduler: Scheduler,
+    running: RunningIndex,
     next_task_id: u64,
     status: Arc<RwLock<ReconcileStatus>>,
-    index: RunningIndex,
 }
 
 impl Reconciler {
+    /// Create the reconciler and start its check scheduler (in the current
+    /// tokio runtime).
     pub fn new(ctx: CheckContext) -> Self {
+        let ctx = Arc::new(ctx);
         Reconciler {
-            ctx: Arc::new(ctx),
-            running: BTreeMap::new(),
+            scheduler: Scheduler::start(ctx.clone()),
+            ctx,
+            running: Arc::default(),
             next_task_id: 1,
             status: Arc::default(),
-            index: Arc::default(),
         }
     }
 
@@ -84,20 +91,25 @@ impl Reconciler {
     }
 
     pub fn index(&self) -> RunningIndex {
-        self.index.clone()
+        self.running.clone()
     }
 
     /// One reconcile pass. Idempotent: applying the same state twice changes nothing.
     pub fn apply(&mut self, desired: &DesiredState) -> PassReport {
         let began = std::time::Instant::now();
         let mut report = PassReport::default();
+        // Held for the pass: `get_health` sees the running set before or
+        // after it, never half-applied.
+        let running_index = self.running.clone();
+        let mut running_map = running_index.write().expect("running index lock");
+        let running_map = &mut *running_map;
 
         // One merge walk over the two sorted maps: what runs but is no longer
         // declared, and what is declared but not running with its spec hash.
         let mut gone: Vec<MonitorKey> = Vec::new();
         let mut to_start: Vec<&MonitorKey> = Vec::new();
         {
-            let mut running = self.running.iter().peekable();
+            let mut running = running_map.iter().peekable();
             for (k, d) in desired.monitors.iter() {
                 while let Some((rk, _)) = running.next_if(|(rk, _)| *rk < k) {
                     gone.push(rk.clone());
@@ -111,8 +123,8 @@ impl Reconciler {
         }
         for key in &gone {
             let key = key.clone();
-            if let Some(r) = self.running.remove(&key) {
-                stop(r);
+            if let Some(r) = running_map.remove(&key) {
+                self.stop(r);
             }
             self.ctx.observed.remove(&key);
             if let Err(e) = self.ctx.store.forget_state(&key) {
@@ -133,13 +145,11 @@ impl Reconciler {
         report.unchanged = desired.monitors.len() - to_start.len();
         let spread = to_start.len() >= SPREAD_THRESHOLD;
 
-        let mut changed = Vec::with_capacity(to_start.len());
         for key in to_start {
-            changed.push(key.clone());
             let d = &desired.monitors[key];
-            let restarted = match self.running.remove(key) {
+            let restarted = match running_map.remove(key) {
                 Some(old) => {
-                    stop(old);
+                    self.stop(old);
                     true
                 }
                 None => false,
@@ -164,13 +174,22 @@ impl Reconciler {
             } else {
                 std::time::Duration::ZERO
             };
-            let handle = checks::spawn(key.clone(), d.spec.clone(), self.ctx.clone(), delay);
-            self.running.insert(
+            let heartbeat = match &*d.spec {
+                MonitorSpec::Heartbeat(h) => {
+                    Some(checks::spawn_heartbeat(key.clone(), h, &self.ctx))
+                }
+                _ => {
+                    self.scheduler
+                        .schedule(task_id, key.clone(), d.spec.clone(), delay);
+                    None
+                }
+            };
+            running_map.insert(
                 key.clone(),
                 Running {
                     task_id,
                     spec_hash: d.spec_hash,
-                    handle,
+                    heartbeat,
                 },
             );
             if restarted {
@@ -183,24 +202,11 @@ impl Reconciler {
         }
 
         report.duration_ms = began.elapsed().as_secs_f64() * 1000.0;
-        {
-            // Updated in place: a pass that restarts one task of 10k touches
-            // one entry (and clones one key), not all of them.
-            let mut index = self.index.write().expect("running index lock");
-            for key in &gone {
-                index.remove(key);
-            }
-            for key in changed {
-                if let Some(r) = self.running.get(&key) {
-                    index.insert(key, (r.task_id, r.spec_hash));
-                }
-            }
-        }
         let mut st = self.status.write().expect("reconcile status lock");
         st.generation = desired.generation;
         st.applied_at = Some(OffsetDateTime::now_utc());
         st.passes += 1;
-        st.running = self.running.len();
+        st.running = running_map.len();
         st.last_pass = report.clone();
         report
     }
@@ -229,16 +235,21 @@ impl Reconciler {
                 break;
             }
         }
-        for (_, r) in std::mem::take(&mut self.running) {
-            stop(r);
+        let all = std::mem::take(&mut *self.running.write().expect("running index lock"));
+        for (_, r) in all {
+            self.stop(r);
         }
     }
-}
 
-/// Abort the task: at its next await point (a probe in flight included) it
-/// is dropped, and its drop guards (a heartbeat's registration) run.
-fn stop(r: Running) {
-    r.handle.abort();
+    /// Stop a monitor: a queued check is removed, a check in flight aborted
+    /// at its next await point; a heartbeat's task is aborted and its drop
+    /// guard (the registration) runs.
+    fn stop(&self, r: Running) {
+        match r.heartbeat {
+            Some(task) => task.abort(),
+            None => self.scheduler.cancel(r.task_id),
+        }
+    }
 }
 
 /// A stable delay in `[0, interval)` derived from the key, so restarts of the

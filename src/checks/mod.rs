@@ -1,23 +1,26 @@
-//! Check tasks: run a monitor's probe on its interval and turn outcomes into
-//! observed state through the failure and recovery thresholds. A task knows
-//! nothing of other monitors, alerts or MCP.
+//! Checks: run a monitor's probe when the [`Scheduler`] says it is due and
+//! turn outcomes into observed state through the failure and recovery
+//! thresholds. A check knows nothing of other monitors, alerts or MCP.
 
 pub mod certificate;
 pub mod heartbeat;
 pub mod probe;
+mod scheduler;
+
+pub use scheduler::Scheduler;
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
-use crate::config::model::EndpointSpec;
+use crate::config::model::{CertificateSpec, EndpointSpec, HeartbeatSpec};
 use crate::monitor::{MonitorKey, MonitorSpec};
 use crate::observed::ObservedMap;
 use crate::store::{CheckRecord, ObservedState, Status, Store};
 use probe::{HttpClients, ProbeOutcome};
 
-/// What every check task needs, shared.
+/// What every check needs, shared.
 #[derive(Clone)]
 pub struct CheckContext {
     pub store: Store,
@@ -28,60 +31,31 @@ pub struct CheckContext {
     pub heartbeats: crate::heartbeat::HeartbeatHub,
 }
 
-/// Start the check task of one monitor. It runs its first check after
-/// `first_delay` and then every interval until its handle is aborted.
-///
-/// 10k monitors are 10k idle tasks, so what a task holds while it sleeps is
-/// kept small: one future per kind (not one future sized for every kind),
-/// the context behind one `Arc`, and the probe's own future (kilobytes, from
-/// reqwest) boxed only while a check runs. Stopping is `abort()`: no
-/// cancellation token per task.
-pub fn spawn(
+/// Start the task of one heartbeat. Endpoints and certificates are not
+/// tasks: the [`Scheduler`] queues their checks.
+pub fn spawn_heartbeat(
     key: MonitorKey,
-    spec: Arc<MonitorSpec>,
-    ctx: Arc<CheckContext>,
-    first_delay: std::time::Duration,
+    spec: &HeartbeatSpec,
+    ctx: &CheckContext,
 ) -> JoinHandle<()> {
-    match &*spec {
-        // Registered before this returns, so pings work once the pass is applied.
-        MonitorSpec::Heartbeat(h) => {
-            let hub = ctx.heartbeats.clone();
-            tokio::spawn(heartbeat::task(key, Arc::new(h.clone()), hub))
-        }
-        MonitorSpec::Endpoint(_) => tokio::spawn(run_endpoint(key, spec, ctx, first_delay)),
-        MonitorSpec::Certificate(_) => tokio::spawn(run_certificate(key, spec, ctx, first_delay)),
-    }
+    // Registered before this returns, so pings work once the pass is applied.
+    tokio::spawn(heartbeat::task(
+        key,
+        Arc::new(spec.clone()),
+        ctx.heartbeats.clone(),
+    ))
 }
 
-async fn run_endpoint(
-    key: MonitorKey,
-    spec: Arc<MonitorSpec>,
-    ctx: Arc<CheckContext>,
-    first_delay: std::time::Duration,
-) {
-    let MonitorSpec::Endpoint(spec) = &*spec else {
-        return;
-    };
-    let start = tokio::time::Instant::now() + first_delay;
-    let mut ticks = tokio::time::interval_at(
-        start,
-        spec.interval
-            .std()
-            .max(std::time::Duration::from_millis(100)),
-    );
-    // A slow check must not be followed by a burst of catch-up checks.
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        // A paused endpoint is not checked at all (no results, no state
-        // change) until `resume_monitor`; the pause is read from sled.
-        if ctx.store.is_paused(&key) {
-            continue;
+/// One check of an endpoint or a certificate, its result stored and its
+/// state moved on. Heartbeats are not checked: they are pinged.
+async fn check_once(key: &MonitorKey, spec: &MonitorSpec, ctx: &CheckContext) {
+    match spec {
+        MonitorSpec::Endpoint(e) => {
+            let outcome = probe::probe(e, &ctx.clients).await;
+            record(key, e, ctx, outcome);
         }
-        // Boxed: a probe's future (reqwest's) is kilobytes, and inline it
-        // would be reserved in every idle task; 10k tasks would pay it 10k times.
-        let outcome = Box::pin(probe::probe(spec, &ctx.clients)).await;
-        record(&key, spec, &ctx, outcome);
+        MonitorSpec::Certificate(c) => check_certificate(key, c, ctx).await,
+        MonitorSpec::Heartbeat(_) => {}
     }
 }
 
@@ -127,65 +101,47 @@ fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: Pr
     ctx.observed.set_state(key, next);
 }
 
-/// A certificate check every interval. The result is stored (latest per
-/// monitor), mirrored in the observed map (`up` while the certificate is
-/// valid or expiring, `down` otherwise) and sent to the alert engine.
-async fn run_certificate(
-    key: MonitorKey,
-    spec: Arc<MonitorSpec>,
-    ctx: Arc<CheckContext>,
-    first_delay: std::time::Duration,
-) {
-    let MonitorSpec::Certificate(spec) = &*spec else {
-        return;
-    };
-    let start = tokio::time::Instant::now() + first_delay;
-    let mut ticks = tokio::time::interval_at(start, spec.interval.std());
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// A certificate check. The result is stored (latest per monitor), mirrored
+/// in the observed map (`up` while the certificate is valid or expiring,
+/// `down` otherwise) and sent to the alert engine.
+async fn check_certificate(key: &MonitorKey, spec: &CertificateSpec, ctx: &CheckContext) {
     // A handshake that takes longer than this is an error, not a slow success.
     let timeout = spec.interval.std().min(std::time::Duration::from_secs(10));
-    let mut prev = certificate::load(&ctx.store, &key).ok().flatten();
-    loop {
-        ticks.tick().await;
-        // Paused: not checked, like an endpoint (the pause is read from sled).
-        if ctx.store.is_paused(&key) {
-            continue;
-        }
-        let c = Box::pin(certificate::check(spec, timeout, prev.as_ref())).await;
-        if let Err(e) = certificate::save(&ctx.store, &key, &c) {
-            tracing::error!(monitor = %key, error = %e, "could not store a certificate result");
-        }
-        if prev.as_ref().is_none_or(|p| p.status != c.status) {
-            tracing::info!(monitor = %key, status = c.status.as_str(), days_left = ?c.days_left, error = ?c.error, "certificate status");
-        }
-        let up = matches!(
-            c.status,
-            certificate::CertStatus::Valid | certificate::CertStatus::Expiring
-        );
-        let rec = CheckRecord {
-            at: c.at,
-            up,
-            status_code: None,
-            response_time_ms: c.duration_ms,
-            error: c.error.clone(),
-        };
-        let old = ctx.observed.get(&key).map(|o| o.state).unwrap_or_default();
-        ctx.observed.set_state(&key, next_state(&old, rec, 1, 1));
-        ctx.signals.send(crate::alerts::Signal {
-            monitor: key.clone(),
-            group: spec.group.clone(),
-            alert: spec.alert.clone(),
-            at: c.at,
-            event: crate::alerts::Event::Certificate {
-                status: c.status,
-                days_left: c.days_left,
-                threshold_days: c.threshold_days,
-                last_threshold: spec.warn_days.last().copied().unwrap_or(1),
-                detail: c.error.clone(),
-            },
-        });
-        prev = Some(c);
+    // The previous result decides what changed (and what to log).
+    let prev = certificate::load(&ctx.store, key).ok().flatten();
+    let c = certificate::check(spec, timeout, prev.as_ref()).await;
+    if let Err(e) = certificate::save(&ctx.store, key, &c) {
+        tracing::error!(monitor = %key, error = %e, "could not store a certificate result");
     }
+    if prev.as_ref().is_none_or(|p| p.status != c.status) {
+        tracing::info!(monitor = %key, status = c.status.as_str(), days_left = ?c.days_left, error = ?c.error, "certificate status");
+    }
+    let up = matches!(
+        c.status,
+        certificate::CertStatus::Valid | certificate::CertStatus::Expiring
+    );
+    let rec = CheckRecord {
+        at: c.at,
+        up,
+        status_code: None,
+        response_time_ms: c.duration_ms,
+        error: c.error.clone(),
+    };
+    let old = ctx.observed.get(key).map(|o| o.state).unwrap_or_default();
+    ctx.observed.set_state(key, next_state(&old, rec, 1, 1));
+    ctx.signals.send(crate::alerts::Signal {
+        monitor: key.clone(),
+        group: spec.group.clone(),
+        alert: spec.alert.clone(),
+        at: c.at,
+        event: crate::alerts::Event::Certificate {
+            status: c.status,
+            days_left: c.days_left,
+            threshold_days: c.threshold_days,
+            last_threshold: spec.warn_days.last().copied().unwrap_or(1),
+            detail: c.error,
+        },
+    });
 }
 
 /// The threshold state machine.
@@ -282,31 +238,5 @@ mod tests {
         let t3 = t2 + time::Duration::seconds(5);
         s = next_state(&s, rec(t3, false), 1, 1);
         assert_eq!((s.status, s.since), (Status::Down, Some(t3)));
-    }
-}
-
-#[cfg(test)]
-mod task_size {
-    use super::*;
-
-    /// 10k monitors are 10k idle tasks: what one holds is paid 10k times
-    /// (RSS), so its future must stay small. The probe's future is boxed,
-    /// not part of this.
-    #[tokio::test]
-    async fn an_idle_endpoint_task_is_small() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let ctx = Arc::new(CheckContext {
-            store: store.clone(),
-            clients: HttpClients::new(),
-            observed: ObservedMap::default(),
-            signals: crate::alerts::SignalSender::new(tx),
-            heartbeats: crate::heartbeat::HeartbeatHub::start(store).unwrap(),
-        });
-        let m = crate::desired::tests::endpoint("a", "http://127.0.0.1:9/");
-        let fut = run_endpoint(m.key(), m.spec.clone(), ctx, std::time::Duration::ZERO);
-        let size = std::mem::size_of_val(&fut);
-        assert!(size <= 256, "an endpoint task's future is {size} bytes");
     }
 }

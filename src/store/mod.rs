@@ -3,8 +3,8 @@
 //! 7d without scanning history.
 //!
 //! Layout (one tree each):
-//! - `results`: `monitor-id \0 at_micros(BE u64)` -> [`CheckRecord`] (JSON)
-//! - `state`:   `monitor-id` -> [`ObservedState`] (JSON)
+//! - `results`: `monitor-id \0 at_micros(BE u64)` -> [`CheckRecord`] (binary, [`codec`])
+//! - `state`:   `monitor-id` -> [`ObservedState`] (binary, [`codec`])
 //! - `rollups`: `monitor-id \0 hour(BE u64)` -> [`Rollup`] (16 bytes)
 //! - `heartbeats`: `heartbeat/NAME` -> [`HeartbeatState`] (JSON)
 //! - `pauses`: `monitor-id` -> [`PauseRecord`] (JSON): monitors paused by
@@ -21,6 +21,8 @@ use time::OffsetDateTime;
 use crate::heartbeat::HeartbeatState;
 use crate::monitor::MonitorKey;
 
+mod codec;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
@@ -32,6 +34,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("corrupt record in the database: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("corrupt record in the database: {0}")]
+    Undecodable(#[from] codec::DecodeError),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -216,7 +220,7 @@ impl Store {
         state: &ObservedState,
     ) -> Result<()> {
         self.results
-            .insert(prefixed(key, micros(rec.at)), serde_json::to_vec(rec)?)?;
+            .insert(prefixed(key, micros(rec.at)), codec::encode_check(rec))?;
         self.save_state(key, state)?;
         let (up, ms) = (u32::from(rec.up), rec.response_time_ms);
         self.rollups
@@ -232,13 +236,13 @@ impl Store {
 
     pub fn save_state(&self, key: &MonitorKey, state: &ObservedState) -> Result<()> {
         self.state
-            .insert(key.storage_key(), serde_json::to_vec(state)?)?;
+            .insert(key.storage_key(), codec::encode_state(state))?;
         Ok(())
     }
 
     pub fn load_state(&self, key: &MonitorKey) -> Result<Option<ObservedState>> {
         match self.state.get(key.storage_key())? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            Some(v) => Ok(Some(codec::decode_state(&v)?)),
             None => Ok(None),
         }
     }
@@ -257,7 +261,7 @@ impl Store {
         let mut out = Vec::with_capacity(limit.min(1024));
         for item in self.results.range(lo..hi).rev().take(limit) {
             let (_, v) = item?;
-            out.push(serde_json::from_slice(&v)?);
+            out.push(codec::decode_check(&v)?);
         }
         Ok(out)
     }
