@@ -7,7 +7,8 @@
 //! Prints, per size: RSS, CPU seconds per 1,000 checks, the time from saving
 //! a file that changes one monitor to that monitor's first check at its new
 //! URL (and proof that the other tasks were untouched), and list_endpoints
-//! latency through a real MCP client.
+//! latency: as raw HTTP on a kept-alive connection (the server's time) and
+//! through rmcp's MCP client (which adds its own parsing).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -195,11 +196,49 @@ async fn run(n: usize) {
         big.push(t.elapsed().as_secs_f64() * 1000.0);
     }
 
+    // The same page as raw HTTP on a kept-alive connection: the server's
+    // latency (request sent -> last byte of the answer), without the rmcp
+    // client's parsing of ~90 KB of JSON into its model types.
+    let http = reqwest::Client::new();
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "list_endpoints", "arguments": {}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "scale-bench", "version": "1"},
+        }},
+    })
+    .to_string();
+    let mut raw = Vec::new();
+    let mut raw_bytes = 0;
+    for _ in 0..200 {
+        let t = Instant::now();
+        let resp = http
+            .post(format!("{base}/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "list_endpoints")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        let bytes = resp.bytes().await.unwrap();
+        raw.push(t.elapsed().as_secs_f64() * 1000.0);
+        raw_bytes = bytes.len();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["result"]["structuredContent"]["total"], n);
+    }
+
     println!(
-        "| {n} endpoints | RSS {:.1} MB | {cpu_per_1k:.3} CPU s / 1k checks ({checks} checks in 30 s) | reload median {:.1} ms (max {:.1}), others untouched: {untouched} | list_endpoints 50 rows median {:.2} ms, 500 rows median {:.2} ms |",
+        "| {n} endpoints | RSS {:.1} MB | {cpu_per_1k:.3} CPU s / 1k checks ({checks} checks in 30 s) | reload median {:.1} ms (max {:.1}), others untouched: {untouched} | list_endpoints 50 rows: server {:.2} ms ({} KB), rmcp client {:.2} ms; 500 rows: rmcp client {:.2} ms |",
         rss_kb as f64 / 1024.0,
         median(&mut reload_ms.clone()),
         reload_ms.iter().cloned().fold(0.0, f64::max),
+        median(&mut raw),
+        raw_bytes / 1024,
         median(&mut page),
         median(&mut big),
     );

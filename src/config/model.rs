@@ -207,15 +207,23 @@ pub struct EndpointDecl {
 
 /// What an endpoint check runs: an [`EndpointDecl`] with every default applied
 /// and its URL classified.
+///
+/// Serialized (in every answer's `desired.spec`) without the optional parts
+/// that are not set: 50 rows of `"alert":null,"body":null,...` cost an
+/// assistant tokens and say nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct EndpointSpec {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     pub target: Target,
     pub method: HttpMethod,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     pub expected_status: Vec<StatusPattern>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     pub tls_verify: bool,
     pub max_redirects: u32,
@@ -223,6 +231,7 @@ pub struct EndpointSpec {
     pub timeout: Duration,
     pub failure_threshold: u32,
     pub recovery_threshold: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<AlertDecl>,
 }
 

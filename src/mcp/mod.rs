@@ -62,23 +62,32 @@ stale: it reports config errors and drift between declared and running checks.";
 #[derive(Clone)]
 pub struct Maintenant {
     app: Arc<App>,
-    tool_router: ToolRouter<Self>,
+    tool_router: Arc<ToolRouter<Self>>,
 }
 
 impl Maintenant {
+    /// One per MCP session, and one per request on the stateless HTTP path:
+    /// the tool router (18 tools, their descriptions and schemas) is built
+    /// once per process and shared.
     pub fn new(app: Arc<App>) -> Self {
-        Maintenant {
-            app,
-            tool_router: Self::endpoint_tools()
-                + Self::health_tools()
-                + Self::container_tools()
-                + Self::resource_tools()
-                + Self::certificate_tools()
-                + Self::alert_tools()
-                + Self::heartbeat_tools()
-                + Self::status_tools()
-                + Self::update_tools(),
-        }
+        static ROUTER: std::sync::OnceLock<Arc<ToolRouter<Maintenant>>> =
+            std::sync::OnceLock::new();
+        let tool_router = ROUTER
+            .get_or_init(|| {
+                Arc::new(
+                    Self::endpoint_tools()
+                        + Self::health_tools()
+                        + Self::container_tools()
+                        + Self::resource_tools()
+                        + Self::certificate_tools()
+                        + Self::alert_tools()
+                        + Self::heartbeat_tools()
+                        + Self::status_tools()
+                        + Self::update_tools(),
+                )
+            })
+            .clone();
+        Maintenant { app, tool_router }
     }
 }
 

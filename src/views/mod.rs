@@ -33,4 +33,38 @@ mod schema_tests {
         assert_eq!(certs["type"], "object");
         assert!(certs.to_string().contains("hostname_match"));
     }
+
+    /// `desired.spec` leaves out the optional parts that are not set, so
+    /// the output schema (rmcp's, from the serialized form) must not require
+    /// them: a client that validates `structuredContent` would reject the row.
+    #[test]
+    fn an_endpoint_spec_requires_only_what_it_always_has() {
+        let schema = rmcp::handler::server::common::schema_for_output::<
+            crate::readmodel::Page<crate::readmodel::EndpointRow>,
+        >();
+        let defs = &schema["$defs"];
+        let spec = &defs["EndpointSpec"];
+        let required: Vec<&str> = spec["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no required list in {spec:#}"))
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        for always in ["name", "target", "interval", "expected_status"] {
+            assert!(
+                required.contains(&always),
+                "{always} not required: {required:?}"
+            );
+        }
+        for optional in ["group", "headers", "body", "conditions", "alert"] {
+            assert!(
+                !required.contains(&optional),
+                "{optional} required: {required:?}"
+            );
+            assert!(
+                spec["properties"][optional].is_object(),
+                "{optional} not described"
+            );
+        }
+    }
 }
