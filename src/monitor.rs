@@ -47,29 +47,30 @@ impl fmt::Display for MonitorKind {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct MonitorKey {
     pub kind: MonitorKind,
-    pub name: String,
+    /// Shared: a key is held by the desired state, the reconciler, the
+    /// scheduler and the observed map, and each clone of 10k keys would
+    /// otherwise copy 10k names.
+    pub name: Arc<str>,
 }
 
 impl MonitorKey {
-    pub fn endpoint(name: impl Into<String>) -> Self {
+    pub fn new(kind: MonitorKind, name: impl Into<Arc<str>>) -> Self {
         MonitorKey {
-            kind: MonitorKind::Endpoint,
+            kind,
             name: name.into(),
         }
     }
 
-    pub fn certificate(name: impl Into<String>) -> Self {
-        MonitorKey {
-            kind: MonitorKind::Certificate,
-            name: name.into(),
-        }
+    pub fn endpoint(name: impl Into<Arc<str>>) -> Self {
+        MonitorKey::new(MonitorKind::Endpoint, name)
     }
 
-    pub fn heartbeat(name: impl Into<String>) -> Self {
-        MonitorKey {
-            kind: MonitorKind::Heartbeat,
-            name: name.into(),
-        }
+    pub fn certificate(name: impl Into<Arc<str>>) -> Self {
+        MonitorKey::new(MonitorKind::Certificate, name)
+    }
+
+    pub fn heartbeat(name: impl Into<Arc<str>>) -> Self {
+        MonitorKey::new(MonitorKind::Heartbeat, name)
     }
 
     /// The id shown to users and accepted by tools: `endpoint/api-health`.
@@ -185,10 +186,7 @@ impl MonitorSpec {
     }
 
     pub fn key(&self) -> MonitorKey {
-        MonitorKey {
-            kind: self.kind(),
-            name: self.name().to_owned(),
-        }
+        MonitorKey::new(self.kind(), self.name())
     }
 
     /// A hash of the whole spec. The reconciler restarts a check only when this

@@ -103,14 +103,14 @@ fn monitor_row(app: &App, key: &MonitorKey) -> Result<serde_json::Value, ReadErr
         )),
         MonitorKind::Endpoint => {
             let filter = readmodel::EndpointFilter {
-                name: Some(key.name.clone()),
+                name: Some(key.name.to_string()),
                 ..Default::default()
             };
             let page = readmodel::list_endpoints(app, &filter, Some(500), None)?;
             let row = page
                 .items
                 .into_iter()
-                .find(|r| r.name == key.name)
+                .find(|r| *r.name == *key.name)
                 .ok_or_else(|| ReadError::NotFound(format!("{} is not declared", key.id())))?;
             to_json(serde_json::to_value(row))
         }

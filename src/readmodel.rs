@@ -327,7 +327,7 @@ pub fn resolve(
     let name = q.strip_prefix(&format!("{kind}/")).unwrap_or(q);
     let exact = MonitorKey {
         kind,
-        name: name.to_owned(),
+        name: name.into(),
     };
     if state.monitors.contains_key(&exact) {
         return Ok(exact);
@@ -336,7 +336,7 @@ pub fn resolve(
         .monitors
         .keys()
         .filter(|k| k.kind == kind)
-        .map(|k| k.name.as_str())
+        .map(|k| &*k.name)
         .collect();
     let ci: Vec<&&str> = names
         .iter()
@@ -345,7 +345,7 @@ pub fn resolve(
     if let [one] = ci.as_slice() {
         return Ok(MonitorKey {
             kind,
-            name: (**one).to_owned(),
+            name: (**one).into(),
         });
     }
     let mut scored: Vec<(usize, &str)> = names

@@ -621,7 +621,7 @@ mod tests {
     #[test]
     fn paused_monitors_raise_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (e, store) = engine(dir.path(), Arc::new(|k: &MonitorKey| k.name == "backup"));
+        let (e, store) = engine(dir.path(), Arc::new(|k: &MonitorKey| &*k.name == "backup"));
         assert!(e.apply(&hb(HeartbeatEvent::Down)).unwrap().is_empty());
         assert!(store.list(|_| true).unwrap().is_empty());
     }

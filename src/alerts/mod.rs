@@ -185,7 +185,7 @@ impl Alert {
         let (_, name) = self.entity.split_once('/')?;
         Some(MonitorKey {
             kind: self.source,
-            name: name.to_owned(),
+            name: name.into(),
         })
     }
 }

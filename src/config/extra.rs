@@ -473,7 +473,7 @@ mod tests {
             .monitors
             .iter()
             .filter(|m| m.key().kind == crate::monitor::MonitorKind::Certificate)
-            .map(|m| m.key().name)
+            .map(|m| m.key().name.to_string())
             .collect();
         assert_eq!(names, ["mine", "example.com:443", "example.com:8443"]);
         let d = cert(&l, "example.com:443");

@@ -140,14 +140,14 @@ pub fn status_data(app: &App) -> Result<StatusData, ReadError> {
                     group: Option<String>,
                     status: Level,
                     since: Option<OffsetDateTime>| {
-        let key = crate::monitor::MonitorKey { kind, name };
+        let key = crate::monitor::MonitorKey::new(kind, name);
         let maintenance = scope::silencing_window(&windows, &key, group.as_deref(), now);
         monitors.push((
             group,
             MonitorState {
                 id: key.id(),
                 kind: kind.as_str().to_owned(),
-                name: key.name,
+                name: key.name.to_string(),
                 status,
                 since,
                 maintenance,
