@@ -3,7 +3,7 @@
 //! 10k monitors used to be 10k tokio tasks, each holding its future and an
 //! interval timer while it slept: about 500 bytes a monitor, most of the
 //! memory of a large deployment. Here a sleeping monitor is one slot (about
-//! 70 bytes) and one entry in a [`DelayQueue`]; a task exists only while a
+//! 80 bytes with its id) and one entry in a [`DelayQueue`]; a task exists only while a
 //! check runs. A monitor's checks never overlap: the next one is queued when
 //! the previous one has finished.
 //!
@@ -25,8 +25,8 @@ use tokio_util::time::{DelayQueue, delay_queue};
 use super::CheckContext;
 use crate::monitor::{MonitorKey, MonitorSpec};
 
-/// Endpoints are not checked more often than this, whatever their interval.
-const MIN_ENDPOINT_INTERVAL: Duration = Duration::from_millis(100);
+/// No monitor is checked more often than this, whatever its interval.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 enum Command {
     Schedule {
@@ -98,10 +98,7 @@ struct Slot {
 }
 
 fn interval(spec: &MonitorSpec) -> Duration {
-    match spec {
-        MonitorSpec::Endpoint(e) => e.interval.std().max(MIN_ENDPOINT_INTERVAL),
-        other => other.interval().max(MIN_ENDPOINT_INTERVAL),
-    }
+    spec.interval().max(MIN_INTERVAL)
 }
 
 async fn run(
