@@ -100,9 +100,7 @@ impl Reconciler {
         let mut report = PassReport::default();
         // Held for the pass: `get_health` sees the running set before or
         // after it, never half-applied.
-        let running_index = self.running.clone();
-        let mut running_map = running_index.write().expect("running index lock");
-        let running_map = &mut *running_map;
+        let mut running_map = self.running.write().expect("running index lock");
 
         // One merge walk over the two sorted maps: what runs but is no longer
         // declared, and what is declared but not running with its spec hash.

@@ -36,19 +36,7 @@ pub fn encode_check(rec: &CheckRecord) -> Vec<u8> {
 }
 
 pub fn decode_check(b: &[u8]) -> Result<CheckRecord, super::StoreError> {
-    match b.first() {
-        Some(b'{') => Ok(serde_json::from_slice(b)?),
-        Some(&FORMAT_V1) => {
-            let mut r = Reader {
-                b: &b[1..],
-                what: "check result",
-            };
-            let rec = r.check()?;
-            r.end()?;
-            Ok(rec)
-        }
-        _ => Err(err("check result", "unknown format").into()),
-    }
+    decode(b, "check result", |r| r.check())
 }
 
 pub fn encode_state(s: &ObservedState) -> Vec<u8> {
@@ -78,43 +66,53 @@ pub fn encode_state(s: &ObservedState) -> Vec<u8> {
 }
 
 pub fn decode_state(b: &[u8]) -> Result<ObservedState, super::StoreError> {
+    decode(b, "monitor state", |r| {
+        let status = match r.u8()? {
+            0 => Status::Pending,
+            1 => Status::Up,
+            2 => Status::Down,
+            3 => Status::Paused,
+            _ => return Err(err(r.what, "unknown status")),
+        };
+        let consecutive_failures = r.u32()?;
+        let consecutive_successes = r.u32()?;
+        let checks_total = r.u64()?;
+        let since = match r.u8()? {
+            0 => None,
+            _ => Some(r.time()?),
+        };
+        let last_check = if r.b.is_empty() {
+            None
+        } else {
+            Some(r.check()?)
+        };
+        Ok(ObservedState {
+            status,
+            since,
+            last_check,
+            consecutive_failures,
+            consecutive_successes,
+            checks_total,
+        })
+    })
+}
+
+/// JSON (an earlier version's record) or the binary form read by `binary`,
+/// which must consume every byte.
+fn decode<T: serde::de::DeserializeOwned>(
+    b: &[u8],
+    what: &'static str,
+    binary: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, super::StoreError> {
     match b.first() {
         Some(b'{') => Ok(serde_json::from_slice(b)?),
         Some(&FORMAT_V1) => {
-            let mut r = Reader {
-                b: &b[1..],
-                what: "monitor state",
-            };
-            let status = match r.u8()? {
-                0 => Status::Pending,
-                1 => Status::Up,
-                2 => Status::Down,
-                3 => Status::Paused,
-                _ => return Err(err("monitor state", "unknown status").into()),
-            };
-            let consecutive_failures = r.u32()?;
-            let consecutive_successes = r.u32()?;
-            let checks_total = r.u64()?;
-            let since = match r.u8()? {
-                0 => None,
-                _ => Some(r.time()?),
-            };
-            let last_check = if r.b.is_empty() {
-                None
-            } else {
-                Some(r.check()?)
-            };
+            let mut r = Reader { b: &b[1..], what };
+            let value = binary(&mut r)?;
             r.end()?;
-            Ok(ObservedState {
-                status,
-                since,
-                last_check,
-                consecutive_failures,
-                consecutive_successes,
-                checks_total,
-            })
+            Ok(value)
         }
-        _ => Err(err("monitor state", "unknown format").into()),
+        _ => Err(err(what, "unknown format").into()),
     }
 }
 
