@@ -3,12 +3,16 @@
 //!
 //!     cargo bench --bench scale            # 1k and 10k
 //!     SCALE_SIZES=1000 cargo bench --bench scale
+//!     SCALE_SOAK_SECS=900 cargo bench --bench scale   # then RSS over 15 min
 //!
 //! Prints, per size: RSS, CPU seconds per 1,000 checks, the time from saving
 //! a file that changes one monitor to that monitor's first check at its new
 //! URL (and proof that the other tasks were untouched), and list_endpoints
 //! latency: as raw HTTP on a kept-alive connection (the server's time) and
-//! through rmcp's MCP client (which adds its own parsing).
+//! through rmcp's MCP client (which adds its own parsing). With
+//! `SCALE_SOAK_SECS`, the daemon then keeps checking for that long and the
+//! RSS is sampled every 30 s: the first sample is one point early in a
+//! long-running process, this shows where it goes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -243,7 +247,35 @@ async fn run(n: usize) {
         median(&mut big),
     );
     let _ = mcp.cancel().await;
+    soak(pid, n).await;
     let _ = child.kill().await;
+}
+
+/// RSS every 30 s for `SCALE_SOAK_SECS` (capped at one hour), then min /
+/// median / max and the last sample.
+async fn soak(pid: u32, n: usize) {
+    let secs: u64 = std::env::var("SCALE_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+        .min(3600);
+    if secs == 0 {
+        return;
+    }
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        samples.push(proc_stat(pid).0 as f64 / 1024.0);
+    }
+    let last = *samples.last().expect("at least one sample");
+    let max = samples.iter().cloned().fold(0.0, f64::max);
+    let min = samples.iter().cloned().fold(f64::MAX, f64::min);
+    println!(
+        "| {n} endpoints, soak {secs} s | RSS every 30 s: min {min:.1} MB, median {:.1} MB, max {max:.1} MB, last {last:.1} MB ({} samples) |",
+        median(&mut samples),
+        samples.len(),
+    );
 }
 
 fn main() {

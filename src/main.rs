@@ -43,7 +43,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    maintenant::memory::limit_arenas();
+    maintenant::memory::tune_allocator();
     let cli = Cli::parse();
     // Logs go to stderr: stdout is the MCP channel under --mcp-stdio.
     tracing_subscriber::fmt()

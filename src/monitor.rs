@@ -103,14 +103,23 @@ pub enum Origin {
         path: Arc<Path>,
         line: usize,
     },
-    /// A Docker label: the container's name (stable across a compose
-    /// recreate, unlike its id) and the label key that declared the monitor.
-    Docker { container: String, label: String },
+    /// A Docker label (see [`DockerOrigin`]). Boxed like `Kubernetes`: every
+    /// declared and desired monitor holds an origin, and a file origin is a
+    /// path and a line.
+    Docker(Box<DockerOrigin>),
     /// A Kubernetes object: a `Monitor` resource (`kind`), in `namespace`,
     /// at `generation` (its `metadata.generation`); or a `Pod` whose
     /// `annotation` declared the monitor.
     /// Boxed: file origins (10k of them) need not be as large as this one.
     Kubernetes(Box<KubernetesOrigin>),
+}
+
+/// The container's name (stable across a compose recreate, unlike its id)
+/// and the label key that declared the monitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct DockerOrigin {
+    pub container: String,
+    pub label: String,
 }
 
 /// Where a Kubernetes declaration came from (see [`Origin::Kubernetes`]).
@@ -128,8 +137,8 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::File { path, line } => write!(f, "{}:{}", path.display(), line),
-            Origin::Docker { container, label } => {
-                write!(f, "docker container {container} label {label}")
+            Origin::Docker(d) => {
+                write!(f, "docker container {} label {}", d.container, d.label)
             }
             Origin::Kubernetes(k) => {
                 write!(f, "{} {}/{}", k.kind, k.namespace, k.name)?;
@@ -240,5 +249,35 @@ impl MonitorSpec {
                 HeartbeatSchedule::Cron { .. } => std::time::Duration::from_secs(86_400),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every declared and desired monitor holds an origin: the rare kinds
+    /// (Docker, Kubernetes) are boxed so a file origin, the common case at
+    /// scale, stays a path and a line.
+    #[test]
+    fn an_origin_is_no_larger_than_a_file_origin_needs() {
+        assert!(std::mem::size_of::<Origin>() <= 32);
+        assert!(std::mem::size_of::<DeclaredMonitor>() <= 40);
+    }
+
+    #[test]
+    fn a_docker_origin_serializes_flat_with_its_source() {
+        let o = Origin::Docker(Box::new(DockerOrigin {
+            container: "web".into(),
+            label: "maintenant.endpoint.web.url".into(),
+        }));
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            serde_json::json!({"source": "docker", "container": "web", "label": "maintenant.endpoint.web.url"})
+        );
+        assert_eq!(
+            o.to_string(),
+            "docker container web label maintenant.endpoint.web.url"
+        );
     }
 }

@@ -32,12 +32,20 @@ pub struct Observed {
 }
 
 /// Shared map of observed state, cheap to clone.
+///
+/// Values are boxed: a hash table keeps about 1.6 slots per entry, and an
+/// empty slot of an unboxed `Observed` (136 bytes) costs as much as a full
+/// one. Boxed, 10k monitors take about 0.6 MB less.
 #[derive(Clone, Default)]
-pub struct ObservedMap(Arc<RwLock<HashMap<MonitorKey, Observed>>>);
+pub struct ObservedMap(Arc<RwLock<HashMap<MonitorKey, Box<Observed>>>>);
 
 impl ObservedMap {
     pub fn get(&self, key: &MonitorKey) -> Option<Observed> {
-        self.0.read().expect("observed map lock").get(key).cloned()
+        self.0
+            .read()
+            .expect("observed map lock")
+            .get(key)
+            .map(|o| Observed::clone(o))
     }
 
     pub fn set_state(&self, key: &MonitorKey, state: ObservedState) {
@@ -73,7 +81,7 @@ impl ObservedMap {
     }
 
     /// Read many at once under one lock (for list pages).
-    pub fn with<R>(&self, f: impl FnOnce(&HashMap<MonitorKey, Observed>) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&HashMap<MonitorKey, Box<Observed>>) -> R) -> R {
         f(&self.0.read().expect("observed map lock"))
     }
 }

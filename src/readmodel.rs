@@ -280,7 +280,7 @@ pub fn list_endpoints(
             .items
             .into_iter()
             .map(|(k, d, e)| {
-                let mut observed = observed_view(obs.get(k));
+                let mut observed = observed_view(obs.get(k).map(Box::as_ref));
                 if let Some(at) = paused_at(k) {
                     mark_paused(&mut observed, at);
                 }

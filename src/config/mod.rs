@@ -155,6 +155,9 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
     let alerting = extra::merge_alerting(alerting_parts, &mut errors);
     extra::check_channel_names(&monitors, &alerting, &mut errors);
     extra::derive_certificates(&mut monitors);
+    // The collect above reuses the buffer of `all`, whose items are larger:
+    // without this the declared set would keep that buffer (0.8 MB at 10k).
+    monitors.shrink_to_fit();
     if errors.is_empty() {
         Ok(LoadedConfig {
             files,

@@ -214,17 +214,14 @@ pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadE
                             d,
                             serde_json::to_value(&*d.spec).unwrap_or_default(),
                         ),
-                        observed: observed_view(obs.get(k)),
+                        observed: observed_view(obs.get(k).map(Box::as_ref)),
                     })
                 }
-                Origin::Docker {
-                    container: c,
-                    label,
-                } if *c == container.name => Some(ContainerMonitor {
+                Origin::Docker(o) if o.container == container.name => Some(ContainerMonitor {
                     id: k.id(),
-                    label: label.clone(),
+                    label: o.label.clone(),
                     desired: desired_view(d, serde_json::to_value(&*d.spec).unwrap_or_default()),
-                    observed: observed_view(obs.get(k)),
+                    observed: observed_view(obs.get(k).map(Box::as_ref)),
                 }),
                 _ => None,
             })

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::labels::{self, LabelProblem};
 use crate::desired::{SourceError, SourceKind, SourceStatus, SourceUpdate};
-use crate::monitor::{DeclaredMonitor, KubernetesOrigin, Origin};
+use crate::monitor::{DeclaredMonitor, DockerOrigin, KubernetesOrigin, Origin};
 use crate::runtime::{Container, ContainerSet, Runtimes, docker::RUNTIME};
 
 /// Bad labels by container name, for `get_container` (and `get_health` via the source status).
@@ -109,10 +109,10 @@ fn declare(
         .into_iter()
         .map(|(spec, label)| DeclaredMonitor {
             spec: spec.into(),
-            origin: Origin::Docker {
+            origin: Origin::Docker(Box::new(DockerOrigin {
                 container: name.to_owned(),
                 label,
-            },
+            })),
         })
         .collect();
     (monitors, problems)
