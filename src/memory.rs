@@ -11,10 +11,10 @@
 ///
 /// Also fixes glibc's mmap threshold at 128 KiB. By default glibc raises it
 /// to the size of any mmapped block that is freed (up to 32 MiB), after which
-/// sled's large node and log buffers come from the heap, between long-lived
-/// small allocations, where a trim cannot give them back. A fixed threshold
-/// keeps them in their own mappings, returned to the kernel when freed: about
-/// 2 MB less resident at 10k monitors (README, Benchmark).
+/// large buffers (sled's among them) come from the heap, between long-lived
+/// small allocations, and stay resident until a trim. A fixed threshold keeps
+/// them in their own mappings, returned to the kernel when freed: about 2 MB
+/// less resident in the first minutes at 10k monitors (README, Benchmark).
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator tunables; called before other threads exist.
