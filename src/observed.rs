@@ -81,7 +81,16 @@ impl ObservedMap {
     }
 
     /// Read many at once under one lock (for list pages).
-    pub fn with<R>(&self, f: impl FnOnce(&HashMap<MonitorKey, Box<Observed>>) -> R) -> R {
-        f(&self.0.read().expect("observed map lock"))
+    pub fn with<R>(&self, f: impl FnOnce(&ObservedRead<'_>) -> R) -> R {
+        f(&ObservedRead(&self.0.read().expect("observed map lock")))
+    }
+}
+
+/// The map as [`ObservedMap::with`] lends it: lookups, not how values are stored.
+pub struct ObservedRead<'a>(&'a HashMap<MonitorKey, Box<Observed>>);
+
+impl ObservedRead<'_> {
+    pub fn get(&self, key: &MonitorKey) -> Option<&Observed> {
+        self.0.get(key).map(Box::as_ref)
     }
 }

@@ -269,7 +269,7 @@ pub fn list_endpoints(
                     let status = if paused_at(k).is_some() {
                         Status::Paused
                     } else {
-                        obs.get(*k).map_or(Status::Pending, |o| o.state.status)
+                        obs.get(k).map_or(Status::Pending, |o| o.state.status)
                     };
                     status == want
                 })
@@ -280,7 +280,7 @@ pub fn list_endpoints(
             .items
             .into_iter()
             .map(|(k, d, e)| {
-                let mut observed = observed_view(obs.get(k).map(Box::as_ref));
+                let mut observed = observed_view(obs.get(k));
                 if let Some(at) = paused_at(k) {
                     mark_paused(&mut observed, at);
                 }
@@ -325,10 +325,7 @@ pub fn resolve(
 ) -> Result<MonitorKey, ReadError> {
     let q = query.trim();
     let name = q.strip_prefix(&format!("{kind}/")).unwrap_or(q);
-    let exact = MonitorKey {
-        kind,
-        name: name.into(),
-    };
+    let exact = MonitorKey::new(kind, name);
     if state.monitors.contains_key(&exact) {
         return Ok(exact);
     }

@@ -183,10 +183,7 @@ pub struct Alert {
 impl Alert {
     pub fn monitor_key(&self) -> Option<MonitorKey> {
         let (_, name) = self.entity.split_once('/')?;
-        Some(MonitorKey {
-            kind: self.source,
-            name: name.into(),
-        })
+        Some(MonitorKey::new(self.source, name))
     }
 }
 

@@ -3,9 +3,9 @@
 //! 10k monitors used to be 10k tokio tasks, each holding its future and an
 //! interval timer while it slept: about 500 bytes a monitor, most of the
 //! memory of a large deployment. Here a sleeping monitor is one slot (about
-//! 80 bytes with its id) and one entry in a [`DelayQueue`]; a task exists only while a
-//! check runs. A monitor's checks never overlap: the next one is queued when
-//! the previous one has finished.
+//! 80 bytes with its id) and one entry in a [`DelayQueue`]; a task exists
+//! only while a check runs. A monitor's checks never overlap: the next one is
+//! queued when the previous one has finished.
 //!
 //! The reconciler talks to the queue through [`Scheduler`]: `schedule` and
 //! `cancel` by task id. Ids are never reused, so a message about a task that

@@ -214,14 +214,14 @@ pub fn container_detail(app: &App, query: &str) -> Result<ContainerDetail, ReadE
                             d,
                             serde_json::to_value(&*d.spec).unwrap_or_default(),
                         ),
-                        observed: observed_view(obs.get(k).map(Box::as_ref)),
+                        observed: observed_view(obs.get(k)),
                     })
                 }
                 Origin::Docker(o) if o.container == container.name => Some(ContainerMonitor {
                     id: k.id(),
                     label: o.label.clone(),
                     desired: desired_view(d, serde_json::to_value(&*d.spec).unwrap_or_default()),
-                    observed: observed_view(obs.get(k).map(Box::as_ref)),
+                    observed: observed_view(obs.get(k)),
                 }),
                 _ => None,
             })
