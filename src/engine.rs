@@ -335,10 +335,9 @@ fn start_update_scans(
 /// Prune old results every ten minutes.
 async fn retention(store: Store, keep: std::time::Duration) {
     let keep = time::Duration::try_from(keep).unwrap_or(time::Duration::days(7));
-    let keep_rollups = keep
-        .checked_mul(5)
-        .unwrap_or(keep)
-        .max(time::Duration::days(8));
+    // Rollups answer uptime_24h and uptime_7d and nothing older; a day more
+    // so the oldest hour of the week is still whole.
+    let keep_rollups = time::Duration::days(8);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;

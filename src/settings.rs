@@ -83,8 +83,8 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_TRUST_FORWARDED_FOR", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
 
-    /// How long check results are kept. Hourly rollups are kept 5x longer
-    /// (at least 7 days, for uptime_7d).
+    /// How long check results are kept (whole history segments, so up to an
+    /// hour more). Hourly rollups are kept 8 days, for uptime_7d.
     #[arg(long, env = "MAINTENANT_RETENTION", default_value = "7d")]
     pub retention: Duration,
 

@@ -1,17 +1,23 @@
-//! The sled database: check results (with retention), the current observed
+//! The database: check results (with retention), the current observed
 //! state of each monitor, and hourly rollups that answer uptime over 24h and
 //! 7d without scanning history.
 //!
-//! Layout (one tree each):
-//! - `results`: `monitor-id \0 at_micros(BE u64)` -> [`CheckRecord`] (binary, [`codec`])
+//! sled trees:
 //! - `state`:   `monitor-id` -> [`ObservedState`] (binary, [`codec`])
-//! - `rollups`: `monitor-id \0 hour(BE u64)` -> [`Rollup`] (16 bytes)
+//! - `uptime`:  `monitor-id \0 day(BE u64)` -> 24 hourly [`Rollup`]s (16 bytes each)
 //! - `heartbeats`: `heartbeat/NAME` -> [`HeartbeatState`] (JSON)
 //! - `pauses`: `monitor-id` -> [`PauseRecord`] (JSON): monitors paused by
 //!   `pause_monitor`, of every kind; kept until `resume_monitor`.
 //!
-//! Big-endian timestamps make each monitor's keys sort by time, so history and
-//! uptime are range scans over one monitor's prefix.
+//! Check results are not in sled but in segment files beside it
+//! ([`history`]): sled's memory grows with the number of keys it holds, and
+//! a key per check made the daemon's memory grow with its history. For the
+//! same reason rollups are one key per monitor and day, not per hour, and
+//! kept only as long as `uptime_7d` needs them. Every sled tree here thus
+//! holds a bounded number of keys per monitor.
+//!
+//! Big-endian days make each monitor's keys sort by time, so uptime is a
+//! range scan over one monitor's prefix.
 
 use std::path::Path;
 
@@ -22,6 +28,9 @@ use crate::heartbeat::HeartbeatState;
 use crate::monitor::MonitorKey;
 
 mod codec;
+pub mod history;
+
+use history::HistoryLog;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,6 +45,8 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("corrupt record in the database: {0}")]
     Undecodable(#[from] codec::DecodeError),
+    #[error("check history files: {0}")]
+    History(#[from] std::io::Error),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -140,9 +151,9 @@ impl Uptime {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    results: sled::Tree,
+    history: HistoryLog,
     state: sled::Tree,
-    rollups: sled::Tree,
+    uptime: sled::Tree,
     heartbeats: sled::Tree,
     pauses: sled::Tree,
     /// sled's log file (`<db>/db`), for [`Store::sync_to_disk`].
@@ -169,6 +180,38 @@ fn micros(t: OffsetDateTime) -> u64 {
 
 fn hour_of(t: OffsetDateTime) -> u64 {
     u64::try_from(t.unix_timestamp() / 3600).unwrap_or(0)
+}
+
+/// Bytes of one `uptime` value: a day of hourly rollups.
+const DAY_BYTES: usize = 24 * 16;
+
+/// Add `r` to the rollup of `hour` in a day value (a missing or malformed
+/// value counts as an empty day).
+fn add_to_day(day: Option<&[u8]>, hour: u64, r: Rollup) -> Vec<u8> {
+    let mut day = match day {
+        Some(d) if d.len() == DAY_BYTES => d.to_vec(),
+        _ => vec![0; DAY_BYTES],
+    };
+    let slot = &mut day[(hour % 24) as usize * 16..][..16];
+    let old = Rollup::decode(slot);
+    let sum = Rollup {
+        checks: old.checks + r.checks,
+        up: old.up + r.up,
+        response_ms_sum: old.response_ms_sum + r.response_ms_sum,
+    };
+    slot.copy_from_slice(&sum.encode());
+    day
+}
+
+/// Split a `monitor-id \0 u64` key.
+fn split_key(k: &[u8]) -> Option<(&[u8], u64)> {
+    let (id, suffix) = k.split_at_checked(k.len().checked_sub(9)?)?;
+    (suffix[0] == 0).then(|| {
+        (
+            id,
+            u64::from_be_bytes(suffix[1..].try_into().expect("8 bytes")),
+        )
+    })
 }
 
 impl Store {
@@ -202,17 +245,58 @@ impl Store {
                 }
                 other => StoreError::Sled(other),
             })?;
-        Ok(Store {
-            results: db.open_tree("results")?,
+        let store = Store {
+            history: HistoryLog::open(&path.join("history"))?,
             state: db.open_tree("state")?,
-            rollups: db.open_tree("rollups")?,
+            uptime: db.open_tree("uptime")?,
             heartbeats: db.open_tree("heartbeats")?,
             pauses: db.open_tree("pauses")?,
             log_file: std::sync::Arc::new(
                 std::fs::File::open(path.join("db")).map_err(sled::Error::Io)?,
             ),
             db,
-        })
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Move what earlier versions kept in sled (`results`: a key per check;
+    /// `rollups`: a key per hour) to the check history files and day
+    /// rollups, then drop the old trees.
+    fn migrate(&self) -> Result<()> {
+        let names = self.db.tree_names();
+        if names.iter().any(|n| n.as_ref() == b"results") {
+            let old = self.db.open_tree("results")?;
+            let mut moved = 0usize;
+            for item in old.iter() {
+                let (k, v) = item?;
+                if let Some((id, at)) = split_key(&k) {
+                    self.history.append(id, at, &v)?;
+                    moved += 1;
+                }
+            }
+            self.history.seal_now()?;
+            drop(old);
+            self.db.drop_tree("results")?;
+            tracing::info!(moved, "check results moved from sled to the history files");
+        }
+        if names.iter().any(|n| n.as_ref() == b"rollups") {
+            let old = self.db.open_tree("rollups")?;
+            for item in old.iter() {
+                let (k, v) = item?;
+                if let Some((id, hour)) = split_key(&k) {
+                    let mut day_key = id.to_vec();
+                    day_key.push(0);
+                    day_key.extend_from_slice(&(hour / 24).to_be_bytes());
+                    let r = Rollup::decode(&v);
+                    self.uptime
+                        .update_and_fetch(day_key, |d| Some(add_to_day(d, hour, r)))?;
+                }
+            }
+            drop(old);
+            self.db.drop_tree("rollups")?;
+        }
+        Ok(())
     }
 
     /// Record one check: the result, the monitor's new state and its hour's rollup.
@@ -222,18 +306,21 @@ impl Store {
         rec: &CheckRecord,
         state: &ObservedState,
     ) -> Result<()> {
-        self.results
-            .insert(prefixed(key, micros(rec.at)), codec::encode_check(rec))?;
+        let id = key.storage_key();
+        self.history
+            .append(&id, micros(rec.at), &codec::encode_check(rec))?;
         self.save_state(key, state)?;
-        let (up, ms) = (u32::from(rec.up), rec.response_time_ms);
-        self.rollups
-            .update_and_fetch(prefixed(key, hour_of(rec.at)), |old| {
-                let mut r = old.map(Rollup::decode).unwrap_or_default();
-                r.checks += 1;
-                r.up += up;
-                r.response_ms_sum += ms;
-                Some(r.encode().to_vec())
-            })?;
+        let hour = hour_of(rec.at);
+        let r = Rollup {
+            checks: 1,
+            up: u32::from(rec.up),
+            response_ms_sum: rec.response_time_ms,
+        };
+        let mut day_key = id;
+        day_key.push(0);
+        day_key.extend_from_slice(&(hour / 24).to_be_bytes());
+        self.uptime
+            .update_and_fetch(day_key, |d| Some(add_to_day(d, hour, r)))?;
         Ok(())
     }
 
@@ -259,19 +346,21 @@ impl Store {
         before: Option<OffsetDateTime>,
         limit: usize,
     ) -> Result<Vec<CheckRecord>> {
-        let lo = prefixed(key, since.map(micros).unwrap_or(0));
-        let hi = prefixed(key, before.map(micros).unwrap_or(u64::MAX));
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for item in self.results.range(lo..hi).rev().take(limit) {
-            let (_, v) = item?;
-            out.push(codec::decode_check(&v)?);
-        }
-        Ok(out)
+        let found = self.history.read(
+            &key.storage_key(),
+            since.map(micros).unwrap_or(0),
+            before.map(micros).unwrap_or(u64::MAX),
+            limit,
+        )?;
+        found
+            .iter()
+            .map(|(_, rec)| codec::decode_check(rec))
+            .collect()
     }
 
     /// Uptime over the last 24 hours and the last 7 days (the current hour
-    /// included), summed from hourly rollups: one scan of at most 168
-    /// entries, whatever the history size.
+    /// included), summed from hourly rollups: at most 8 day entries,
+    /// whatever the history size.
     pub fn uptime_day_week(
         &self,
         key: &MonitorKey,
@@ -282,53 +371,54 @@ impl Store {
         let day_start = end.saturating_sub(24 - 1);
         let mut day = Uptime { checks: 0, up: 0 };
         let mut week = Uptime { checks: 0, up: 0 };
-        let prefix_len = key.storage_key().len() + 1;
         for item in self
-            .rollups
-            .range(prefixed(key, week_start)..=prefixed(key, end))
+            .uptime
+            .range(prefixed(key, week_start / 24)..=prefixed(key, end / 24))
         {
             let (k, v) = item?;
-            let r = Rollup::decode(&v);
-            week.checks += u64::from(r.checks);
-            week.up += u64::from(r.up);
-            let hour = k
-                .get(prefix_len..)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map_or(0, u64::from_be_bytes);
-            if hour >= day_start {
-                day.checks += u64::from(r.checks);
-                day.up += u64::from(r.up);
+            let Some((_, d)) = split_key(&k) else {
+                continue;
+            };
+            if v.len() != DAY_BYTES {
+                continue;
+            }
+            for (slot, b) in v.chunks_exact(16).enumerate() {
+                let hour = d * 24 + slot as u64;
+                if hour < week_start || hour > end {
+                    continue;
+                }
+                let r = Rollup::decode(b);
+                week.checks += u64::from(r.checks);
+                week.up += u64::from(r.up);
+                if hour >= day_start {
+                    day.checks += u64::from(r.checks);
+                    day.up += u64::from(r.up);
+                }
             }
         }
         Ok((day, week))
     }
 
-    /// Delete results older than `results_cutoff` and rollups older than
-    /// `rollups_cutoff`, for every monitor that has state. Returns how many
-    /// entries were removed.
+    /// Delete check results older than `results_cutoff` (whole history
+    /// segments, see [`history`]) and rollup days that ended before
+    /// `rollups_cutoff`, of every monitor, declared or not. Returns how many
+    /// results and days were removed.
     pub fn prune(
         &self,
         results_cutoff: OffsetDateTime,
         rollups_cutoff: OffsetDateTime,
     ) -> Result<usize> {
-        let mut removed = 0;
-        for item in self.state.iter().keys() {
-            let id = item?;
-            let mut lo = id.to_vec();
-            lo.push(0);
-            let mut hi_results = lo.clone();
-            hi_results.extend_from_slice(&micros(results_cutoff).to_be_bytes());
-            let mut hi_rollups = lo.clone();
-            hi_rollups.extend_from_slice(&hour_of(rollups_cutoff).to_be_bytes());
-            for (tree, hi) in [(&self.results, hi_results), (&self.rollups, hi_rollups)] {
-                let mut batch = sled::Batch::default();
-                for k in tree.range(lo.clone()..hi).keys() {
-                    batch.remove(k?);
-                    removed += 1;
-                }
-                tree.apply_batch(batch)?;
+        let mut removed = self.history.prune(micros(results_cutoff))?;
+        let keep_from = hour_of(rollups_cutoff) / 24;
+        let mut batch = sled::Batch::default();
+        for k in self.uptime.iter().keys() {
+            let k = k?;
+            if split_key(&k).is_some_and(|(_, d)| d < keep_from) {
+                batch.remove(k);
+                removed += 1;
             }
         }
+        self.uptime.apply_batch(batch)?;
         Ok(removed)
     }
 
@@ -412,6 +502,7 @@ impl Store {
     }
 
     pub fn flush(&self) -> Result<()> {
+        self.history.flush()?;
         self.db.flush()?;
         Ok(())
     }
@@ -421,8 +512,9 @@ impl Store {
         &self.db
     }
 
+    /// sled's files and the check history's.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db.size_on_disk().unwrap_or(0) + self.history.size_on_disk()
     }
 }
 
@@ -556,15 +648,82 @@ mod tests {
             store
                 .record_check(&k, &rec(now - Duration::days(10), true), &st)
                 .unwrap();
+            // Retention removes whole sealed segments.
+            store.history.seal_now().unwrap();
             store.record_check(&k, &rec(now, true), &st).unwrap();
             let removed = store
-                .prune(now - Duration::days(7), now - Duration::days(30))
+                .prune(now - Duration::days(7), now - Duration::days(8))
                 .unwrap();
-            assert_eq!(removed, 1);
+            assert_eq!(removed, 2, "one result and its rollup day");
+            let (_, week) = store.uptime_day_week(&k, now).unwrap();
+            assert_eq!(week.checks, 1);
             store.flush().unwrap();
         }
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.history(&k, None, None, 10).unwrap().len(), 1);
+        let h = store.history(&k, None, None, 10).unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].at.unix_timestamp(), now.unix_timestamp());
         assert_eq!(store.load_state(&k).unwrap().unwrap().status, Status::Up);
+    }
+
+    #[test]
+    fn a_database_of_an_earlier_version_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let k = MonitorKey::endpoint("web");
+        let now = OffsetDateTime::now_utc();
+        let checks = [rec(now - Duration::hours(3), false), rec(now, true)];
+        {
+            // The layout before check history moved out of sled: a key per
+            // check in `results`, a key per hour in `rollups`, one result
+            // still in the JSON form of the first versions.
+            let db = sled::open(&path).unwrap();
+            let results = db.open_tree("results").unwrap();
+            let rollups = db.open_tree("rollups").unwrap();
+            results
+                .insert(
+                    prefixed(&k, micros(checks[0].at)),
+                    serde_json::to_vec(&checks[0]).unwrap(),
+                )
+                .unwrap();
+            results
+                .insert(
+                    prefixed(&k, micros(checks[1].at)),
+                    codec::encode_check(&checks[1]),
+                )
+                .unwrap();
+            for (c, up) in [(&checks[0], 0), (&checks[1], 1)] {
+                let r = Rollup {
+                    checks: 1,
+                    up,
+                    response_ms_sum: 5.0,
+                };
+                rollups
+                    .insert(prefixed(&k, hour_of(c.at)), &r.encode())
+                    .unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let h = store.history(&k, None, None, 10).unwrap();
+        assert_eq!(h.iter().map(|c| c.up).collect::<Vec<_>>(), [true, false]);
+        assert_eq!(h[1].at.unix_timestamp(), checks[0].at.unix_timestamp());
+        let (day, week) = store.uptime_day_week(&k, now).unwrap();
+        assert_eq!((day.checks, day.up, week.checks), (2, 1, 2));
+        let names = store.db.tree_names();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.as_ref() == b"results" || n.as_ref() == b"rollups")
+        );
+        // New checks land beside the migrated ones.
+        store
+            .record_check(
+                &k,
+                &rec(now + Duration::seconds(1), true),
+                &ObservedState::default(),
+            )
+            .unwrap();
+        assert_eq!(store.history(&k, None, None, 10).unwrap().len(), 3);
     }
 }

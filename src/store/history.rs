@@ -1,0 +1,709 @@
+//! Check results on disk, in segment files beside sled rather than in it.
+//!
+//! sled keeps a few hundred bytes of memory for every page of a tree, and a
+//! leaf page holds at most 16 keys, so a key per check made the daemon's
+//! memory grow with its history: 10k monitors checked every 30 s reached
+//! 135 MB of RSS (and 1.1 GB on disk) after two hours of results, on the way
+//! to 20 million keys at the 7-day retention. Here history costs no memory
+//! between queries, whatever its size, and retention deletes whole files.
+//!
+//! Layout, in `<db>/history/`:
+//! - `open.log`: the segment being written. Records are appended in arrival
+//!   order: `key_len u16 | key | at_micros u64 | len u32 | record`, where
+//!   `record` is [`super::codec::encode_check`]. Written through a buffer
+//!   flushed every 500 ms (like sled's log), so a killed process loses at
+//!   most that much history; its state and uptime are in sled.
+//! - `FIRST.pending`: a full segment, renamed from `open.log` once it holds
+//!   [`SEAL_RECORDS`] records or is an hour old, waiting to be sorted.
+//! - `FIRST-LAST.seg`: a sealed segment (FIRST and LAST are the oldest and
+//!   newest `at_micros`, zero-padded so names sort by time). Sorted by monitor
+//!   then time: a header, an index of `(hash of key, offset, len, count)`
+//!   sorted by hash, then one block per monitor (`key_len u16 | key` then its
+//!   records `at_micros u64 | len u32 | record`, oldest first). A query reads
+//!   a few index entries and one block per segment.
+//!
+//! A background thread flushes the open segment and seals pending ones, so
+//! a check never waits for a sort. Every step that replaces a file writes a
+//! temporary file and renames it, and startup finishes what a crash left.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+/// Records in a segment before it is sealed: at 10k monitors every 30 s,
+/// a segment every 3.3 minutes of about 2.5 MB, sorted in that much memory.
+pub const SEAL_RECORDS: u32 = 65_536;
+/// A segment is also sealed once its first record is this old, so a small
+/// install's open segment (scanned whole by every query) stays small.
+const SEAL_AGE: Duration = Duration::from_secs(3600);
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+const MAGIC: &[u8; 8] = b"MNTHSEG1";
+const INDEX_ENTRY: usize = 24;
+const OPEN: &str = "open.log";
+
+/// One stored check: when, and its encoded [`super::CheckRecord`].
+pub type Entry = (u64, Vec<u8>);
+
+/// The segment files of one database.
+#[derive(Clone)]
+pub struct HistoryLog {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    open: Mutex<OpenSegment>,
+}
+
+#[derive(Default)]
+struct OpenSegment {
+    writer: Option<BufWriter<File>>,
+    first: u64,
+    last: u64,
+    records: u32,
+    opened: Option<Instant>,
+}
+
+fn lock(m: &Mutex<OpenSegment>) -> MutexGuard<'_, OpenSegment> {
+    // A panic while holding the lock leaves a consistent segment (appends
+    // are single writes into the buffer), so keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// FNV-1a: stable across builds and platforms, which a hash written to disk must be.
+fn hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Open,
+    Pending { first: u64 },
+    Sealed { first: u64, last: u64 },
+}
+
+fn classify(name: &str) -> Option<FileKind> {
+    if name == OPEN {
+        return Some(FileKind::Open);
+    }
+    if let Some(first) = name.strip_suffix(".pending") {
+        return first.parse().ok().map(|first| FileKind::Pending { first });
+    }
+    let (first, last) = name.strip_suffix(".seg")?.split_once('-')?;
+    Some(FileKind::Sealed {
+        first: first.parse().ok()?,
+        last: last.parse().ok()?,
+    })
+}
+
+fn sealed_name(first: u64, last: u64) -> String {
+    format!("{first:020}-{last:020}.seg")
+}
+
+impl HistoryLog {
+    /// Open the segments in `dir` (created if missing), finish what a crash
+    /// left half done, and start the flushing and sealing thread.
+    pub fn open(dir: &Path) -> io::Result<HistoryLog> {
+        fs::create_dir_all(dir)?;
+        for entry in fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                fs::remove_file(&path)?;
+            }
+        }
+        // A leftover open segment is sealed like a full one; its last record
+        // may be cut short by the crash, which sealing drops.
+        let open = dir.join(OPEN);
+        if let Some(first) = first_at(&open)? {
+            fs::rename(&open, dir.join(format!("{first:020}.pending")))?;
+        } else if open.exists() {
+            fs::remove_file(&open)?;
+        }
+        let log = HistoryLog {
+            shared: Arc::new(Shared {
+                dir: dir.to_owned(),
+                open: Mutex::new(OpenSegment::default()),
+            }),
+        };
+        log.seal_pending()?;
+        let weak = Arc::downgrade(&log.shared);
+        std::thread::Builder::new()
+            .name("history".into())
+            .spawn(move || background(weak))?;
+        Ok(log)
+    }
+
+    /// Append one check of the monitor `key`.
+    pub fn append(&self, key: &[u8], at: u64, record: &[u8]) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(2 + key.len() + 12 + record.len());
+        put_entry_head(&mut buf, key);
+        put_record(&mut buf, at, record);
+        let mut open = lock(&self.shared.open);
+        if open.writer.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.shared.dir.join(OPEN))?;
+            *open = OpenSegment {
+                writer: Some(BufWriter::with_capacity(64 * 1024, file)),
+                first: at,
+                last: at,
+                records: 0,
+                opened: Some(Instant::now()),
+            };
+        }
+        open.writer
+            .as_mut()
+            .expect("opened above")
+            .write_all(&buf)?;
+        open.first = open.first.min(at);
+        open.last = open.last.max(at);
+        open.records += 1;
+        if open.records >= SEAL_RECORDS {
+            self.rotate(&mut open)?;
+        }
+        Ok(())
+    }
+
+    /// Write buffered appends to the file (not fsynced).
+    pub fn flush(&self) -> io::Result<()> {
+        match lock(&self.shared.open).writer.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Close the open segment and seal it now (retention and tests; the
+    /// background thread does this when a segment is full or old).
+    pub fn seal_now(&self) -> io::Result<()> {
+        self.rotate(&mut lock(&self.shared.open))?;
+        self.seal_pending()
+    }
+
+    fn rotate(&self, open: &mut OpenSegment) -> io::Result<()> {
+        let Some(mut w) = open.writer.take() else {
+            return Ok(());
+        };
+        w.flush()?;
+        drop(w);
+        let pending = self.shared.dir.join(format!("{:020}.pending", open.first));
+        fs::rename(self.shared.dir.join(OPEN), pending)?;
+        *open = OpenSegment::default();
+        Ok(())
+    }
+
+    fn files(&self) -> io::Result<Vec<(FileKind, PathBuf)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.shared.dir)? {
+            let entry = entry?;
+            if let Some(kind) = entry.file_name().to_str().and_then(classify) {
+                out.push((kind, entry.path()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sort every pending segment into a sealed one.
+    fn seal_pending(&self) -> io::Result<()> {
+        let files = self.files()?;
+        for (kind, path) in &files {
+            let FileKind::Pending { first } = *kind else {
+                continue;
+            };
+            // A crash between writing the sealed file and removing the
+            // pending one leaves both: the sealed one is complete.
+            let done = files
+                .iter()
+                .any(|(k, _)| matches!(k, FileKind::Sealed { first: f, .. } if *f == first));
+            if !done {
+                match seal(&self.shared.dir, path) {
+                    // Sealed meanwhile by another handle on the same files
+                    // (a store reopened in the same process).
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    other => other?,
+                }
+            }
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks of `key` with `since <= at < before`, newest first, at
+    /// most `limit`.
+    pub fn read(
+        &self,
+        key: &[u8],
+        since: u64,
+        before: u64,
+        limit: usize,
+    ) -> io::Result<Vec<Entry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.flush()?;
+        // The background thread may seal a pending file between listing and
+        // reading it; the listing after that finds its sealed file.
+        let mut tries = 0;
+        loop {
+            match self.read_once(key, since, before, limit) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn read_once(
+        &self,
+        key: &[u8],
+        since: u64,
+        before: u64,
+        limit: usize,
+    ) -> io::Result<Vec<Entry>> {
+        let in_range = |at: u64| at >= since && at < before;
+        let mut found: Vec<Entry> = Vec::new();
+        let mut sealed = Vec::new();
+        let files = self.files()?;
+        for (kind, path) in &files {
+            match *kind {
+                FileKind::Sealed { first, last } => {
+                    if last >= since && first < before {
+                        sealed.push((last, path));
+                    }
+                }
+                FileKind::Pending { first } => {
+                    let done = files.iter().any(
+                        |(k, _)| matches!(k, FileKind::Sealed { first: f, .. } if *f == first),
+                    );
+                    if !done {
+                        scan_unsorted(path, |k, at, rec| {
+                            if k == key && in_range(at) {
+                                found.push((at, rec.to_vec()));
+                            }
+                        })?;
+                    }
+                }
+                FileKind::Open => scan_unsorted(path, |k, at, rec| {
+                    if k == key && in_range(at) {
+                        found.push((at, rec.to_vec()));
+                    }
+                })?,
+            }
+        }
+        // Newest segments first; stop once `limit` records are newer than
+        // anything the remaining segments hold.
+        sealed.sort_by_key(|s| std::cmp::Reverse(s.0));
+        for (last, path) in sealed {
+            if found.len() >= limit {
+                found.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+                if found[limit - 1].0 > last {
+                    break;
+                }
+            }
+            for (at, rec) in read_block(path, key)? {
+                if in_range(at) {
+                    found.push((at, rec));
+                }
+            }
+        }
+        found.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    /// Delete sealed segments whose newest record is older than `cutoff`.
+    /// Returns how many records went with them. (A segment spans at most an
+    /// hour, so a record outlives the retention by at most that.)
+    pub fn prune(&self, cutoff: u64) -> io::Result<usize> {
+        let mut removed = 0;
+        for (kind, path) in self.files()? {
+            if let FileKind::Sealed { last, .. } = kind
+                && last < cutoff
+            {
+                removed += record_count(&path)?;
+                fs::remove_file(&path)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Bytes of every segment file.
+    pub fn size_on_disk(&self) -> u64 {
+        self.files()
+            .map(|files| {
+                files
+                    .iter()
+                    .filter_map(|(_, p)| fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn background(shared: Weak<Shared>) {
+    loop {
+        std::thread::sleep(FLUSH_EVERY);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let log = HistoryLog { shared };
+        let result = (|| {
+            let mut open = lock(&log.shared.open);
+            if let Some(w) = open.writer.as_mut() {
+                w.flush()?;
+            }
+            if open.opened.is_some_and(|t| t.elapsed() >= SEAL_AGE) {
+                log.rotate(&mut open)?;
+            }
+            drop(open);
+            log.seal_pending()
+        })();
+        if let Err(e) = result {
+            tracing::warn!(error = %e, dir = %log.shared.dir.display(), "check history: flushing or sealing a segment failed");
+        }
+    }
+}
+
+fn put_entry_head(buf: &mut Vec<u8>, key: &[u8]) {
+    let len = u16::try_from(key.len()).unwrap_or(u16::MAX);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&key[..usize::from(len)]);
+}
+
+fn put_record(buf: &mut Vec<u8>, at: u64, record: &[u8]) {
+    buf.extend_from_slice(&at.to_le_bytes());
+    buf.extend_from_slice(&(record.len() as u32).to_le_bytes());
+    buf.extend_from_slice(record);
+}
+
+/// Read exactly `n` bytes, or `None` at a clean or cut-short end of file.
+fn read_n(r: &mut impl Read, buf: &mut Vec<u8>, n: usize) -> io::Result<bool> {
+    buf.resize(n, 0);
+    match r.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every complete record of an unsorted segment, in file order. A record
+/// cut short at the end (a crash mid-write) ends the scan.
+fn scan_unsorted(path: &Path, mut f: impl FnMut(&[u8], u64, &[u8])) -> io::Result<()> {
+    let mut r = BufReader::with_capacity(64 * 1024, File::open(path)?);
+    let (mut key, mut head, mut rec) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        if !read_n(&mut r, &mut head, 2)? {
+            return Ok(());
+        }
+        let klen = usize::from(u16::from_le_bytes([head[0], head[1]]));
+        if !read_n(&mut r, &mut key, klen)? || !read_n(&mut r, &mut head, 12)? {
+            return Ok(());
+        }
+        let at = u64::from_le_bytes(head[0..8].try_into().expect("8 bytes"));
+        let len = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) as usize;
+        if !read_n(&mut r, &mut rec, len)? {
+            return Ok(());
+        }
+        f(&key, at, &rec);
+    }
+}
+
+fn first_at(path: &Path) -> io::Result<Option<u64>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut first = None;
+    scan_unsorted(path, |_, at, _| {
+        first = Some(first.map_or(at, |f: u64| f.min(at)));
+    })?;
+    Ok(first)
+}
+
+/// Sort the unsorted segment at `path` into a sealed file beside it. Memory:
+/// one segment's records (at most [`SEAL_RECORDS`]).
+fn seal(dir: &Path, path: &Path) -> io::Result<()> {
+    let mut records: Vec<(Vec<u8>, u64, Vec<u8>)> = Vec::new();
+    scan_unsorted(path, |k, at, rec| {
+        records.push((k.to_vec(), at, rec.to_vec()))
+    })?;
+    if records.is_empty() {
+        return Ok(());
+    }
+    records.sort_by(|a, b| (hash(&a.0), &a.0, a.1).cmp(&(hash(&b.0), &b.0, b.1)));
+    let first = records.iter().map(|r| r.1).min().expect("not empty");
+    let last = records.iter().map(|r| r.1).max().expect("not empty");
+
+    let mut body = Vec::new();
+    let mut index = Vec::new();
+    let mut i = 0;
+    while i < records.len() {
+        let key = &records[i].0;
+        let start = body.len();
+        put_entry_head(&mut body, key);
+        let mut count = 0u32;
+        while i < records.len() && &records[i].0 == key {
+            put_record(&mut body, records[i].1, &records[i].2);
+            count += 1;
+            i += 1;
+        }
+        index.push((hash(key), start, body.len() - start, count));
+    }
+    drop(records);
+    let head_len = MAGIC.len() + 4 + index.len() * INDEX_ENTRY;
+    let mut out = Vec::with_capacity(head_len);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(index.len() as u32).to_le_bytes());
+    for (h, start, len, count) in &index {
+        out.extend_from_slice(&h.to_le_bytes());
+        out.extend_from_slice(&((head_len + start) as u64).to_le_bytes());
+        out.extend_from_slice(&(*len as u32).to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+    }
+    static TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{first:020}.{n}.tmp"));
+    {
+        let mut f = BufWriter::new(File::create(&tmp)?);
+        f.write_all(&out)?;
+        f.write_all(&body)?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+    }
+    fs::rename(&tmp, dir.join(sealed_name(first, last)))
+}
+
+struct IndexEntry {
+    hash: u64,
+    offset: u64,
+    len: u32,
+    count: u32,
+}
+
+fn index_len(file: &File) -> io::Result<u32> {
+    let mut head = [0u8; 12];
+    file.read_exact_at(&mut head, 0)?;
+    if &head[..8] != MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a check history segment",
+        ));
+    }
+    Ok(u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")))
+}
+
+fn index_entry(file: &File, i: u32) -> io::Result<IndexEntry> {
+    let mut b = [0u8; INDEX_ENTRY];
+    file.read_exact_at(&mut b, 12 + u64::from(i) * INDEX_ENTRY as u64)?;
+    Ok(IndexEntry {
+        hash: u64::from_le_bytes(b[0..8].try_into().expect("8 bytes")),
+        offset: u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")),
+        len: u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")),
+        count: u32::from_le_bytes(b[20..24].try_into().expect("4 bytes")),
+    })
+}
+
+fn record_count(path: &Path) -> io::Result<usize> {
+    let file = File::open(path)?;
+    let n = index_len(&file)?;
+    let mut total = 0;
+    for i in 0..n {
+        total += index_entry(&file, i)?.count as usize;
+    }
+    Ok(total)
+}
+
+/// The records of `key` in a sealed segment, oldest first: a binary search
+/// of the index by hash, then one read per block with that hash.
+fn read_block(path: &Path, key: &[u8]) -> io::Result<Vec<Entry>> {
+    let file = File::open(path)?;
+    let n = index_len(&file)?;
+    let h = hash(key);
+    let (mut lo, mut hi) = (0u32, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if index_entry(&file, mid)?.hash < h {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let mut out = Vec::new();
+    let mut i = lo;
+    while i < n {
+        let e = index_entry(&file, i)?;
+        if e.hash != h {
+            break;
+        }
+        let mut block = vec![0u8; e.len as usize];
+        file.read_exact_at(&mut block, e.offset)?;
+        let mut r = block.as_slice();
+        let mut head = Vec::new();
+        let mut k = Vec::new();
+        if read_n(&mut r, &mut head, 2)? {
+            let klen = usize::from(u16::from_le_bytes([head[0], head[1]]));
+            if read_n(&mut r, &mut k, klen)? && k == key {
+                for _ in 0..e.count {
+                    let mut rec = Vec::new();
+                    if !read_n(&mut r, &mut head, 12)? {
+                        break;
+                    }
+                    let at = u64::from_le_bytes(head[0..8].try_into().expect("8 bytes"));
+                    let len = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+                    if !read_n(&mut r, &mut rec, len as usize)? {
+                        break;
+                    }
+                    out.push((at, rec));
+                }
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(entries: &[Entry]) -> Vec<u64> {
+        entries.iter().map(|e| e.0).collect()
+    }
+
+    #[test]
+    fn reads_across_open_pending_and_sealed_segments_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = HistoryLog::open(dir.path()).unwrap();
+        for at in 1..=5 {
+            log.append(b"endpoint/a", at, &[at as u8]).unwrap();
+            log.append(b"endpoint/ab", at, b"other").unwrap();
+        }
+        log.seal_now().unwrap();
+        for at in 6..=8 {
+            log.append(b"endpoint/a", at, &[at as u8]).unwrap();
+        }
+        let got = log.read(b"endpoint/a", 0, u64::MAX, 100).unwrap();
+        assert_eq!(keys(&got), [8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(got[0].1, [8]);
+        assert_eq!(got[7].1, [1], "the sealed block's records are intact");
+        assert_eq!(
+            keys(&log.read(b"endpoint/a", 3, 7, 100).unwrap()),
+            [6, 5, 4, 3]
+        );
+        assert_eq!(
+            keys(&log.read(b"endpoint/a", 0, u64::MAX, 2).unwrap()),
+            [8, 7]
+        );
+        assert_eq!(log.read(b"endpoint/ab", 0, u64::MAX, 100).unwrap().len(), 5);
+        assert!(
+            log.read(b"endpoint/none", 0, u64::MAX, 100)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_full_segment_is_sealed_and_sorted_by_monitor() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = HistoryLog::open(dir.path()).unwrap();
+        let monitors = 50u64;
+        let total = u64::from(SEAL_RECORDS) + 10;
+        for i in 0..total {
+            let key = format!("endpoint/m{}", i % monitors);
+            log.append(key.as_bytes(), 1000 + i, &i.to_le_bytes())
+                .unwrap();
+        }
+        log.seal_pending().unwrap();
+        let sealed: Vec<_> = log
+            .files()
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| matches!(k, FileKind::Sealed { .. }))
+            .collect();
+        assert_eq!(sealed.len(), 1, "{sealed:?}");
+        assert_eq!(
+            sealed[0].0,
+            FileKind::Sealed {
+                first: 1000,
+                last: 1000 + u64::from(SEAL_RECORDS) - 1
+            }
+        );
+        assert_eq!(record_count(&sealed[0].1).unwrap(), SEAL_RECORDS as usize);
+        let got = log.read(b"endpoint/m7", 0, u64::MAX, usize::MAX).unwrap();
+        let expected: Vec<u64> = (0..total)
+            .rev()
+            .filter(|i| i % monitors == 7)
+            .map(|i| 1000 + i)
+            .collect();
+        assert_eq!(keys(&got), expected);
+        assert!(
+            got.iter()
+                .all(|(at, rec)| rec == &(at - 1000).to_le_bytes())
+        );
+    }
+
+    #[test]
+    fn prune_deletes_only_segments_entirely_older_than_the_cutoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = HistoryLog::open(dir.path()).unwrap();
+        log.append(b"k", 10, b"old").unwrap();
+        log.append(b"k", 20, b"old").unwrap();
+        log.seal_now().unwrap();
+        log.append(b"k", 30, b"mid").unwrap();
+        log.append(b"k", 100, b"new").unwrap();
+        log.seal_now().unwrap();
+        log.append(b"k", 200, b"open").unwrap();
+        assert_eq!(log.prune(50).unwrap(), 2);
+        assert_eq!(
+            keys(&log.read(b"k", 0, u64::MAX, 10).unwrap()),
+            [200, 100, 30]
+        );
+        assert_eq!(log.prune(50).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_crash_leaves_nothing_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = HistoryLog::open(dir.path()).unwrap();
+            log.append(b"k", 1, b"one").unwrap();
+            log.append(b"k", 2, b"two").unwrap();
+            log.flush().unwrap();
+        }
+        // A record cut short by a kill mid-write, and a sort that never
+        // finished its temporary file.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(OPEN))
+            .unwrap();
+        f.write_all(&[1, 0, b'k', 3, 0]).unwrap();
+        fs::write(dir.path().join("00000000000000000001.1.tmp"), b"half").unwrap();
+        let log = HistoryLog::open(dir.path()).unwrap();
+        let got = log.read(b"k", 0, u64::MAX, 10).unwrap();
+        assert_eq!(keys(&got), [2, 1]);
+        assert_eq!(got[0].1, b"two");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [sealed_name(1, 2)],
+            "recovered into one sealed segment"
+        );
+    }
+
+    #[test]
+    fn the_hash_is_stable() {
+        // Written to disk: changing it would orphan every sealed block.
+        assert_eq!(hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(hash(b"endpoint/web"), hash(b"endpoint/web"));
+        assert_eq!(hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
