@@ -4,6 +4,7 @@
 //!     cargo bench --bench scale            # 1k and 10k
 //!     SCALE_SIZES=1000 cargo bench --bench scale
 //!     SCALE_SOAK_SECS=900 cargo bench --bench scale   # then RSS over 15 min
+//!     SCALE_HISTORY_HOURS=24 cargo bench --bench scale # start with a day of history
 //!
 //! Prints, per size: RSS, CPU seconds per 1,000 checks, the time from saving
 //! a file that changes one monitor to that monitor's first check at its new
@@ -12,7 +13,10 @@
 //! through rmcp's MCP client (which adds its own parsing). With
 //! `SCALE_SOAK_SECS`, the daemon then keeps checking for that long and the
 //! RSS is sampled every 30 s: the first sample is one point early in a
-//! long-running process, this shows where it goes.
+//! long-running process, this shows where it goes. With
+//! `SCALE_HISTORY_HOURS`, the database starts with that many hours of
+//! results for every monitor (a check every 30 s, written through the same
+//! store the daemon uses), as a daemon that has been running that long would.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -105,6 +109,7 @@ async fn run(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("monitors.yaml");
     std::fs::write(&config, monitors(n, port, None)).unwrap();
+    prefill_history(&dir.path().join("db"), n);
     let addr_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -249,6 +254,58 @@ async fn run(n: usize) {
     let _ = mcp.cancel().await;
     soak(pid, n).await;
     let _ = child.kill().await;
+}
+
+/// `SCALE_HISTORY_HOURS` (capped at the 7-day retention) of results for
+/// monitors `m0`..`m{n-1}`, one every 30 s, all up.
+fn prefill_history(db: &Path, n: usize) {
+    use maintenant::monitor::MonitorKey;
+    use maintenant::store::{CheckRecord, ObservedState, Status, Store};
+    let hours: i64 = std::env::var("SCALE_HISTORY_HOURS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+        .clamp(0, 168);
+    if hours == 0 {
+        return;
+    }
+    let t = Instant::now();
+    let store = Store::open(db).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let start = now - time::Duration::hours(hours);
+    let keys: Vec<MonitorKey> = (0..n)
+        .map(|i| MonitorKey::endpoint(format!("m{i}")))
+        .collect();
+    for step in 0..hours * 120 {
+        let at = start + time::Duration::seconds(step * 30);
+        for key in &keys {
+            let rec = CheckRecord {
+                at,
+                up: true,
+                status_code: Some(200),
+                response_time_ms: 0.5,
+                error: None,
+            };
+            let state = ObservedState {
+                status: Status::Up,
+                since: Some(start),
+                last_check: Some(rec.clone()),
+                consecutive_failures: 0,
+                consecutive_successes: step as u32 + 1,
+                checks_total: step as u64 + 1,
+            };
+            store.record_check(key, &rec, &state).unwrap();
+        }
+    }
+    store.flush().unwrap();
+    let bytes = store.size_on_disk();
+    drop(store);
+    println!(
+        "| {n} endpoints | history prefilled: {hours} h, {} checks, {:.0} MB on disk, in {:.0} s |",
+        n as i64 * hours * 120,
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
 }
 
 /// RSS every 30 s for `SCALE_SOAK_SECS` (capped at one hour), then min /
