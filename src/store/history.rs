@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// Records in a segment before it is sealed: at 10k monitors every 30 s,
-/// a segment every 3.3 minutes of about 2.5 MB, sorted in that much memory.
+/// a segment every 3.3 minutes of about 2.5 MB.
 pub const SEAL_RECORDS: u32 = 65_536;
 /// A segment is also sealed once its first record is this old, so a small
 /// install's open segment (scanned whole by every query) stays small.
@@ -427,55 +427,95 @@ fn first_at(path: &Path) -> io::Result<Option<u64>> {
     Ok(first)
 }
 
-/// Sort the unsorted segment at `path` into a sealed file beside it. Memory:
-/// one segment's records (at most [`SEAL_RECORDS`]).
+/// Sort the unsorted segment at `path` into a sealed file beside it.
+///
+/// Memory: the segment's bytes (at most [`SEAL_RECORDS`] checks, about
+/// 2.5 MB) and 32 bytes a check to sort them, each one allocation, which
+/// glibc maps and unmaps whole rather than leaving holes in the heap.
 fn seal(dir: &Path, path: &Path) -> io::Result<()> {
-    let mut records: Vec<(Vec<u8>, u64, Vec<u8>)> = Vec::new();
-    scan_unsorted(path, |k, at, rec| {
-        records.push((k.to_vec(), at, rec.to_vec()))
-    })?;
-    if records.is_empty() {
+    /// One check, as offsets into the segment's bytes.
+    struct Rec {
+        hash: u64,
+        at: u64,
+        key: u32,
+        rec: u32,
+        rec_len: u32,
+        key_len: u16,
+    }
+    let data = fs::read(path)?;
+    let mut recs = Vec::new();
+    let mut pos = 0usize;
+    // Stops at the end, or at a check cut short by a crash.
+    while let Some(head) = data.get(pos..pos + 2) {
+        let key_len = u16::from_le_bytes([head[0], head[1]]);
+        let key = pos + 2;
+        let Some(meta) = data.get(key + usize::from(key_len)..key + usize::from(key_len) + 12)
+        else {
+            break;
+        };
+        let at = u64::from_le_bytes(meta[0..8].try_into().expect("8 bytes"));
+        let rec_len = u32::from_le_bytes(meta[8..12].try_into().expect("4 bytes"));
+        let rec = key + usize::from(key_len) + 12;
+        if data.len() < rec + rec_len as usize {
+            break;
+        }
+        recs.push(Rec {
+            hash: hash(&data[key..key + usize::from(key_len)]),
+            at,
+            key: key as u32,
+            rec: rec as u32,
+            rec_len,
+            key_len,
+        });
+        pos = rec + rec_len as usize;
+    }
+    if recs.is_empty() {
         return Ok(());
     }
-    records.sort_by(|a, b| (hash(&a.0), &a.0, a.1).cmp(&(hash(&b.0), &b.0, b.1)));
-    let first = records.iter().map(|r| r.1).min().expect("not empty");
-    let last = records.iter().map(|r| r.1).max().expect("not empty");
+    let key_of = |r: &Rec| &data[r.key as usize..r.key as usize + usize::from(r.key_len)];
+    recs.sort_unstable_by(|a, b| (a.hash, key_of(a), a.at).cmp(&(b.hash, key_of(b), b.at)));
+    let first = recs.iter().map(|r| r.at).min().expect("not empty");
+    let last = recs.iter().map(|r| r.at).max().expect("not empty");
 
-    let mut body = Vec::new();
-    let mut index = Vec::new();
-    let mut i = 0;
-    while i < records.len() {
-        let key = &records[i].0;
-        let start = body.len();
-        put_entry_head(&mut body, key);
-        let mut count = 0u32;
-        while i < records.len() && &records[i].0 == key {
-            put_record(&mut body, records[i].1, &records[i].2);
-            count += 1;
-            i += 1;
+    // The blocks: (first check, checks, bytes) per monitor, in sorted order.
+    let mut blocks: Vec<(usize, u32, usize)> = Vec::new();
+    for (i, r) in recs.iter().enumerate() {
+        let size = 12 + r.rec_len as usize;
+        match blocks.last_mut() {
+            Some((start, count, len)) if key_of(&recs[*start]) == key_of(r) => {
+                *count += 1;
+                *len += size;
+            }
+            _ => blocks.push((i, 1, 2 + usize::from(r.key_len) + size)),
         }
-        index.push((hash(key), start, body.len() - start, count));
     }
-    drop(records);
-    let head_len = MAGIC.len() + 4 + index.len() * INDEX_ENTRY;
-    let mut out = Vec::with_capacity(head_len);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(index.len() as u32).to_le_bytes());
-    for (h, start, len, count) in &index {
-        out.extend_from_slice(&h.to_le_bytes());
-        out.extend_from_slice(&((head_len + start) as u64).to_le_bytes());
-        out.extend_from_slice(&(*len as u32).to_le_bytes());
-        out.extend_from_slice(&count.to_le_bytes());
+    let tmp = {
+        static TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        dir.join(format!("{first:020}.{n}.tmp"))
+    };
+    let mut out = BufWriter::with_capacity(64 * 1024, File::create(&tmp)?);
+    out.write_all(MAGIC)?;
+    out.write_all(&(blocks.len() as u32).to_le_bytes())?;
+    let mut offset = (MAGIC.len() + 4 + blocks.len() * INDEX_ENTRY) as u64;
+    for &(start, count, len) in &blocks {
+        out.write_all(&recs[start].hash.to_le_bytes())?;
+        out.write_all(&offset.to_le_bytes())?;
+        out.write_all(&(len as u32).to_le_bytes())?;
+        out.write_all(&count.to_le_bytes())?;
+        offset += len as u64;
     }
-    static TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!("{first:020}.{n}.tmp"));
-    {
-        let mut f = BufWriter::new(File::create(&tmp)?);
-        f.write_all(&out)?;
-        f.write_all(&body)?;
-        f.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+    for &(start, count, _) in &blocks {
+        let mut head = Vec::with_capacity(2 + 256);
+        put_entry_head(&mut head, key_of(&recs[start]));
+        out.write_all(&head)?;
+        for r in &recs[start..start + count as usize] {
+            out.write_all(&r.at.to_le_bytes())?;
+            out.write_all(&r.rec_len.to_le_bytes())?;
+            out.write_all(&data[r.rec as usize..r.rec as usize + r.rec_len as usize])?;
+        }
     }
+    out.into_inner().map_err(|e| e.into_error())?.sync_data()?;
     fs::rename(&tmp, dir.join(sealed_name(first, last)))
 }
 
@@ -511,12 +551,13 @@ fn index_entry(file: &File, i: u32) -> io::Result<IndexEntry> {
 
 fn record_count(path: &Path) -> io::Result<usize> {
     let file = File::open(path)?;
-    let n = index_len(&file)?;
-    let mut total = 0;
-    for i in 0..n {
-        total += index_entry(&file, i)?.count as usize;
-    }
-    Ok(total)
+    let n = index_len(&file)? as usize;
+    let mut index = vec![0u8; n * INDEX_ENTRY];
+    file.read_exact_at(&mut index, 12)?;
+    Ok(index
+        .chunks_exact(INDEX_ENTRY)
+        .map(|e| u32::from_le_bytes(e[20..24].try_into().expect("4 bytes")) as usize)
+        .sum())
 }
 
 /// The records of `key` in a sealed segment, oldest first: a binary search
