@@ -4,7 +4,10 @@
 //!
 //! sled trees:
 //! - `state`:   `monitor-id` -> [`ObservedState`] (binary, [`codec`])
-//! - `uptime`:  `monitor-id \0 day(BE u64)` -> 24 hourly [`Rollup`]s (16 bytes each)
+//! - `uptime_hour`: `monitor-id` -> the rollup of the monitor's current hour
+//!   (16 bytes, so sled keeps it inline rather than in an allocation)
+//! - `uptime`:  `monitor-id \0 day(BE u64)` -> 24 hourly [`Rollup`]s (16 bytes
+//!   each), written when a monitor's hour ends
 //! - `heartbeats`: `heartbeat/NAME` -> [`HeartbeatState`] (JSON)
 //! - `pauses`: `monitor-id` -> [`PauseRecord`] (JSON): monitors paused by
 //!   `pause_monitor`, of every kind; kept until `resume_monitor`.
@@ -154,6 +157,7 @@ pub struct Store {
     history: HistoryLog,
     state: sled::Tree,
     uptime: sled::Tree,
+    uptime_hour: sled::Tree,
     heartbeats: sled::Tree,
     pauses: sled::Tree,
     /// sled's log file (`<db>/db`), for [`Store::sync_to_disk`].
@@ -185,22 +189,57 @@ fn hour_of(t: OffsetDateTime) -> u64 {
 /// Bytes of one `uptime` value: a day of hourly rollups.
 const DAY_BYTES: usize = 24 * 16;
 
-/// Add `r` to the rollup of `hour` in a day value (a missing or malformed
-/// value counts as an empty day).
-fn add_to_day(day: Option<&[u8]>, hour: u64, r: Rollup) -> Vec<u8> {
+/// Set the rollup of `hour` in a day value (a missing or malformed value
+/// counts as an empty day). Setting, not adding: folding an hour twice (a
+/// crash between writing the day and the next hour) counts it once.
+fn set_in_day(day: Option<&[u8]>, hour: u64, r: Rollup) -> Vec<u8> {
     let mut day = match day {
         Some(d) if d.len() == DAY_BYTES => d.to_vec(),
         _ => vec![0; DAY_BYTES],
     };
-    let slot = &mut day[(hour % 24) as usize * 16..][..16];
-    let old = Rollup::decode(slot);
-    let sum = Rollup {
-        checks: old.checks + r.checks,
-        up: old.up + r.up,
-        response_ms_sum: old.response_ms_sum + r.response_ms_sum,
-    };
-    slot.copy_from_slice(&sum.encode());
+    day[(hour % 24) as usize * 16..][..16].copy_from_slice(&r.encode());
     day
+}
+
+/// The rollup of a monitor's current hour: `hour u32 | checks u32 | up u32 |
+/// response_ms_sum f32`.
+fn encode_hour(hour: u64, r: &Rollup) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0..4].copy_from_slice(&u32::try_from(hour).unwrap_or(u32::MAX).to_le_bytes());
+    b[4..8].copy_from_slice(&r.checks.to_le_bytes());
+    b[8..12].copy_from_slice(&r.up.to_le_bytes());
+    b[12..16].copy_from_slice(&(r.response_ms_sum as f32).to_le_bytes());
+    b
+}
+
+fn decode_hour(b: &[u8]) -> Option<(u64, Rollup)> {
+    let b: &[u8; 16] = b.try_into().ok()?;
+    let u = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+    Some((
+        u64::from(u(0)),
+        Rollup {
+            checks: u(4),
+            up: u(8),
+            response_ms_sum: f64::from(f32::from_le_bytes(b[12..16].try_into().expect("4 bytes"))),
+        },
+    ))
+}
+
+/// The rollup of `hour` in a day value.
+fn day_slot(day: &[u8], hour: u64) -> Rollup {
+    day.get((hour % 24) as usize * 16..)
+        .and_then(|b| b.get(..16))
+        .filter(|_| day.len() == DAY_BYTES)
+        .map(Rollup::decode)
+        .unwrap_or_default()
+}
+
+fn day_key(id: &[u8], hour: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 9);
+    k.extend_from_slice(id);
+    k.push(0);
+    k.extend_from_slice(&(hour / 24).to_be_bytes());
+    k
 }
 
 /// Split a `monitor-id \0 u64` key.
@@ -249,6 +288,7 @@ impl Store {
             history: HistoryLog::open(&path.join("history"))?,
             state: db.open_tree("state")?,
             uptime: db.open_tree("uptime")?,
+            uptime_hour: db.open_tree("uptime_hour")?,
             heartbeats: db.open_tree("heartbeats")?,
             pauses: db.open_tree("pauses")?,
             log_file: std::sync::Arc::new(
@@ -285,12 +325,9 @@ impl Store {
             for item in old.iter() {
                 let (k, v) = item?;
                 if let Some((id, hour)) = split_key(&k) {
-                    let mut day_key = id.to_vec();
-                    day_key.push(0);
-                    day_key.extend_from_slice(&(hour / 24).to_be_bytes());
                     let r = Rollup::decode(&v);
                     self.uptime
-                        .update_and_fetch(day_key, |d| Some(add_to_day(d, hour, r)))?;
+                        .update_and_fetch(day_key(id, hour), |d| Some(set_in_day(d, hour, r)))?;
                 }
             }
             drop(old);
@@ -310,17 +347,32 @@ impl Store {
         self.history
             .append(&id, micros(rec.at), &codec::encode_check(rec))?;
         self.save_state(key, state)?;
-        let hour = hour_of(rec.at);
-        let r = Rollup {
-            checks: 1,
-            up: u32::from(rec.up),
-            response_ms_sum: rec.response_time_ms,
+        self.count_in_hour(id, hour_of(rec.at), rec)
+    }
+
+    /// Add a check to its monitor's hourly rollup. The current hour's is a
+    /// 16-byte value of its own, rewritten by every check; a check in
+    /// another hour first folds it into its day (once an hour per monitor).
+    fn count_in_hour(&self, id: Vec<u8>, hour: u64, rec: &CheckRecord) -> Result<()> {
+        let current = self.uptime_hour.get(&id)?.and_then(|v| decode_hour(&v));
+        let mut r = match current {
+            Some((h, r)) if h == hour => r,
+            other => {
+                if let Some((h, r)) = other {
+                    self.uptime
+                        .update_and_fetch(day_key(&id, h), |d| Some(set_in_day(d, h, r)))?;
+                }
+                // Normally empty; not after a check out of order or a migration.
+                self.uptime
+                    .get(day_key(&id, hour))?
+                    .map(|d| day_slot(&d, hour))
+                    .unwrap_or_default()
+            }
         };
-        let mut day_key = id;
-        day_key.push(0);
-        day_key.extend_from_slice(&(hour / 24).to_be_bytes());
-        self.uptime
-            .update_and_fetch(day_key, |d| Some(add_to_day(d, hour, r)))?;
+        r.checks += 1;
+        r.up += u32::from(rec.up);
+        r.response_ms_sum += rec.response_time_ms;
+        self.uptime_hour.insert(id, &encode_hour(hour, &r))?;
         Ok(())
     }
 
@@ -371,6 +423,26 @@ impl Store {
         let day_start = end.saturating_sub(24 - 1);
         let mut day = Uptime { checks: 0, up: 0 };
         let mut week = Uptime { checks: 0, up: 0 };
+        let mut add = |hour: u64, r: Rollup| {
+            if hour < week_start || hour > end {
+                return;
+            }
+            week.checks += u64::from(r.checks);
+            week.up += u64::from(r.up);
+            if hour >= day_start {
+                day.checks += u64::from(r.checks);
+                day.up += u64::from(r.up);
+            }
+        };
+        // The current hour's rollup supersedes its slot in the day, which
+        // holds it only if it was folded before (an out-of-order check).
+        let current = self
+            .uptime_hour
+            .get(key.storage_key())?
+            .and_then(|v| decode_hour(&v));
+        if let Some((hour, r)) = current {
+            add(hour, r);
+        }
         for item in self
             .uptime
             .range(prefixed(key, week_start / 24)..=prefixed(key, end / 24))
@@ -384,15 +456,8 @@ impl Store {
             }
             for (slot, b) in v.chunks_exact(16).enumerate() {
                 let hour = d * 24 + slot as u64;
-                if hour < week_start || hour > end {
-                    continue;
-                }
-                let r = Rollup::decode(b);
-                week.checks += u64::from(r.checks);
-                week.up += u64::from(r.up);
-                if hour >= day_start {
-                    day.checks += u64::from(r.checks);
-                    day.up += u64::from(r.up);
+                if current.is_none_or(|(h, _)| h != hour) {
+                    add(hour, Rollup::decode(b));
                 }
             }
         }
@@ -419,6 +484,17 @@ impl Store {
             }
         }
         self.uptime.apply_batch(batch)?;
+        // Current hours of monitors no longer checked (removed from the
+        // config) go with their days.
+        let mut batch = sled::Batch::default();
+        for item in self.uptime_hour.iter() {
+            let (k, v) = item?;
+            if decode_hour(&v).is_none_or(|(h, _)| h / 24 < keep_from) {
+                batch.remove(k);
+                removed += 1;
+            }
+        }
+        self.uptime_hour.apply_batch(batch)?;
         Ok(removed)
     }
 
@@ -630,6 +706,34 @@ mod tests {
             .uptime_day_week(&MonitorKey::endpoint("x-other"), now)
             .unwrap();
         assert_eq!((d.checks, w.checks), (0, 0));
+    }
+
+    #[test]
+    fn each_hour_is_counted_once_as_checks_move_between_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let k = MonitorKey::endpoint("x");
+        let now = OffsetDateTime::now_utc();
+        let hour = now.replace_minute(0).unwrap().replace_second(0).unwrap() - Duration::hours(2);
+        let check = |at: OffsetDateTime, up: bool| {
+            store
+                .record_check(&k, &rec(at, up), &ObservedState::default())
+                .unwrap();
+            let (_, week) = store.uptime_day_week(&k, now).unwrap();
+            (week.checks, week.up)
+        };
+        for m in 1..=3 {
+            check(hour + Duration::minutes(m), true);
+        }
+        // The next hour folds the first into its day.
+        assert_eq!(check(hour + Duration::minutes(61), false), (4, 3));
+        assert_eq!(check(hour + Duration::minutes(62), false), (5, 3));
+        // A late check of the first hour (a task restarted mid-check)
+        // continues that hour's count from its day; nothing counted twice.
+        assert_eq!(check(hour + Duration::minutes(4), true), (6, 4));
+        assert_eq!(check(hour + Duration::minutes(63), true), (7, 5));
+        let (day, _) = store.uptime_day_week(&k, now).unwrap();
+        assert_eq!((day.checks, day.up), (7, 5));
     }
 
     #[test]
