@@ -17,7 +17,8 @@
 //! a key per check made the daemon's memory grow with its history. For the
 //! same reason rollups are one key per monitor and day, not per hour, and
 //! kept only as long as `uptime_7d` needs them. Every sled tree here thus
-//! holds a bounded number of keys per monitor.
+//! holds a bounded number of keys per monitor, and what every check rewrites
+//! (its state, its hour's rollup) is small.
 //!
 //! Big-endian days make each monitor's keys sort by time, so uptime is a
 //! range scan over one monitor's prefix.
