@@ -170,6 +170,40 @@ impl HistoryLog {
         Ok(())
     }
 
+    /// Add checks written elsewhere (a migration) as one segment, all or
+    /// nothing: they go to a temporary file that becomes a pending segment
+    /// only once complete, so an import cut short by a crash leaves nothing
+    /// behind (startup removes temporary files) and can simply run again.
+    pub fn import<E>(
+        &self,
+        checks: impl IntoIterator<Item = Result<(Vec<u8>, u64, Vec<u8>), E>>,
+    ) -> Result<usize, E>
+    where
+        E: From<io::Error>,
+    {
+        let tmp = self.shared.dir.join("import.tmp");
+        let mut out = BufWriter::with_capacity(64 * 1024, File::create(&tmp)?);
+        let (mut first, mut n) = (u64::MAX, 0usize);
+        let mut buf = Vec::new();
+        for check in checks {
+            let (key, at, record) = check?;
+            buf.clear();
+            put_entry_head(&mut buf, &key);
+            put_record(&mut buf, at, &record);
+            out.write_all(&buf)?;
+            first = first.min(at);
+            n += 1;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+        if n == 0 {
+            fs::remove_file(&tmp)?;
+            return Ok(0);
+        }
+        fs::rename(&tmp, self.shared.dir.join(format!("{first:020}.pending")))?;
+        self.seal_pending()?;
+        Ok(n)
+    }
+
     /// Write buffered appends to the file (not fsynced).
     pub fn flush(&self) -> io::Result<()> {
         match lock(&self.shared.open).writer.as_mut() {
@@ -178,8 +212,8 @@ impl HistoryLog {
         }
     }
 
-    /// Close the open segment and seal it now (retention and tests; the
-    /// background thread does this when a segment is full or old).
+    /// Close the open segment and seal it now (tests; the background
+    /// thread does this when a segment is full or old).
     pub fn seal_now(&self) -> io::Result<()> {
         self.rotate(&mut lock(&self.shared.open))?;
         self.seal_pending()
@@ -738,6 +772,30 @@ mod tests {
             [sealed_name(1, 2)],
             "recovered into one sealed segment"
         );
+    }
+
+    #[test]
+    fn an_import_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = HistoryLog::open(dir.path()).unwrap();
+        let checks = |fail: bool| {
+            (1..=3u64).map(move |at| {
+                if fail && at == 3 {
+                    Err(io::Error::other("the source failed"))
+                } else {
+                    Ok((b"k".to_vec(), at, vec![at as u8]))
+                }
+            })
+        };
+        assert!(log.import(checks(true)).is_err());
+        assert!(
+            log.read(b"k", 0, u64::MAX, 10).unwrap().is_empty(),
+            "nothing half imported"
+        );
+        drop(log);
+        let log = HistoryLog::open(dir.path()).unwrap();
+        assert_eq!(log.import(checks(false)).unwrap(), 3);
+        assert_eq!(keys(&log.read(b"k", 0, u64::MAX, 10).unwrap()), [3, 2, 1]);
     }
 
     #[test]

@@ -308,15 +308,15 @@ impl Store {
         let names = self.db.tree_names();
         if names.iter().any(|n| n.as_ref() == b"results") {
             let old = self.db.open_tree("results")?;
-            let mut moved = 0usize;
-            for item in old.iter() {
-                let (k, v) = item?;
-                if let Some((id, at)) = split_key(&k) {
-                    self.history.append(id, at, &v)?;
-                    moved += 1;
-                }
-            }
-            self.history.seal_now()?;
+            tracing::info!("moving check results from sled to the history files (once)");
+            // All or nothing: a crash before the tree is dropped runs this
+            // again from the start, without duplicates.
+            let moved = self
+                .history
+                .import(old.iter().filter_map(|item| match item {
+                    Ok((k, v)) => split_key(&k).map(|(id, at)| Ok((id.to_vec(), at, v.to_vec()))),
+                    Err(e) => Some(Err(StoreError::from(e))),
+                }))?;
             drop(old);
             self.db.drop_tree("results")?;
             tracing::info!(moved, "check results moved from sled to the history files");
