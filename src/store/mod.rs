@@ -264,7 +264,38 @@ impl Store {
     /// Open (or create) the database. sled takes an exclusive lock on the
     /// directory; a second process gets [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<Store> {
-        let db = sled::Config::new()
+        // The lock is released once the last owner's files are closed, which
+        // for a store dropped in this same process (tests, a restart of the
+        // engine) can trail its drop by a few milliseconds behind sled's own
+        // threads: try again for up to half a second before saying Locked.
+        let mut tries = 0;
+        let db = loop {
+            match Self::open_db(path) {
+                Err(StoreError::Locked { .. }) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => break other?,
+            }
+        };
+        let store = Store {
+            history: HistoryLog::open(&path.join("history"))?,
+            state: db.open_tree("state")?,
+            uptime: db.open_tree("uptime")?,
+            uptime_hour: db.open_tree("uptime_hour")?,
+            heartbeats: db.open_tree("heartbeats")?,
+            pauses: db.open_tree("pauses")?,
+            log_file: std::sync::Arc::new(
+                std::fs::File::open(path.join("db")).map_err(sled::Error::Io)?,
+            ),
+            db,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn open_db(path: &Path) -> Result<sled::Db> {
+        sled::Config::new()
             .path(path)
             // sled's default cache is 1 GiB; monitoring data is written far more
             // than it is read, so a small cache keeps the sidecar small. 1 MiB
@@ -284,21 +315,7 @@ impl Store {
                     }
                 }
                 other => StoreError::Sled(other),
-            })?;
-        let store = Store {
-            history: HistoryLog::open(&path.join("history"))?,
-            state: db.open_tree("state")?,
-            uptime: db.open_tree("uptime")?,
-            uptime_hour: db.open_tree("uptime_hour")?,
-            heartbeats: db.open_tree("heartbeats")?,
-            pauses: db.open_tree("pauses")?,
-            log_file: std::sync::Arc::new(
-                std::fs::File::open(path.join("db")).map_err(sled::Error::Io)?,
-            ),
-            db,
-        };
-        store.migrate()?;
-        Ok(store)
+            })
     }
 
     /// Move what earlier versions kept in sled (`results`: a key per check;
