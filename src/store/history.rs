@@ -102,6 +102,15 @@ fn classify(name: &str) -> Option<FileKind> {
     })
 }
 
+/// Whether the pending segment starting at `first` was already sealed (a
+/// crash, or the background thread, between writing the sealed file and
+/// removing the pending one leaves both; the sealed one is complete).
+fn sealed_exists(files: &[(FileKind, PathBuf)], first: u64) -> bool {
+    files
+        .iter()
+        .any(|(k, _)| matches!(k, FileKind::Sealed { first: f, .. } if *f == first))
+}
+
 fn sealed_name(first: u64, last: u64) -> String {
     format!("{first:020}-{last:020}.seg")
 }
@@ -250,12 +259,7 @@ impl HistoryLog {
             let FileKind::Pending { first } = *kind else {
                 continue;
             };
-            // A crash between writing the sealed file and removing the
-            // pending one leaves both: the sealed one is complete.
-            let done = files
-                .iter()
-                .any(|(k, _)| matches!(k, FileKind::Sealed { first: f, .. } if *f == first));
-            if !done {
+            if !sealed_exists(&files, first) {
                 match seal(&self.shared.dir, path) {
                     // Sealed meanwhile by another handle on the same files
                     // (a store reopened in the same process).
@@ -314,10 +318,7 @@ impl HistoryLog {
                     }
                 }
                 FileKind::Pending { first } => {
-                    let done = files.iter().any(
-                        |(k, _)| matches!(k, FileKind::Sealed { first: f, .. } if *f == first),
-                    );
-                    if !done {
+                    if !sealed_exists(&files, first) {
                         scan_unsorted(path, |k, at, rec| {
                             if k == key && in_range(at) {
                                 found.push((at, rec.to_vec()));

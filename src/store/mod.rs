@@ -172,13 +172,6 @@ pub struct PauseRecord {
     pub at: OffsetDateTime,
 }
 
-fn prefixed(key: &MonitorKey, suffix: u64) -> Vec<u8> {
-    let mut k = key.storage_key();
-    k.push(0);
-    k.extend_from_slice(&suffix.to_be_bytes());
-    k
-}
-
 fn micros(t: OffsetDateTime) -> u64 {
     u64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(0)
 }
@@ -454,16 +447,14 @@ impl Store {
         };
         // The current hour's rollup supersedes its slot in the day, which
         // holds it only if it was folded before (an out-of-order check).
-        let current = self
-            .uptime_hour
-            .get(key.storage_key())?
-            .and_then(|v| decode_hour(&v));
+        let id = key.storage_key();
+        let current = self.uptime_hour.get(&id)?.and_then(|v| decode_hour(&v));
         if let Some((hour, r)) = current {
             add(hour, r);
         }
         for item in self
             .uptime
-            .range(prefixed(key, week_start / 24)..=prefixed(key, end / 24))
+            .range(day_key(&id, week_start)..=day_key(&id, end))
         {
             let (k, v) = item?;
             let Some((_, d)) = split_key(&k) else {
@@ -616,6 +607,14 @@ impl Store {
 mod tests {
     use super::*;
     use time::Duration;
+
+    /// A key of the layout before check history left sled: `monitor-id \0 u64`.
+    fn prefixed(key: &MonitorKey, suffix: u64) -> Vec<u8> {
+        let mut k = key.storage_key();
+        k.push(0);
+        k.extend_from_slice(&suffix.to_be_bytes());
+        k
+    }
 
     fn rec(at: OffsetDateTime, up: bool) -> CheckRecord {
         CheckRecord {
