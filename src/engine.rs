@@ -339,11 +339,23 @@ async fn retention(store: Store, keep: std::time::Duration) {
     // so the oldest hour of the week is still whole.
     let keep_rollups = time::Duration::days(8);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
+    for pass in 0u64.. {
         tick.tick().await;
         let now = OffsetDateTime::now_utc();
         let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.prune(now - keep, now - keep_rollups)).await {
+        // The scan for stale current hours reads every monitor's entry: once
+        // a day, the first an hour after start-up, away from the start-up's
+        // own allocations.
+        let stale_hours = pass % 144 == 6;
+        let pruned = tokio::task::spawn_blocking(move || {
+            let mut n = s.prune(now - keep, now - keep_rollups)?;
+            if stale_hours {
+                n += s.prune_stale_hours(now - keep_rollups)?;
+            }
+            Ok::<_, crate::store::StoreError>(n)
+        })
+        .await;
+        match pruned {
             Ok(Ok(n)) if n > 0 => {
                 tracing::info!(removed = n, "retention: pruned old check results")
             }

@@ -6,8 +6,8 @@
 //! - `state`:   `monitor-id` -> [`ObservedState`] (binary, [`codec`])
 //! - `uptime_hour`: `monitor-id` -> the rollup of the monitor's current hour
 //!   (16 bytes, so sled keeps it inline rather than in an allocation)
-//! - `uptime`:  `monitor-id \0 day(BE u64)` -> 24 hourly [`Rollup`]s (16 bytes
-//!   each), written when a monitor's hour ends
+//! - `uptime_days`: `day(BE u64) monitor-id` -> 24 hourly [`Rollup`]s (16
+//!   bytes each), written when a monitor's hour ends
 //! - `heartbeats`: `heartbeat/NAME` -> [`HeartbeatState`] (JSON)
 //! - `pauses`: `monitor-id` -> [`PauseRecord`] (JSON): monitors paused by
 //!   `pause_monitor`, of every kind; kept until `resume_monitor`.
@@ -20,8 +20,12 @@
 //! holds a bounded number of keys per monitor, and what every check rewrites
 //! (its state, its hour's rollup) is small.
 //!
-//! Big-endian days make each monitor's keys sort by time, so uptime is a
-//! range scan over one monitor's prefix.
+//! Days come first in `uptime_days` keys, big-endian, so the keys sort by
+//! day: retention removes the expired days as one range and reads nothing
+//! else. Reading a monitor's week is at most 8 point lookups. (Keys by monitor
+//! first, as before, made every retention pass read every rollup of every
+//! monitor through sled's small cache, which kept a restarted daemon several
+//! MB larger: README, Benchmark.)
 
 use std::path::Path;
 
@@ -157,7 +161,7 @@ pub struct Store {
     db: sled::Db,
     history: HistoryLog,
     state: sled::Tree,
-    uptime: sled::Tree,
+    days: sled::Tree,
     uptime_hour: sled::Tree,
     heartbeats: sled::Tree,
     pauses: sled::Tree,
@@ -180,7 +184,7 @@ fn hour_of(t: OffsetDateTime) -> u64 {
     u64::try_from(t.unix_timestamp() / 3600).unwrap_or(0)
 }
 
-/// Bytes of one `uptime` value: a day of hourly rollups.
+/// Bytes of one `uptime_days` value: a day of hourly rollups.
 const DAY_BYTES: usize = 24 * 16;
 
 /// Set the rollup of `hour` in a day value (a missing or malformed value
@@ -228,15 +232,15 @@ fn day_slot(day: &[u8], hour: u64) -> Rollup {
         .unwrap_or_default()
 }
 
+/// The `uptime_days` key of the day holding `hour`.
 fn day_key(id: &[u8], hour: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(id.len() + 9);
-    k.extend_from_slice(id);
-    k.push(0);
+    let mut k = Vec::with_capacity(id.len() + 8);
     k.extend_from_slice(&(hour / 24).to_be_bytes());
+    k.extend_from_slice(id);
     k
 }
 
-/// Split a `monitor-id \0 u64` key.
+/// Split a `monitor-id \0 u64` key (the layouts of earlier versions).
 fn split_key(k: &[u8]) -> Option<(&[u8], u64)> {
     let (id, suffix) = k.split_at_checked(k.len().checked_sub(9)?)?;
     (suffix[0] == 0).then(|| {
@@ -274,7 +278,7 @@ impl Store {
         let store = Store {
             history: HistoryLog::open(&path.join("history"))?,
             state: db.open_tree("state")?,
-            uptime: db.open_tree("uptime")?,
+            days: db.open_tree("uptime_days")?,
             uptime_hour: db.open_tree("uptime_hour")?,
             heartbeats: db.open_tree("heartbeats")?,
             pauses: db.open_tree("pauses")?,
@@ -312,8 +316,9 @@ impl Store {
     }
 
     /// Move what earlier versions kept in sled (`results`: a key per check;
-    /// `rollups`: a key per hour) to the check history files and day
-    /// rollups, then drop the old trees.
+    /// `rollups`: a key per hour; `uptime`: day rollups keyed by monitor
+    /// first) to the check history files and `uptime_days`, then drop the
+    /// old trees.
     fn migrate(&self) -> Result<()> {
         let names = self.db.tree_names();
         if names.iter().any(|n| n.as_ref() == b"results") {
@@ -337,12 +342,25 @@ impl Store {
                 let (k, v) = item?;
                 if let Some((id, hour)) = split_key(&k) {
                     let r = Rollup::decode(&v);
-                    self.uptime
+                    self.days
                         .update_and_fetch(day_key(id, hour), |d| Some(set_in_day(d, hour, r)))?;
                 }
             }
             drop(old);
             self.db.drop_tree("rollups")?;
+        }
+        if names.iter().any(|n| n.as_ref() == b"uptime") {
+            let old = self.db.open_tree("uptime")?;
+            let mut batch = sled::Batch::default();
+            for item in old.iter() {
+                let (k, v) = item?;
+                if let Some((id, day)) = split_key(&k) {
+                    batch.insert(day_key(id, day * 24), v);
+                }
+            }
+            self.days.apply_batch(batch)?;
+            drop(old);
+            self.db.drop_tree("uptime")?;
         }
         Ok(())
     }
@@ -370,11 +388,11 @@ impl Store {
             Some((h, r)) if h == hour => r,
             other => {
                 if let Some((h, r)) = other {
-                    self.uptime
-                        .update_and_fetch(day_key(&id, h), |d| Some(set_in_day(d, h, r)))?;
+                    self.fold_hour(&id, h, r)?;
                 }
-                // Normally empty; not after a check out of order or a migration.
-                self.uptime
+                // Normally empty; not after a check out of order, a migration
+                // or a monitor declared again within the hour it was removed.
+                self.days
                     .get(day_key(&id, hour))?
                     .map(|d| day_slot(&d, hour))
                     .unwrap_or_default()
@@ -384,6 +402,13 @@ impl Store {
         r.up += u32::from(rec.up);
         r.response_ms_sum += rec.response_time_ms;
         self.uptime_hour.insert(id, &encode_hour(hour, &r))?;
+        Ok(())
+    }
+
+    /// Write an ended hour's rollup into its day.
+    fn fold_hour(&self, id: &[u8], hour: u64, r: Rollup) -> Result<()> {
+        self.days
+            .update_and_fetch(day_key(id, hour), |d| Some(set_in_day(d, hour, r)))?;
         Ok(())
     }
 
@@ -452,12 +477,8 @@ impl Store {
         if let Some((hour, r)) = current {
             add(hour, r);
         }
-        for item in self
-            .uptime
-            .range(day_key(&id, week_start)..=day_key(&id, end))
-        {
-            let (k, v) = item?;
-            let Some((_, d)) = split_key(&k) else {
+        for d in week_start / 24..=end / 24 {
+            let Some(v) = self.days.get(day_key(&id, d * 24))? else {
                 continue;
             };
             if v.len() != DAY_BYTES {
@@ -475,8 +496,8 @@ impl Store {
 
     /// Delete check results older than `results_cutoff` (whole history
     /// segments, see [`history`]) and rollup days that ended before
-    /// `rollups_cutoff`, of every monitor, declared or not. Returns how many
-    /// results and days were removed.
+    /// `rollups_cutoff`, of every monitor, declared or not. Reads only what
+    /// it removes. Returns how many results and days were removed.
     pub fn prune(
         &self,
         results_cutoff: OffsetDateTime,
@@ -485,17 +506,23 @@ impl Store {
         let mut removed = self.history.prune(micros(results_cutoff))?;
         let keep_from = hour_of(rollups_cutoff) / 24;
         let mut batch = sled::Batch::default();
-        for k in self.uptime.iter().keys() {
-            let k = k?;
-            if split_key(&k).is_some_and(|(_, d)| d < keep_from) {
-                batch.remove(k);
-                removed += 1;
-            }
+        for k in self.days.range(..keep_from.to_be_bytes()).keys() {
+            batch.remove(k?);
+            removed += 1;
         }
-        self.uptime.apply_batch(batch)?;
-        // Current hours of monitors no longer checked (removed from the
-        // config) go with their days.
+        self.days.apply_batch(batch)?;
+        Ok(removed)
+    }
+
+    /// Delete the current-hour rollups of monitors not checked since before
+    /// `rollups_cutoff`: monitors removed from the config while the daemon
+    /// was down (a removal while it runs folds the hour at once, see
+    /// [`Store::forget_state`]). This reads every monitor's entry, so the
+    /// daemon runs it once a day, not with every [`Store::prune`].
+    pub fn prune_stale_hours(&self, rollups_cutoff: OffsetDateTime) -> Result<usize> {
+        let keep_from = hour_of(rollups_cutoff) / 24;
         let mut batch = sled::Batch::default();
+        let mut removed = 0;
         for item in self.uptime_hour.iter() {
             let (k, v) = item?;
             if decode_hour(&v).is_none_or(|(h, _)| h / 24 < keep_from) {
@@ -507,10 +534,17 @@ impl Store {
         Ok(removed)
     }
 
-    /// Forget a monitor's current state (its history stays until retention
-    /// removes it, so a monitor declared again finds its past).
+    /// Forget a monitor's current state, folding its current hour into its
+    /// day (its history and rollups stay until retention removes them, so a
+    /// monitor declared again finds its past).
     pub fn forget_state(&self, key: &MonitorKey) -> Result<()> {
-        self.state.remove(key.storage_key())?;
+        let id = key.storage_key();
+        self.state.remove(&id)?;
+        if let Some(v) = self.uptime_hour.remove(&id)?
+            && let Some((hour, r)) = decode_hour(&v)
+        {
+            self.fold_hour(&id, hour, r)?;
+        }
         Ok(())
     }
 
@@ -785,6 +819,129 @@ mod tests {
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].at.unix_timestamp(), now.unix_timestamp());
         assert_eq!(store.load_state(&k).unwrap().unwrap().status, Status::Up);
+    }
+
+    #[test]
+    fn prune_removes_expired_days_of_every_monitor_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let now = OffsetDateTime::now_utc();
+        // Ids that sort before and after each other and the day bytes.
+        let keys = [
+            MonitorKey::endpoint("a"),
+            MonitorKey::endpoint("zz"),
+            MonitorKey::heartbeat("\u{7f}"),
+        ];
+        for k in &keys {
+            for age in [
+                Duration::days(12),
+                Duration::days(9),
+                Duration::hours(30),
+                Duration::ZERO,
+            ] {
+                store
+                    .record_check(k, &rec(now - age, true), &ObservedState::default())
+                    .unwrap();
+            }
+        }
+        // Each monitor's first three checks were folded into their days; the
+        // last is its current hour.
+        let removed = store
+            .prune(now - Duration::days(7), now - Duration::days(8))
+            .unwrap();
+        assert_eq!(removed, 2 * keys.len(), "the 12- and 9-day-old days");
+        for k in &keys {
+            let (day, week) = store.uptime_day_week(k, now).unwrap();
+            assert_eq!((day.checks, week.checks), (1, 2), "{k:?}");
+        }
+        assert_eq!(store.days.len(), keys.len(), "the 30-hour-old days stay");
+        assert_eq!(
+            store
+                .prune(now - Duration::days(7), now - Duration::days(8))
+                .unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn stale_current_hours_are_pruned_and_a_removed_monitor_keeps_its_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let (gone, live, removed) = (
+            MonitorKey::endpoint("gone"),
+            MonitorKey::endpoint("live"),
+            MonitorKey::endpoint("removed"),
+        );
+        let check = |k: &MonitorKey, at: OffsetDateTime, up: bool| {
+            store
+                .record_check(k, &rec(at, up), &ObservedState::default())
+                .unwrap()
+        };
+        // Last checked ten days ago (removed while the daemon was down).
+        check(&gone, now - Duration::days(10), true);
+        check(&live, now, true);
+        assert_eq!(store.prune_stale_hours(now - Duration::days(8)).unwrap(), 1);
+        assert!(store.uptime_hour.get(gone.storage_key()).unwrap().is_none());
+        assert!(store.uptime_hour.get(live.storage_key()).unwrap().is_some());
+
+        // Removed while running: its hour goes into its day, so uptime still
+        // counts it, and a monitor declared again continues the same hour.
+        check(&removed, now, true);
+        check(&removed, now, false);
+        store.forget_state(&removed).unwrap();
+        assert!(store.load_state(&removed).unwrap().is_none());
+        assert!(
+            store
+                .uptime_hour
+                .get(removed.storage_key())
+                .unwrap()
+                .is_none()
+        );
+        let (day, _) = store.uptime_day_week(&removed, now).unwrap();
+        assert_eq!((day.checks, day.up), (2, 1));
+        check(&removed, now, true);
+        let (day, _) = store.uptime_day_week(&removed, now).unwrap();
+        assert_eq!((day.checks, day.up), (3, 2));
+    }
+
+    #[test]
+    fn rollups_keyed_by_monitor_first_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let k = MonitorKey::endpoint("web");
+        let now = OffsetDateTime::now_utc();
+        let hour = hour_of(now) - 5;
+        {
+            // The layout of the first version with history files: `uptime`,
+            // `monitor-id \0 day` -> the day's 24 hourly rollups.
+            let db = sled::open(&path).unwrap();
+            let uptime = db.open_tree("uptime").unwrap();
+            let r = Rollup {
+                checks: 4,
+                up: 3,
+                response_ms_sum: 20.0,
+            };
+            uptime
+                .insert(prefixed(&k, hour / 24), set_in_day(None, hour, r))
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let (day, week) = store.uptime_day_week(&k, now).unwrap();
+        assert_eq!((day.checks, day.up, week.checks), (4, 3, 4));
+        assert!(
+            !store
+                .db
+                .tree_names()
+                .iter()
+                .any(|n| n.as_ref() == b"uptime")
+        );
+        drop(store);
+        // Once: a second open finds nothing to move and the same counts.
+        let store = Store::open(&path).unwrap();
+        let (day, _) = store.uptime_day_week(&k, now).unwrap();
+        assert_eq!((day.checks, day.up), (4, 3));
     }
 
     #[test]
