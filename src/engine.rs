@@ -338,7 +338,8 @@ async fn retention(store: Store, keep: std::time::Duration) {
     // Rollups answer uptime_24h and uptime_7d and nothing older; a day more
     // so the oldest hour of the week is still whole.
     let keep_rollups = time::Duration::days(8);
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    const EVERY: u64 = 600;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(EVERY));
     for pass in 0u64.. {
         tick.tick().await;
         let now = OffsetDateTime::now_utc();
@@ -346,7 +347,7 @@ async fn retention(store: Store, keep: std::time::Duration) {
         // The scan for stale current hours reads every monitor's entry: once
         // a day, the first an hour after start-up, away from the start-up's
         // own allocations.
-        let stale_hours = pass % 144 == 6;
+        let stale_hours = pass % (86_400 / EVERY) == 3_600 / EVERY;
         let pruned = tokio::task::spawn_blocking(move || {
             let mut n = s.prune(now - keep, now - keep_rollups)?;
             if stale_hours {
