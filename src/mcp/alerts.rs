@@ -1,5 +1,6 @@
 //! `list_alerts` and `acknowledge_alert`.
 
+use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::service::RequestContext;
 use rmcp::{Json, RoleServer, tool, tool_router};
@@ -31,6 +32,16 @@ pub struct AcknowledgeParams {
     pub alert_id: String,
     /// Why, or what is being done about it.
     pub note: Option<String>,
+}
+
+impl Maintenant {
+    /// This family's routes, with the definitions of `tools.json` (see [`super::catalog`]).
+    pub(super) fn alert_routes(defs: &super::catalog::Definitions) -> [ToolRoute<Self>; 2] {
+        [
+            defs.route("list_alerts", Self::list_alerts),
+            defs.route("acknowledge_alert", Self::acknowledge_alert),
+        ]
+    }
 }
 
 #[tool_router(router = alert_tools, vis = "pub(super)")]

@@ -1,5 +1,6 @@
 //! `list_certificates`.
 
+use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
@@ -20,6 +21,13 @@ pub struct ListCertificatesParams {
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
+}
+
+impl Maintenant {
+    /// This family's routes, with the definitions of `tools.json` (see [`super::catalog`]).
+    pub(super) fn certificate_routes(defs: &super::catalog::Definitions) -> [ToolRoute<Self>; 1] {
+        [defs.route("list_certificates", Self::list_certificates)]
+    }
 }
 
 #[tool_router(router = certificate_tools, vis = "pub(super)")]

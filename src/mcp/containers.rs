@@ -1,5 +1,6 @@
 //! `list_containers`, `get_container`, `get_container_logs`.
 
+use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
@@ -45,6 +46,17 @@ pub struct ContainerLogsParams {
     pub since: Option<String>,
     /// Add each line's time (RFC 3339) (default false).
     pub timestamps: Option<bool>,
+}
+
+impl Maintenant {
+    /// This family's routes, with the definitions of `tools.json` (see [`super::catalog`]).
+    pub(super) fn container_routes(defs: &super::catalog::Definitions) -> [ToolRoute<Self>; 3] {
+        [
+            defs.route("list_containers", Self::list_containers),
+            defs.route("get_container", Self::get_container),
+            defs.route("get_container_logs", Self::get_container_logs),
+        ]
+    }
 }
 
 #[tool_router(router = container_tools, vis = "pub(super)")]

@@ -1,5 +1,6 @@
 //! `list_endpoints` and `get_endpoint_history`.
 
+use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
@@ -47,6 +48,16 @@ pub(super) fn parse_since(s: &str) -> Result<OffsetDateTime, ReadError> {
         Err(_) => Err(ReadError::BadArgument(format!(
             "invalid since {s:?}: use an RFC 3339 time like 2026-11-25T10:00:00Z or an age like 1h or 7d"
         ))),
+    }
+}
+
+impl Maintenant {
+    /// This family's routes, with the definitions of `tools.json` (see [`super::catalog`]).
+    pub(super) fn endpoint_routes(defs: &super::catalog::Definitions) -> [ToolRoute<Self>; 2] {
+        [
+            defs.route("list_endpoints", Self::list_endpoints),
+            defs.route("get_endpoint_history", Self::get_endpoint_history),
+        ]
     }
 }
 

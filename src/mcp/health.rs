@@ -1,9 +1,17 @@
 //! `get_health`.
 
+use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::{Json, tool, tool_router};
 
 use super::Maintenant;
 use crate::readmodel::{self, Health};
+
+impl Maintenant {
+    /// This family's routes, with the definitions of `tools.json` (see [`super::catalog`]).
+    pub(super) fn health_routes(defs: &super::catalog::Definitions) -> [ToolRoute<Self>; 1] {
+        [defs.route("get_health", Self::get_health)]
+    }
+}
 
 #[tool_router(router = health_tools, vis = "pub(super)")]
 impl Maintenant {

@@ -1,5 +1,6 @@
 //! `list_heartbeats`, `pause_monitor` and `resume_monitor`.
 
+use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
@@ -29,6 +30,17 @@ pub struct PauseParams {
     pub monitor_type: MonitorType,
     /// The monitor's id (`heartbeat/backup`) or name (`backup`).
     pub monitor_id: String,
+}
+
+impl Maintenant {
+    /// This family's routes, with the definitions of `tools.json` (see [`super::catalog`]).
+    pub(super) fn heartbeat_routes(defs: &super::catalog::Definitions) -> [ToolRoute<Self>; 3] {
+        [
+            defs.route("list_heartbeats", Self::list_heartbeats),
+            defs.route("pause_monitor", Self::pause_monitor),
+            defs.route("resume_monitor", Self::resume_monitor),
+        ]
+    }
 }
 
 #[tool_router(router = heartbeat_tools, vis = "pub(super)")]

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod catalog;
 mod certificates;
 mod containers;
 mod endpoints;
@@ -72,21 +73,7 @@ impl Maintenant {
     pub fn new(app: Arc<App>) -> Self {
         static ROUTER: std::sync::OnceLock<Arc<ToolRouter<Maintenant>>> =
             std::sync::OnceLock::new();
-        let tool_router = ROUTER
-            .get_or_init(|| {
-                Arc::new(
-                    Self::endpoint_tools()
-                        + Self::health_tools()
-                        + Self::container_tools()
-                        + Self::resource_tools()
-                        + Self::certificate_tools()
-                        + Self::alert_tools()
-                        + Self::heartbeat_tools()
-                        + Self::status_tools()
-                        + Self::update_tools(),
-                )
-            })
-            .clone();
+        let tool_router = ROUTER.get_or_init(|| Arc::new(catalog::router())).clone();
         Maintenant { app, tool_router }
     }
 }
@@ -130,9 +117,7 @@ impl ServerHandler for Maintenant {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(order_tools(
-            self.tool_router.list_all(),
-        )))
+        Ok(ListToolsResult::with_all_items(catalog::listing()))
     }
 
     async fn call_tool(

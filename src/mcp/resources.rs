@@ -1,5 +1,6 @@
 //! `get_resources` and `get_top_consumers`.
 
+use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
@@ -17,6 +18,16 @@ pub struct TopConsumersParams {
     pub period: Option<ConsumerPeriod>,
     /// How many to return (default 10).
     pub limit: Option<u32>,
+}
+
+impl Maintenant {
+    /// This family's routes, with the definitions of `tools.json` (see [`super::catalog`]).
+    pub(super) fn resource_routes(defs: &super::catalog::Definitions) -> [ToolRoute<Self>; 2] {
+        [
+            defs.route("get_resources", Self::get_resources),
+            defs.route("get_top_consumers", Self::get_top_consumers),
+        ]
+    }
 }
 
 #[tool_router(router = resource_tools, vis = "pub(super)")]

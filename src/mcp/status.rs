@@ -1,5 +1,6 @@
 //! `create_incident`, `update_incident` and `create_maintenance`.
 
+use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::service::RequestContext;
 use rmcp::{Json, RoleServer, tool, tool_router};
@@ -52,6 +53,17 @@ pub struct CreateMaintenanceParams {
 
 fn caller(ctx: &RequestContext<RoleServer>) -> String {
     crate::mcp::auth::caller(ctx).map_or_else(|| "mcp".to_owned(), |id| id.subject)
+}
+
+impl Maintenant {
+    /// This family's routes, with the definitions of `tools.json` (see [`super::catalog`]).
+    pub(super) fn status_routes(defs: &super::catalog::Definitions) -> [ToolRoute<Self>; 3] {
+        [
+            defs.route("create_incident", Self::create_incident),
+            defs.route("update_incident", Self::update_incident),
+            defs.route("create_maintenance", Self::create_maintenance),
+        ]
+    }
 }
 
 #[tool_router(router = status_tools, vis = "pub(super)")]

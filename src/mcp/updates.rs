@@ -1,5 +1,6 @@
 //! `get_updates`.
 
+use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
@@ -25,6 +26,13 @@ pub struct UpdatesAnswer {
     /// Seconds between scans (MAINTENANT_UPDATES_INTERVAL).
     pub interval_s: u64,
     pub items: Vec<ImageUpdate>,
+}
+
+impl Maintenant {
+    /// This family's routes, with the definitions of `tools.json` (see [`super::catalog`]).
+    pub(super) fn update_routes(defs: &super::catalog::Definitions) -> [ToolRoute<Self>; 1] {
+        [defs.route("get_updates", Self::get_updates)]
+    }
 }
 
 #[tool_router(router = update_tools, vis = "pub(super)")]

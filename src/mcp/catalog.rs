@@ -1,0 +1,145 @@
+//! The tool definitions `tools/list` answers with, kept as JSON.
+//!
+//! The handlers' types describe the tools: each family's `#[tool_router]`
+//! block builds them with schemars ([`generated`]). Doing that at run time
+//! cost a long-running daemon about 3 MB of resident memory for good: the
+//! schema generator's code pages, and the schemas themselves (106 KB of
+//! JSON, 1.2k small objects once parsed) kept by the router for its whole
+//! life, though only `tools/list` reads their output schemas (README,
+//! Benchmark). So the definitions are generated ahead of time into
+//! `tools.json`, which a test keeps equal to [`generated`]; `tools/list`
+//! parses it on each call (once per session, well under a millisecond), and
+//! the router keeps only what dispatch and request validation read: names
+//! and input schemas.
+
+use std::collections::HashMap;
+
+use rmcp::handler::server::router::tool::{ToolRoute, ToolRouter};
+use rmcp::handler::server::tool::CallToolHandler;
+use rmcp::model::Tool;
+
+use super::Maintenant;
+
+/// `tools/list`, in the contract's order (see [`super::TOOL_ORDER`]).
+const TOOLS_JSON: &str = include_str!("tools.json");
+
+/// The 18 definitions, parsed from the embedded `tools.json`.
+pub fn listing() -> Vec<Tool> {
+    serde_json::from_str(TOOLS_JSON).expect("tools.json parses: checked by its test")
+}
+
+/// The definitions as the handlers' types describe them (schemars): what
+/// `tools.json` must hold. Only the tests call it, so the release binary
+/// carries neither the generator nor the schemas' code.
+pub fn generated() -> Vec<Tool> {
+    let router = Maintenant::endpoint_tools()
+        + Maintenant::health_tools()
+        + Maintenant::container_tools()
+        + Maintenant::resource_tools()
+        + Maintenant::certificate_tools()
+        + Maintenant::alert_tools()
+        + Maintenant::heartbeat_tools()
+        + Maintenant::status_tools()
+        + Maintenant::update_tools();
+    super::order_tools(router.list_all())
+}
+
+/// The definitions the router keeps: without output schemas.
+pub(super) struct Definitions(HashMap<String, Tool>);
+
+impl Definitions {
+    fn load() -> Definitions {
+        Definitions(
+            listing()
+                .into_iter()
+                .map(|mut t| {
+                    t.output_schema = None;
+                    (t.name.to_string(), t)
+                })
+                .collect(),
+        )
+    }
+
+    /// The route of tool `name` to its handler `call`.
+    pub(super) fn route<C, A>(&self, name: &str, call: C) -> ToolRoute<Maintenant>
+    where
+        C: CallToolHandler<Maintenant, A> + Send + Sync + Clone + 'static,
+    {
+        let attr = self.0.get(name).cloned().unwrap_or_else(|| {
+            panic!("tool {name} is missing from tools.json: regenerate it (see its test)")
+        });
+        ToolRoute::new(attr, call)
+    }
+}
+
+/// The router of the 18 tools, each family's routes from its own file.
+pub(super) fn router() -> ToolRouter<Maintenant> {
+    let defs = Definitions::load();
+    let mut router = ToolRouter::new();
+    for route in [
+        Maintenant::endpoint_routes(&defs).as_slice(),
+        &Maintenant::health_routes(&defs),
+        &Maintenant::container_routes(&defs),
+        &Maintenant::resource_routes(&defs),
+        &Maintenant::certificate_routes(&defs),
+        &Maintenant::alert_routes(&defs),
+        &Maintenant::heartbeat_routes(&defs),
+        &Maintenant::status_routes(&defs),
+        &Maintenant::update_routes(&defs),
+    ]
+    .concat()
+    {
+        router.add_route(route);
+    }
+    router
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `tools.json` is what the handlers' types generate. When a tool or
+    /// one of its types changes, regenerate it with
+    /// `MAINTENANT_BLESS=1 cargo test --lib tools_json` and commit it.
+    #[test]
+    fn tools_json_is_what_the_handlers_generate() {
+        let generated = generated();
+        if std::env::var_os("MAINTENANT_BLESS").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/mcp/tools.json");
+            let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+            std::fs::write(path, text).unwrap();
+            return;
+        }
+        let want = serde_json::to_value(&generated).unwrap();
+        let have: serde_json::Value = serde_json::from_str(TOOLS_JSON).unwrap();
+        assert!(
+            want == have,
+            "src/mcp/tools.json is stale: run `MAINTENANT_BLESS=1 cargo test --lib tools_json` and commit it"
+        );
+        assert_eq!(generated.len(), 18);
+    }
+
+    /// Every listed tool has a route, every route a listed tool, and the
+    /// router validates requests against the same input schemas.
+    #[test]
+    fn the_router_routes_every_listed_tool_with_its_input_schema() {
+        let router = router();
+        let listed = listing();
+        let mut routed: Vec<&str> = router.map.keys().map(|k| k.as_ref()).collect();
+        routed.sort_unstable();
+        let mut names: Vec<&str> = listed.iter().map(|t| t.name.as_ref()).collect();
+        names.sort_unstable();
+        assert_eq!(routed, names);
+        for t in &listed {
+            let kept = router.get(&t.name).unwrap();
+            assert_eq!(kept.input_schema, t.input_schema, "{}", t.name);
+            assert_eq!(kept.annotations, t.annotations, "{}", t.name);
+            assert!(kept.output_schema.is_none());
+            assert!(
+                t.output_schema.is_some(),
+                "{} lists an output schema",
+                t.name
+            );
+        }
+    }
+}
