@@ -1,8 +1,9 @@
 //! The MCP server: 18 tools (CONTRACT.md) over stdio and Streamable HTTP.
 //!
 //! Each tool family lives in its own file as a `#[tool_router]` impl block on
-//! [`Maintenant`]; the routers are added together here. Handlers are thin:
-//! they parse arguments, call the read model, and wrap the answer.
+//! [`Maintenant`], with its routes beside it; [`catalog`] puts them together
+//! with the definitions of `tools.json`. Handlers are thin: they parse
+//! arguments, call the read model, and wrap the answer.
 
 pub mod alerts;
 pub mod auth;
@@ -68,8 +69,7 @@ pub struct Maintenant {
 
 impl Maintenant {
     /// One per MCP session, and one per request on the stateless HTTP path:
-    /// the tool router (18 tools, their descriptions and schemas) is built
-    /// once per process and shared.
+    /// the tool router is built once per process and shared.
     pub fn new(app: Arc<App>) -> Self {
         static ROUTER: std::sync::OnceLock<Arc<ToolRouter<Maintenant>>> =
             std::sync::OnceLock::new();
