@@ -2,11 +2,11 @@
 //!
 //! The handlers' types describe the tools: each family's `#[tool_router]`
 //! block builds them with schemars ([`generated`]). Doing that at run time
-//! cost a long-running daemon about 3 MB of resident memory for good: the
-//! schema generator's code pages, and the schemas themselves (106 KB of
-//! JSON, 1.2k small objects once parsed) kept by the router for its whole
-//! life, though only `tools/list` reads their output schemas (README,
-//! Benchmark). So the definitions are generated ahead of time into
+//! cost a long-running daemon 2-3 MB of resident memory for good: the
+//! schema generator's code pages, and the schemas themselves (about 100 KB
+//! of JSON, 1.2k small objects once parsed) kept by the router for its
+//! whole life, though only `tools/list` reads their output schemas (README,
+//! Benchmark, session 9). So the definitions are generated ahead of time into
 //! `tools.json`, which a test keeps equal to [`generated`]; `tools/list`
 //! parses it on each call (once per session, well under a millisecond), and
 //! the router keeps only what dispatch and request validation read: names
