@@ -8,7 +8,8 @@
 //! whole life, though only `tools/list` reads their output schemas (README,
 //! Benchmark, session 9). So the definitions are generated ahead of time into
 //! `tools.json`, which a test keeps equal to [`generated`]; `tools/list`
-//! parses it on each call (once per session, well under a millisecond), and
+//! parses it on each call (a client lists once per session; the whole
+//! answer over HTTP takes about 2 ms), and
 //! the router keeps only what dispatch and request validation read: names
 //! and input schemas.
 
