@@ -75,7 +75,7 @@ fn lock(m: &Mutex<OpenSegment>) -> MutexGuard<'_, OpenSegment> {
 }
 
 /// FNV-1a: stable across builds and platforms, which a hash written to disk must be.
-fn hash(key: &[u8]) -> u64 {
+pub(super) fn hash(key: &[u8]) -> u64 {
     key.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -4,28 +4,23 @@
 //!
 //! sled trees:
 //! - `state`:   `monitor-id` -> [`ObservedState`] (binary, [`codec`])
-//! - `uptime_hour`: `monitor-id` -> the rollup of the monitor's current hour
-//!   (16 bytes, so sled keeps it inline rather than in an allocation)
-//! - `uptime_days`: `day(BE u64) monitor-id` -> 24 hourly [`Rollup`]s (16
-//!   bytes each), written when a monitor's hour ends
+//! - `uptime_hour`: `monitor-id` -> the monitor's [`HourEntry`]: the rollup
+//!   of its current hour and its slot in the day files (20 bytes, so sled
+//!   keeps it inline rather than in an allocation)
 //! - `heartbeats`: `heartbeat/NAME` -> [`HeartbeatState`] (JSON)
 //! - `pauses`: `monitor-id` -> [`PauseRecord`] (JSON): monitors paused by
 //!   `pause_monitor`, of every kind; kept until `resume_monitor`.
 //!
-//! Check results are not in sled but in segment files beside it
-//! ([`history`]): sled's memory grows with the number of keys it holds, and
-//! a key per check made the daemon's memory grow with its history. For the
-//! same reason rollups are one key per monitor and day, not per hour, and
-//! kept only as long as `uptime_7d` needs them. Every sled tree here thus
-//! holds a bounded number of keys per monitor, and what every check rewrites
-//! (its state, its hour's rollup) is small.
+//! Check results ([`history`]) and the day rollups ([`days`]) are not in
+//! sled but in files beside it: sled's memory grows with what it holds. A
+//! key per check made the daemon's memory grow with its history, and a day
+//! of rollups per monitor (384 bytes) in sled cost a restarted daemon about
+//! as much memory as the days it held (README, Benchmark). What is left in
+//! sled is a bounded, small value per monitor, rewritten by every check.
 //!
-//! Days come first in `uptime_days` keys, big-endian, so the keys sort by
-//! day: retention removes the expired days as one range and reads nothing
-//! else. Reading a monitor's week is at most 8 point lookups. (Keys by monitor
-//! first, as before, made every retention pass read every rollup of every
-//! monitor through sled's small cache, which kept a restarted daemon several
-//! MB larger: README, Benchmark.)
+//! A monitor's hour is folded into its day file when its next check falls in
+//! another hour (once an hour per monitor). Reading a monitor's week is one
+//! sled lookup and at most 8 positioned reads.
 
 use std::path::Path;
 
@@ -36,8 +31,10 @@ use crate::heartbeat::HeartbeatState;
 use crate::monitor::MonitorKey;
 
 mod codec;
+pub mod days;
 pub mod history;
 
+use days::{DAY_BYTES, DayFiles, day_slot};
 use history::HistoryLog;
 
 #[derive(Debug, thiserror::Error)]
@@ -160,11 +157,14 @@ impl Uptime {
 pub struct Store {
     db: sled::Db,
     history: HistoryLog,
+    days: DayFiles,
     state: sled::Tree,
-    days: sled::Tree,
     uptime_hour: sled::Tree,
     heartbeats: sled::Tree,
     pauses: sled::Tree,
+    /// Free day-file slots, read from `uptime_hour` at the first allocation
+    /// (a read-only `--mcp-stdio` never allocates, so never reads them).
+    slots: std::sync::Arc<std::sync::Mutex<Option<Slots>>>,
     /// sled's log file (`<db>/db`), for [`Store::sync_to_disk`].
     log_file: std::sync::Arc<std::fs::File>,
 }
@@ -184,32 +184,50 @@ fn hour_of(t: OffsetDateTime) -> u64 {
     u64::try_from(t.unix_timestamp() / 3600).unwrap_or(0)
 }
 
-/// Bytes of one `uptime_days` value: a day of hourly rollups.
-const DAY_BYTES: usize = 24 * 16;
+/// The `hour` of an entry that has no current hour yet (hour 0 is in 1970).
+const NO_HOUR: u64 = 0;
 
-/// Set the rollup of `hour` in a day value (a missing or malformed value
-/// counts as an empty day). Setting, not adding: folding an hour twice (a
-/// crash between writing the day and the next hour) counts it once.
-fn set_in_day(day: Option<&[u8]>, hour: u64, r: Rollup) -> Vec<u8> {
-    let mut day = match day {
-        Some(d) if d.len() == DAY_BYTES => d.to_vec(),
-        _ => vec![0; DAY_BYTES],
-    };
-    day[(hour % 24) as usize * 16..][..16].copy_from_slice(&r.encode());
-    day
+/// A monitor's value in `uptime_hour`: `hour u32 | checks u32 | up u32 |
+/// response_ms_sum f32 | slot u32`. The entry outlives the monitor's
+/// removal, so a monitor declared again finds its slot and its past; it goes
+/// with the last of its days ([`Store::prune_stale_hours`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct HourEntry {
+    hour: u64,
+    rollup: Rollup,
+    /// Where the monitor's days are in the day files.
+    slot: u32,
 }
 
-/// The rollup of a monitor's current hour: `hour u32 | checks u32 | up u32 |
-/// response_ms_sum f32`.
-fn encode_hour(hour: u64, r: &Rollup) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b[0..4].copy_from_slice(&u32::try_from(hour).unwrap_or(u32::MAX).to_le_bytes());
-    b[4..8].copy_from_slice(&r.checks.to_le_bytes());
-    b[8..12].copy_from_slice(&r.up.to_le_bytes());
-    b[12..16].copy_from_slice(&(r.response_ms_sum as f32).to_le_bytes());
-    b
+impl HourEntry {
+    fn encode(&self) -> [u8; 20] {
+        let mut b = [0u8; 20];
+        b[0..4].copy_from_slice(&u32::try_from(self.hour).unwrap_or(u32::MAX).to_le_bytes());
+        b[4..8].copy_from_slice(&self.rollup.checks.to_le_bytes());
+        b[8..12].copy_from_slice(&self.rollup.up.to_le_bytes());
+        b[12..16].copy_from_slice(&(self.rollup.response_ms_sum as f32).to_le_bytes());
+        b[16..20].copy_from_slice(&self.slot.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<HourEntry> {
+        let b: &[u8; 20] = b.try_into().ok()?;
+        let (hour, rollup) = decode_hour(&b[..16])?;
+        Some(HourEntry {
+            hour,
+            rollup,
+            slot: u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")),
+        })
+    }
+
+    /// The current hour and its rollup, if there is one.
+    fn current(&self) -> Option<(u64, Rollup)> {
+        (self.hour != NO_HOUR).then_some((self.hour, self.rollup))
+    }
 }
 
+/// The first 16 bytes of an [`HourEntry`], the whole value before day
+/// rollups left sled.
 fn decode_hour(b: &[u8]) -> Option<(u64, Rollup)> {
     let b: &[u8; 16] = b.try_into().ok()?;
     let u = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
@@ -223,21 +241,25 @@ fn decode_hour(b: &[u8]) -> Option<(u64, Rollup)> {
     ))
 }
 
-/// The rollup of `hour` in a day value.
-fn day_slot(day: &[u8], hour: u64) -> Rollup {
-    day.get((hour % 24) as usize * 16..)
-        .and_then(|b| b.get(..16))
-        .filter(|_| day.len() == DAY_BYTES)
-        .map(Rollup::decode)
-        .unwrap_or_default()
+/// Day-file slots not held by any `uptime_hour` entry.
+struct Slots {
+    next: u32,
+    /// Freed slots, highest first, so the lowest is reused first.
+    free: Vec<u32>,
 }
 
-/// The `uptime_days` key of the day holding `hour`.
-fn day_key(id: &[u8], hour: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(id.len() + 8);
-    k.extend_from_slice(&(hour / 24).to_be_bytes());
-    k.extend_from_slice(id);
-    k
+impl Slots {
+    fn take(&mut self) -> u32 {
+        self.free.pop().unwrap_or_else(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn give_back(&mut self, slot: u32) {
+        let at = self.free.partition_point(|s| *s > slot);
+        self.free.insert(at, slot);
+    }
 }
 
 /// Split a `monitor-id \0 u64` key (the layouts of earlier versions).
@@ -250,6 +272,9 @@ fn split_key(k: &[u8]) -> Option<(&[u8], u64)> {
         )
     })
 }
+
+/// Trees of earlier versions that [`Store::migrate`] empties into the files.
+const OLD_TREES: [&str; 4] = ["results", "rollups", "uptime", "uptime_days"];
 
 impl Store {
     /// Another tree of the same database, for a part that keeps its own
@@ -275,13 +300,16 @@ impl Store {
                 other => break other?,
             }
         };
+        // The files beside sled are opened only once sled's lock is held:
+        // one process at a time, like sled itself.
         let store = Store {
             history: HistoryLog::open(&path.join("history"))?,
+            days: DayFiles::open(&path.join("uptime"))?,
             state: db.open_tree("state")?,
-            days: db.open_tree("uptime_days")?,
             uptime_hour: db.open_tree("uptime_hour")?,
             heartbeats: db.open_tree("heartbeats")?,
             pauses: db.open_tree("pauses")?,
+            slots: Default::default(),
             log_file: std::sync::Arc::new(
                 std::fs::File::open(path.join("db")).map_err(sled::Error::Io)?,
             ),
@@ -315,17 +343,22 @@ impl Store {
             })
     }
 
-    /// Move what earlier versions kept in sled (`results`: a key per check;
-    /// `rollups`: a key per hour; `uptime`: day rollups keyed by monitor
-    /// first) to the check history files and `uptime_days`, then drop the
-    /// old trees.
+    /// Move what earlier versions kept in sled to the files beside it, then
+    /// drop the old trees: `results` (a key per check) to the history files;
+    /// `rollups` (a key per hour), `uptime` (days keyed by monitor first) and
+    /// `uptime_days` (days keyed by day first) to the day files, after
+    /// giving every `uptime_hour` entry a slot. Each step writes what it
+    /// moves by setting, not adding, so a crash before a tree is dropped
+    /// runs it again without counting anything twice.
     fn migrate(&self) -> Result<()> {
         let names = self.db.tree_names();
-        if names.iter().any(|n| n.as_ref() == b"results") {
+        let has = |name: &str| names.iter().any(|n| n.as_ref() == name.as_bytes());
+        if !OLD_TREES.iter().any(|t| has(t)) {
+            return Ok(());
+        }
+        if has("results") {
             let old = self.db.open_tree("results")?;
             tracing::info!("moving check results from sled to the history files (once)");
-            // All or nothing: a crash before the tree is dropped runs this
-            // again from the start, without duplicates.
             let moved = self
                 .history
                 .import(old.iter().filter_map(|item| match item {
@@ -336,32 +369,58 @@ impl Store {
             self.db.drop_tree("results")?;
             tracing::info!(moved, "check results moved from sled to the history files");
         }
-        if names.iter().any(|n| n.as_ref() == b"rollups") {
+        // Current hours of the versions before slots: 16 bytes, no slot.
+        for item in self.uptime_hour.iter() {
+            let (id, v) = item?;
+            if let Some((hour, rollup)) = decode_hour(&v) {
+                self.allocate(&id, hour, rollup)?;
+            }
+        }
+        if has("rollups") {
             let old = self.db.open_tree("rollups")?;
             for item in old.iter() {
                 let (k, v) = item?;
                 if let Some((id, hour)) = split_key(&k) {
-                    let r = Rollup::decode(&v);
-                    self.days
-                        .update_and_fetch(day_key(id, hour), |d| Some(set_in_day(d, hour, r)))?;
+                    let slot = self.entry(id)?.slot;
+                    self.days.set_hour(slot, id, hour, Rollup::decode(&v))?;
                 }
             }
-            drop(old);
-            self.db.drop_tree("rollups")?;
         }
-        if names.iter().any(|n| n.as_ref() == b"uptime") {
-            let old = self.db.open_tree("uptime")?;
-            let mut batch = sled::Batch::default();
-            for item in old.iter() {
+        let day_trees = [
+            // `monitor-id \0 day`
+            ("uptime", split_key as fn(&[u8]) -> Option<(&[u8], u64)>),
+            // `day(BE u64) monitor-id`
+            ("uptime_days", |k: &[u8]| {
+                let (day, id) = k.split_at_checked(8)?;
+                Some((id, u64::from_be_bytes(day.try_into().expect("8 bytes"))))
+            }),
+        ];
+        for (name, split) in day_trees {
+            if !has(name) {
+                continue;
+            }
+            tracing::info!(
+                tree = name,
+                "moving day rollups from sled to the day files (once)"
+            );
+            for item in self.db.open_tree(name)?.iter() {
                 let (k, v) = item?;
-                if let Some((id, day)) = split_key(&k) {
-                    batch.insert(day_key(id, day * 24), v);
+                if let (Some((id, day)), Ok(value)) =
+                    (split(&k), <&[u8; DAY_BYTES]>::try_from(&v[..]))
+                {
+                    let slot = self.entry(id)?.slot;
+                    self.days.write_day(day, slot, id, value)?;
                 }
             }
-            self.days.apply_batch(batch)?;
-            drop(old);
-            self.db.drop_tree("uptime")?;
         }
+        // Durable before the trees that held them go.
+        self.days.sync()?;
+        for name in OLD_TREES {
+            if has(name) {
+                self.db.drop_tree(name)?;
+            }
+        }
+        self.db.flush()?;
         Ok(())
     }
 
@@ -379,36 +438,84 @@ impl Store {
         self.count_in_hour(id, hour_of(rec.at), rec)
     }
 
-    /// Add a check to its monitor's hourly rollup. The current hour's is a
-    /// 16-byte value of its own, rewritten by every check; a check in
-    /// another hour first folds it into its day (once an hour per monitor).
+    fn hour_entry(&self, id: &[u8]) -> Result<Option<HourEntry>> {
+        Ok(self
+            .uptime_hour
+            .get(id)?
+            .and_then(|v| HourEntry::decode(&v)))
+    }
+
+    /// The monitor's entry, given a slot (and no current hour) if it has none.
+    fn entry(&self, id: &[u8]) -> Result<HourEntry> {
+        match self.hour_entry(id)? {
+            Some(e) => Ok(e),
+            None => self.allocate(id, NO_HOUR, Rollup::default()),
+        }
+    }
+
+    /// Give `id` a slot and write its entry, unless it has one already.
+    fn allocate(&self, id: &[u8], hour: u64, rollup: Rollup) -> Result<HourEntry> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = self.hour_entry(id)? {
+            return Ok(e);
+        }
+        let slots = match &mut *slots {
+            Some(s) => s,
+            none => none.insert(self.free_slots()?),
+        };
+        let entry = HourEntry {
+            hour,
+            rollup,
+            slot: slots.take(),
+        };
+        self.uptime_hour.insert(id, &entry.encode())?;
+        Ok(entry)
+    }
+
+    /// The slots no entry holds: the gaps below the highest, and above it.
+    fn free_slots(&self) -> Result<Slots> {
+        let mut used = Vec::new();
+        for v in self.uptime_hour.iter().values() {
+            if let Some(e) = HourEntry::decode(&v?) {
+                used.push(e.slot);
+            }
+        }
+        used.sort_unstable();
+        used.dedup();
+        let next = used.last().map_or(0, |s| s + 1);
+        let mut free: Vec<u32> = (0..next)
+            .filter(|s| used.binary_search(s).is_err())
+            .collect();
+        free.reverse();
+        Ok(Slots { next, free })
+    }
+
+    /// Add a check to its monitor's hourly rollup. The current hour's is in
+    /// the monitor's `uptime_hour` entry, rewritten by every check; a check
+    /// in another hour first folds it into its day file (once an hour per
+    /// monitor).
     fn count_in_hour(&self, id: Vec<u8>, hour: u64, rec: &CheckRecord) -> Result<()> {
-        let current = self.uptime_hour.get(&id)?.and_then(|v| decode_hour(&v));
-        let mut r = match current {
+        let entry = self.entry(&id)?;
+        let mut r = match entry.current() {
             Some((h, r)) if h == hour => r,
             other => {
                 if let Some((h, r)) = other {
-                    self.fold_hour(&id, h, r)?;
+                    self.days.set_hour(entry.slot, &id, h, r)?;
                 }
                 // Normally empty; not after a check out of order, a migration
-                // or a monitor declared again within the hour it was removed.
-                self.days
-                    .get(day_key(&id, hour))?
-                    .map(|d| day_slot(&d, hour))
-                    .unwrap_or_default()
+                // or a monitor declared again within an hour it was checked.
+                self.days.read_hour(entry.slot, &id, hour)?
             }
         };
         r.checks += 1;
         r.up += u32::from(rec.up);
         r.response_ms_sum += rec.response_time_ms;
-        self.uptime_hour.insert(id, &encode_hour(hour, &r))?;
-        Ok(())
-    }
-
-    /// Write an ended hour's rollup into its day.
-    fn fold_hour(&self, id: &[u8], hour: u64, r: Rollup) -> Result<()> {
-        self.days
-            .update_and_fetch(day_key(id, hour), |d| Some(set_in_day(d, hour, r)))?;
+        let entry = HourEntry {
+            hour,
+            rollup: r,
+            ..entry
+        };
+        self.uptime_hour.insert(id, &entry.encode())?;
         Ok(())
     }
 
@@ -447,8 +554,8 @@ impl Store {
     }
 
     /// Uptime over the last 24 hours and the last 7 days (the current hour
-    /// included), summed from hourly rollups: at most 8 day entries,
-    /// whatever the history size.
+    /// included), summed from hourly rollups: one sled lookup and at most 8
+    /// day-file reads, whatever the history size.
     pub fn uptime_day_week(
         &self,
         key: &MonitorKey,
@@ -459,6 +566,10 @@ impl Store {
         let day_start = end.saturating_sub(24 - 1);
         let mut day = Uptime { checks: 0, up: 0 };
         let mut week = Uptime { checks: 0, up: 0 };
+        let id = key.storage_key();
+        let Some(entry) = self.hour_entry(&id)? else {
+            return Ok((day, week));
+        };
         let mut add = |hour: u64, r: Rollup| {
             if hour < week_start || hour > end {
                 return;
@@ -472,22 +583,18 @@ impl Store {
         };
         // The current hour's rollup supersedes its slot in the day, which
         // holds it only if it was folded before (an out-of-order check).
-        let id = key.storage_key();
-        let current = self.uptime_hour.get(&id)?.and_then(|v| decode_hour(&v));
+        let current = entry.current();
         if let Some((hour, r)) = current {
             add(hour, r);
         }
         for d in week_start / 24..=end / 24 {
-            let Some(v) = self.days.get(day_key(&id, d * 24))? else {
+            let Some(v) = self.days.read(d, entry.slot, &id)? else {
                 continue;
             };
-            if v.len() != DAY_BYTES {
-                continue;
-            }
-            for (slot, b) in v.chunks_exact(16).enumerate() {
-                let hour = d * 24 + slot as u64;
+            for slot in 0..24 {
+                let hour = d * 24 + slot;
                 if current.is_none_or(|(h, _)| h != hour) {
-                    add(hour, Rollup::decode(b));
+                    add(hour, day_slot(&v, hour));
                 }
             }
         }
@@ -495,56 +602,51 @@ impl Store {
     }
 
     /// Delete check results older than `results_cutoff` (whole history
-    /// segments, see [`history`]) and rollup days that ended before
-    /// `rollups_cutoff`, of every monitor, declared or not. Reads only what
-    /// it removes. Returns how many results and days were removed.
+    /// segments, see [`history`]) and the day files of days that ended
+    /// before `rollups_cutoff`. Reads only what it removes. Returns how many
+    /// results and day files were removed.
     pub fn prune(
         &self,
         results_cutoff: OffsetDateTime,
         rollups_cutoff: OffsetDateTime,
     ) -> Result<usize> {
-        let mut removed = self.history.prune(micros(results_cutoff))?;
-        let keep_from = hour_of(rollups_cutoff) / 24;
-        let mut batch = sled::Batch::default();
-        for k in self.days.range(..keep_from.to_be_bytes()).keys() {
-            batch.remove(k?);
-            removed += 1;
-        }
-        self.days.apply_batch(batch)?;
-        Ok(removed)
+        let removed = self.history.prune(micros(results_cutoff))?;
+        Ok(removed + self.days.prune(hour_of(rollups_cutoff) / 24)?)
     }
 
-    /// Delete the current-hour rollups of monitors not checked since before
-    /// `rollups_cutoff`: monitors removed from the config while the daemon
-    /// was down (a removal while it runs folds the hour at once, see
-    /// [`Store::forget_state`]). This reads every monitor's entry, so the
+    /// Delete the `uptime_hour` entries of monitors not checked since before
+    /// `rollups_cutoff` (removed from the config, or paused, for longer than
+    /// rollups are kept), freeing their slots: every day they had is gone
+    /// with [`Store::prune`]. This reads every monitor's entry, so the
     /// daemon runs it once a day, not with every [`Store::prune`].
     pub fn prune_stale_hours(&self, rollups_cutoff: OffsetDateTime) -> Result<usize> {
         let keep_from = hour_of(rollups_cutoff) / 24;
+        // No slot is handed out while the freed ones are collected.
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = sled::Batch::default();
-        let mut removed = 0;
+        let mut freed = Vec::new();
         for item in self.uptime_hour.iter() {
             let (k, v) = item?;
-            if decode_hour(&v).is_none_or(|(h, _)| h / 24 < keep_from) {
+            let entry = HourEntry::decode(&v);
+            if entry.is_none_or(|e| e.hour / 24 < keep_from) {
                 batch.remove(k);
-                removed += 1;
+                freed.extend(entry.map(|e| e.slot));
             }
         }
         self.uptime_hour.apply_batch(batch)?;
-        Ok(removed)
+        if let Some(slots) = &mut *slots {
+            for slot in &freed {
+                slots.give_back(*slot);
+            }
+        }
+        Ok(freed.len())
     }
 
-    /// Forget a monitor's current state, folding its current hour into its
-    /// day (its history and rollups stay until retention removes them, so a
-    /// monitor declared again finds its past).
+    /// Forget a monitor's current state. Its `uptime_hour` entry stays, and
+    /// with it its current hour and its days, until retention removes them:
+    /// uptime still counts them, and a monitor declared again finds its past.
     pub fn forget_state(&self, key: &MonitorKey) -> Result<()> {
-        let id = key.storage_key();
-        self.state.remove(&id)?;
-        if let Some(v) = self.uptime_hour.remove(&id)?
-            && let Some((hour, r)) = decode_hour(&v)
-        {
-            self.fold_hour(&id, hour, r)?;
-        }
+        self.state.remove(key.storage_key())?;
         Ok(())
     }
 
@@ -616,12 +718,14 @@ impl Store {
     /// (about 4 ms on this project's machine) is shared by every ping in it.
     pub fn sync_to_disk(&self) -> Result<()> {
         self.db.flush()?;
+        self.days.sync()?;
         self.log_file.sync_data().map_err(sled::Error::Io)?;
         Ok(())
     }
 
     pub fn flush(&self) -> Result<()> {
         self.history.flush()?;
+        self.days.sync()?;
         self.db.flush()?;
         Ok(())
     }
@@ -631,9 +735,9 @@ impl Store {
         &self.db
     }
 
-    /// sled's files and the check history's.
+    /// sled's files, the check history's and the day files'.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0) + self.history.size_on_disk()
+        self.db.size_on_disk().unwrap_or(0) + self.history.size_on_disk() + self.days.size_on_disk()
     }
 }
 
@@ -648,6 +752,13 @@ mod tests {
         k.push(0);
         k.extend_from_slice(&suffix.to_be_bytes());
         k
+    }
+
+    /// A day value of the layouts before day files: 24 rollups, `r` at `hour`.
+    fn day_value(hour: u64, r: Rollup) -> Vec<u8> {
+        let mut day = vec![0; DAY_BYTES];
+        day[(hour % 24) as usize * 16..][..16].copy_from_slice(&r.encode());
+        day
     }
 
     fn rec(at: OffsetDateTime, up: bool) -> CheckRecord {
@@ -809,7 +920,7 @@ mod tests {
             let removed = store
                 .prune(now - Duration::days(7), now - Duration::days(8))
                 .unwrap();
-            assert_eq!(removed, 2, "one result and its rollup day");
+            assert_eq!(removed, 2, "one result and its day file");
             let (_, week) = store.uptime_day_week(&k, now).unwrap();
             assert_eq!(week.checks, 1);
             store.flush().unwrap();
@@ -822,7 +933,7 @@ mod tests {
     }
 
     #[test]
-    fn prune_removes_expired_days_of_every_monitor_and_keeps_the_rest() {
+    fn prune_removes_expired_days_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let now = OffsetDateTime::now_utc();
@@ -849,12 +960,15 @@ mod tests {
         let removed = store
             .prune(now - Duration::days(7), now - Duration::days(8))
             .unwrap();
-        assert_eq!(removed, 2 * keys.len(), "the 12- and 9-day-old days");
+        assert_eq!(removed, 2, "the files of the 12- and 9-day-old days");
         for k in &keys {
             let (day, week) = store.uptime_day_week(k, now).unwrap();
             assert_eq!((day.checks, week.checks), (1, 2), "{k:?}");
         }
-        assert_eq!(store.days.len(), keys.len(), "the 30-hour-old days stay");
+        let files = std::fs::read_dir(dir.path().join("db/uptime"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 1, "the 30-hour-old day stays");
         assert_eq!(
             store
                 .prune(now - Duration::days(7), now - Duration::days(8))
@@ -864,45 +978,99 @@ mod tests {
     }
 
     #[test]
-    fn stale_current_hours_are_pruned_and_a_removed_monitor_keeps_its_hour() {
+    fn stale_entries_are_pruned_their_slots_reused_and_a_removed_monitor_keeps_its_past() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let now = OffsetDateTime::now_utc();
-        let (gone, live, removed) = (
+        let (gone, live, removed, new) = (
             MonitorKey::endpoint("gone"),
             MonitorKey::endpoint("live"),
             MonitorKey::endpoint("removed"),
+            MonitorKey::endpoint("new"),
         );
         let check = |k: &MonitorKey, at: OffsetDateTime, up: bool| {
             store
                 .record_check(k, &rec(at, up), &ObservedState::default())
                 .unwrap()
         };
+        let slot = |k: &MonitorKey| store.hour_entry(&k.storage_key()).unwrap().map(|e| e.slot);
         // Last checked ten days ago (removed while the daemon was down).
         check(&gone, now - Duration::days(10), true);
         check(&live, now, true);
+        assert_eq!((slot(&gone), slot(&live)), (Some(0), Some(1)));
         assert_eq!(store.prune_stale_hours(now - Duration::days(8)).unwrap(), 1);
-        assert!(store.uptime_hour.get(gone.storage_key()).unwrap().is_none());
-        assert!(store.uptime_hour.get(live.storage_key()).unwrap().is_some());
+        assert_eq!(slot(&gone), None);
+        assert_eq!(slot(&live), Some(1));
+        // The freed slot is the next one given.
+        check(&new, now, false);
+        assert_eq!(slot(&new), Some(0));
+        let (day, _) = store.uptime_day_week(&new, now).unwrap();
+        assert_eq!((day.checks, day.up), (1, 0), "nothing of gone's");
 
-        // Removed while running: its hour goes into its day, so uptime still
-        // counts it, and a monitor declared again continues the same hour.
+        // Removed while running: its state goes, its hour and days stay, so
+        // uptime still counts them and a monitor declared again continues.
+        check(&removed, now - Duration::hours(1), true);
         check(&removed, now, true);
         check(&removed, now, false);
         store.forget_state(&removed).unwrap();
         assert!(store.load_state(&removed).unwrap().is_none());
-        assert!(
-            store
-                .uptime_hour
-                .get(removed.storage_key())
-                .unwrap()
-                .is_none()
-        );
-        let (day, _) = store.uptime_day_week(&removed, now).unwrap();
-        assert_eq!((day.checks, day.up), (2, 1));
-        check(&removed, now, true);
         let (day, _) = store.uptime_day_week(&removed, now).unwrap();
         assert_eq!((day.checks, day.up), (3, 2));
+        check(&removed, now, true);
+        let (day, _) = store.uptime_day_week(&removed, now).unwrap();
+        assert_eq!((day.checks, day.up), (4, 3));
+    }
+
+    #[test]
+    fn slots_are_read_from_the_database_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let now = OffsetDateTime::now_utc();
+        let keys: Vec<_> = (0..4)
+            .map(|i| MonitorKey::endpoint(format!("m{i}")))
+            .collect();
+        {
+            let store = Store::open(&path).unwrap();
+            // m1 last checked long ago: its slot (1) is freed below.
+            for (i, k) in keys.iter().enumerate() {
+                let at = if i == 1 {
+                    now - Duration::days(10)
+                } else {
+                    now
+                };
+                store
+                    .record_check(k, &rec(at, true), &ObservedState::default())
+                    .unwrap();
+            }
+            store.prune_stale_hours(now - Duration::days(8)).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let fresh = [MonitorKey::endpoint("a"), MonitorKey::endpoint("b")];
+        for k in &fresh {
+            store
+                .record_check(
+                    k,
+                    &rec(now - Duration::hours(1), true),
+                    &ObservedState::default(),
+                )
+                .unwrap();
+            store
+                .record_check(k, &rec(now, false), &ObservedState::default())
+                .unwrap();
+        }
+        let slot = |k: &MonitorKey| store.hour_entry(&k.storage_key()).unwrap().unwrap().slot;
+        assert_eq!(
+            (slot(&fresh[0]), slot(&fresh[1])),
+            (1, 4),
+            "the gap, then past the end"
+        );
+        assert_eq!(slot(&keys[3]), 3);
+        for k in fresh.iter().chain([&keys[0], &keys[2], &keys[3]]) {
+            let (day, _) = store.uptime_day_week(k, now).unwrap();
+            let want = if fresh.contains(k) { (2, 1) } else { (1, 1) };
+            assert_eq!((day.checks, day.up), want, "{k:?}");
+        }
     }
 
     #[test]
@@ -923,7 +1091,7 @@ mod tests {
                 response_ms_sum: 20.0,
             };
             uptime
-                .insert(prefixed(&k, hour / 24), set_in_day(None, hour, r))
+                .insert(prefixed(&k, hour / 24), day_value(hour, r))
                 .unwrap();
             db.flush().unwrap();
         }
@@ -1003,5 +1171,60 @@ mod tests {
             )
             .unwrap();
         assert_eq!(store.history(&k, None, None, 10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn day_rollups_in_sled_are_moved_to_the_day_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (web, gone) = (MonitorKey::endpoint("web"), MonitorKey::endpoint("gone"));
+        let now = OffsetDateTime::now_utc();
+        let end = hour_of(now);
+        let r = |checks, up| Rollup {
+            checks,
+            up,
+            response_ms_sum: 1.0,
+        };
+        {
+            // The previous version: `uptime_days`, `day(BE u64) monitor-id`
+            // -> 24 rollups, and a 16-byte current hour without a slot.
+            let db = sled::open(&path).unwrap();
+            let days = db.open_tree("uptime_days").unwrap();
+            let hours = db.open_tree("uptime_hour").unwrap();
+            for (k, hour, rollup) in [(&web, end - 30, r(4, 3)), (&gone, end - 2, r(2, 0))] {
+                let mut key = (hour / 24).to_be_bytes().to_vec();
+                key.extend_from_slice(&k.storage_key());
+                days.insert(key, day_value(hour, rollup)).unwrap();
+            }
+            let mut current = [0u8; 16];
+            current[0..4].copy_from_slice(&(end as u32).to_le_bytes());
+            current[4..8].copy_from_slice(&5u32.to_le_bytes());
+            current[8..12].copy_from_slice(&5u32.to_le_bytes());
+            hours.insert(web.storage_key(), &current).unwrap();
+            db.flush().unwrap();
+        }
+        for _ in 0..2 {
+            // Twice: the second open finds nothing to move and the same counts.
+            let store = Store::open(&path).unwrap();
+            let (day, week) = store.uptime_day_week(&web, now).unwrap();
+            assert_eq!((day.checks, day.up, week.checks, week.up), (5, 5, 9, 8));
+            let (day, _) = store.uptime_day_week(&gone, now).unwrap();
+            assert_eq!((day.checks, day.up), (2, 0), "a removed monitor's day too");
+            assert!(
+                !store
+                    .db
+                    .tree_names()
+                    .iter()
+                    .any(|n| n.as_ref() == b"uptime_days")
+            );
+        }
+        // Checks continue web's current hour.
+        let store = Store::open(&path).unwrap();
+        let at = OffsetDateTime::from_unix_timestamp(end as i64 * 3600 + 60).unwrap();
+        store
+            .record_check(&web, &rec(at, false), &ObservedState::default())
+            .unwrap();
+        let (day, _) = store.uptime_day_week(&web, now).unwrap();
+        assert_eq!((day.checks, day.up), (6, 5));
     }
 }
