@@ -165,6 +165,10 @@ pub struct Store {
     /// Free day-file slots, read from `uptime_hour` at the first allocation
     /// (a read-only `--mcp-stdio` never allocates, so never reads them).
     slots: std::sync::Arc<std::sync::Mutex<Option<Slots>>>,
+    /// Held for reading by each check's read-modify-write of its entry, for
+    /// writing by [`Store::prune_stale_hours`]: an entry it removes (and a
+    /// slot it frees) cannot be written back by a check that read it before.
+    entries: std::sync::Arc<std::sync::RwLock<()>>,
     /// sled's log file (`<db>/db`), for [`Store::sync_to_disk`].
     log_file: std::sync::Arc<std::fs::File>,
 }
@@ -310,6 +314,7 @@ impl Store {
             heartbeats: db.open_tree("heartbeats")?,
             pauses: db.open_tree("pauses")?,
             slots: Default::default(),
+            entries: Default::default(),
             log_file: std::sync::Arc::new(
                 std::fs::File::open(path.join("db")).map_err(sled::Error::Io)?,
             ),
@@ -495,6 +500,7 @@ impl Store {
     /// in another hour first folds it into its day file (once an hour per
     /// monitor).
     fn count_in_hour(&self, id: Vec<u8>, hour: u64, rec: &CheckRecord) -> Result<()> {
+        let _entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let entry = self.entry(&id)?;
         let mut r = match entry.current() {
             Some((h, r)) if h == hour => r,
@@ -621,7 +627,9 @@ impl Store {
     /// daemon runs it once a day, not with every [`Store::prune`].
     pub fn prune_stale_hours(&self, rollups_cutoff: OffsetDateTime) -> Result<usize> {
         let keep_from = hour_of(rollups_cutoff) / 24;
-        // No slot is handed out while the freed ones are collected.
+        // No check rewrites its entry, and no slot is handed out, while the
+        // stale ones are removed and their slots collected.
+        let _entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = sled::Batch::default();
         let mut freed = Vec::new();
