@@ -386,8 +386,10 @@ impl Store {
             for item in old.iter() {
                 let (k, v) = item?;
                 if let Some((id, hour)) = split_key(&k) {
+                    let r = Rollup::decode(&v);
                     let slot = self.entry(id)?.slot;
-                    self.days.set_hour(slot, id, hour, Rollup::decode(&v))?;
+                    self.days.set_hour(slot, id, hour, r)?;
+                    self.advance_entry(id, hour, r)?;
                 }
             }
         }
@@ -415,6 +417,8 @@ impl Store {
                 {
                     let slot = self.entry(id)?.slot;
                     self.days.write_day(day, slot, id, value)?;
+                    let last = day * 24 + 23;
+                    self.advance_entry(id, last, day_slot(value, last))?;
                 }
             }
         }
@@ -456,6 +460,26 @@ impl Store {
             Some(e) => Ok(e),
             None => self.allocate(id, NO_HOUR, Rollup::default()),
         }
+    }
+
+    /// Make `hour` (whose rollup `r` is already in its day file) the
+    /// entry's current hour if it has none or one of an earlier day, so the
+    /// entry of a monitor migrated without one (removed before the upgrade)
+    /// lasts as long as its newest day, as it would have in this version.
+    fn advance_entry(&self, id: &[u8], hour: u64, r: Rollup) -> Result<()> {
+        let entry = self.entry(id)?;
+        match entry.current() {
+            Some((h, _)) if h / 24 >= hour / 24 => return Ok(()),
+            Some((h, current)) => self.days.set_hour(entry.slot, id, h, current)?,
+            None => {}
+        }
+        let entry = HourEntry {
+            hour,
+            rollup: r,
+            ..entry
+        };
+        self.uptime_hour.insert(id, &entry.encode())?;
+        Ok(())
     }
 
     /// Give `id` a slot and write its entry, unless it has one already.
@@ -1218,6 +1242,12 @@ mod tests {
             assert_eq!((day.checks, day.up, week.checks, week.up), (5, 5, 9, 8));
             let (day, _) = store.uptime_day_week(&gone, now).unwrap();
             assert_eq!((day.checks, day.up), (2, 0), "a removed monitor's day too");
+            // Its entry lasts as long as that day, not only until the next
+            // daily pass (which would give its slot away).
+            let kept = store.prune_stale_hours(now - Duration::days(8)).unwrap();
+            assert_eq!(kept, 0);
+            let entry = store.hour_entry(&gone.storage_key()).unwrap().unwrap();
+            assert_eq!(entry.hour, (end - 2) / 24 * 24 + 23);
             assert!(
                 !store
                     .db
