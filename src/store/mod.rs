@@ -277,7 +277,8 @@ fn split_key(k: &[u8]) -> Option<(&[u8], u64)> {
     })
 }
 
-/// Trees of earlier versions that [`Store::migrate`] empties into the files.
+/// Trees of earlier versions that [`Store::migrate`] empties into the files
+/// (`results` first: it is dropped as soon as its import is whole).
 const OLD_TREES: [&str; 4] = ["results", "rollups", "uptime", "uptime_days"];
 
 impl Store {
@@ -422,9 +423,10 @@ impl Store {
                 }
             }
         }
-        // Durable before the trees that held them go.
+        // Durable before the trees that held them go (`results` went with
+        // its import, above).
         self.days.sync()?;
-        for name in OLD_TREES {
+        for name in &OLD_TREES[1..] {
             if has(name) {
                 self.db.drop_tree(name)?;
             }
@@ -468,14 +470,26 @@ impl Store {
     /// lasts as long as its newest day, as it would have in this version.
     fn advance_entry(&self, id: &[u8], hour: u64, r: Rollup) -> Result<()> {
         let entry = self.entry(id)?;
-        match entry.current() {
-            Some((h, _)) if h / 24 >= hour / 24 => return Ok(()),
-            Some((h, current)) => self.days.set_hour(entry.slot, id, h, current)?,
-            None => {}
+        if entry.current().is_some_and(|(h, _)| h / 24 >= hour / 24) {
+            return Ok(());
         }
+        self.fold_current(id, &entry)?;
+        self.set_current(id, entry, hour, r)
+    }
+
+    /// Write the entry's current hour, if it has one, into its day file.
+    fn fold_current(&self, id: &[u8], entry: &HourEntry) -> Result<()> {
+        if let Some((h, r)) = entry.current() {
+            self.days.set_hour(entry.slot, id, h, r)?;
+        }
+        Ok(())
+    }
+
+    /// Make `hour`, with `rollup`, the current hour of `entry` (same slot).
+    fn set_current(&self, id: &[u8], entry: HourEntry, hour: u64, rollup: Rollup) -> Result<()> {
         let entry = HourEntry {
             hour,
-            rollup: r,
+            rollup,
             ..entry
         };
         self.uptime_hour.insert(id, &entry.encode())?;
@@ -528,10 +542,8 @@ impl Store {
         let entry = self.entry(&id)?;
         let mut r = match entry.current() {
             Some((h, r)) if h == hour => r,
-            other => {
-                if let Some((h, r)) = other {
-                    self.days.set_hour(entry.slot, &id, h, r)?;
-                }
+            _ => {
+                self.fold_current(&id, &entry)?;
                 // Normally empty; not after a check out of order, a migration
                 // or a monitor declared again within an hour it was checked.
                 self.days.read_hour(entry.slot, &id, hour)?
@@ -540,13 +552,7 @@ impl Store {
         r.checks += 1;
         r.up += u32::from(rec.up);
         r.response_ms_sum += rec.response_time_ms;
-        let entry = HourEntry {
-            hour,
-            rollup: r,
-            ..entry
-        };
-        self.uptime_hour.insert(id, &entry.encode())?;
-        Ok(())
+        self.set_current(&id, entry, hour, r)
     }
 
     pub fn save_state(&self, key: &MonitorKey, state: &ObservedState) -> Result<()> {
