@@ -13,14 +13,13 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY benches benches
-RUN cargo build --release --locked --bin maintenant \
- && strip target/release/maintenant \
+RUN cargo build --profile dist --locked --bin maintenant \
  && mkdir -p /out/data \
  && chown 65532:65532 /out/data
 
 FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=build /src/target/release/maintenant /usr/local/bin/maintenant
+COPY --from=build /src/target/dist/maintenant /usr/local/bin/maintenant
 COPY --from=build --chown=65532:65532 /out/data /data
 ENV MAINTENANT_DB=/data/maintenant.db \
     MAINTENANT_ADDR=0.0.0.0:8080 \

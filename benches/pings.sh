@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Durable pings per second: wrk against /ping/NAME on loopback, with the
-# daemon in release mode. Every 200 answered is on disk (group commit).
+# daemon built as shipped (the fat-LTO `dist` profile). Every 200 answered is on disk (group commit).
 #
 #   benches/pings.sh                 # 64 connections, 10 s
 #   CONNS=256 DURATION=30s benches/pings.sh
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
-CARGO_INCREMENTAL=0 cargo build --release --bin maintenant
+CARGO_INCREMENTAL=0 cargo build --profile dist --bin maintenant
 port=${PORT:-18080}
 dir=$(mktemp -d)
 cat > "$dir/m.yaml" <<YAML
@@ -18,7 +18,7 @@ heartbeats:
     period: 1h
 YAML
 MAINTENANT_DB="$dir/db" MAINTENANT_CONFIG="$dir/m.yaml" MAINTENANT_ADDR="127.0.0.1:$port" \
-  MAINTENANT_LOG=warn MAINTENANT_RATE_LIMIT_PER_MINUTE=0 target/release/maintenant &
+  MAINTENANT_LOG=warn MAINTENANT_RATE_LIMIT_PER_MINUTE=0 target/dist/maintenant &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do

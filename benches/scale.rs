@@ -1,10 +1,10 @@
 //! Scale benchmark: declares 1k and 10k endpoints against a local target
 //! server and measures the real binary (release build).
 //!
-//!     cargo bench --bench scale            # 1k and 10k
-//!     SCALE_SIZES=1000 cargo bench --bench scale
-//!     SCALE_SOAK_SECS=900 cargo bench --bench scale   # then RSS over 15 min
-//!     SCALE_HISTORY_HOURS=24 cargo bench --bench scale # start with a day of history
+//!     cargo bench --profile dist --bench scale            # 1k and 10k
+//!     SCALE_SIZES=1000 cargo bench --profile dist --bench scale
+//!     SCALE_SOAK_SECS=900 cargo bench --profile dist --bench scale   # then RSS over 15 min
+//!     SCALE_HISTORY_HOURS=24 cargo bench --profile dist --bench scale # start with a day of history
 //!
 //! Prints, per size: RSS, CPU seconds per 1,000 checks, the time from saving
 //! a file that changes one monitor to that monitor's first check at its new

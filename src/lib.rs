@@ -14,6 +14,7 @@ pub mod duration;
 pub mod engine;
 pub mod heartbeat;
 pub mod http;
+pub mod logging;
 pub mod kubeclient;
 pub mod mcp;
 pub mod memory;

@@ -45,14 +45,10 @@ enum Command {
 fn main() -> ExitCode {
     maintenant::memory::tune_allocator();
     let cli = Cli::parse();
-    // Logs go to stderr: stdout is the MCP channel under --mcp-stdio.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MAINTENANT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    if let Err(e) = maintenant::logging::init() {
+        eprintln!("maintenant: {e}");
+        return ExitCode::from(2);
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     match cli.command {
