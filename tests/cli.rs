@@ -73,3 +73,39 @@ fn schema_describes_the_monitors_file() {
     let text = schema.to_string();
     assert!(text.contains("failure_threshold") && text.contains("additionalProperties"));
 }
+
+/// The commented examples of `config.example.yaml` (heartbeats, certificates,
+/// alerting) are valid when uncommented: a user who copies them gets working
+/// monitors. (The certificate's alert names the `ops` channel of the alerting
+/// example, so they are checked together.)
+#[test]
+fn the_commented_examples_of_the_example_config_are_valid() {
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"))
+            .unwrap();
+    let mut file = String::new();
+    for key in ["heartbeats:", "certificates:", "alerting:"] {
+        let start = example
+            .find(&format!("\n# {key}"))
+            .unwrap_or_else(|| panic!("config.example.yaml shows {key}"));
+        let block: String = example[start + 1..]
+            .lines()
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        file.push_str(&block);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m.yaml");
+    std::fs::write(&f, &file).unwrap();
+    // The webhook example signs with ${WEBHOOK_SECRET}, as a user would set it.
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&f)
+        .env("WEBHOOK_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "the examples:\n{file}\n{stdout}");
+    assert!(stdout.contains("ok, 2 monitors"), "{stdout}");
+}

@@ -1,4 +1,5 @@
-//! nginx (Debian's) in front of maintenant with the README's configuration:
+//! nginx (Debian's) in front of maintenant with the documented configuration
+//! (docs/mcp.md, "Behind a reverse proxy"):
 //! MCP works through it and an SSE stream is not buffered.
 
 mod common;
@@ -9,13 +10,15 @@ use std::time::Duration;
 use common::{Daemon, wait_for};
 use futures::StreamExt;
 
-/// The ```nginx block of README.md, pointed at `upstream`.
+/// The ```nginx block of docs/mcp.md, pointed at `upstream`.
 fn documented_config(upstream: u16) -> String {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/mcp.md"),
+    )
+    .unwrap();
     let start = readme
         .find("```nginx\n")
-        .expect("README has an nginx block")
+        .expect("docs/mcp.md has an nginx block")
         + 9;
     let len = readme[start..].find("```").unwrap();
     let block = &readme[start..start + len];
