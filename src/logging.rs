@@ -85,6 +85,9 @@ mod tests {
         assert_eq!("text".parse::<LogFormat>(), Ok(LogFormat::Text));
         assert_eq!("".parse::<LogFormat>(), Ok(LogFormat::Text));
         let e = "xml".parse::<LogFormat>().unwrap_err();
-        assert!(e.contains("MAINTENANT_LOG_FORMAT") && e.contains("json"), "{e}");
+        assert!(
+            e.contains("MAINTENANT_LOG_FORMAT") && e.contains("json"),
+            "{e}"
+        );
     }
 }

@@ -106,6 +106,10 @@ fn the_commented_examples_of_the_example_config_are_valid() {
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "the examples:\n{file}\n{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the examples:\n{file}\n{stdout}"
+    );
     assert!(stdout.contains("ok, 2 monitors"), "{stdout}");
 }

@@ -21,7 +21,10 @@ async fn wait_for_line(d: &Daemon, what: &str, f: impl Fn(&str) -> bool) -> Stri
 #[tokio::test]
 async fn text_logs_written_to_a_file_carry_no_colour_codes() {
     let d = Daemon::start_with(MONITORS, &[("MAINTENANT_LOG", "info")]).await;
-    let log = wait_for_line(&d, "the listening line", |l| l.contains("maintenant listening")).await;
+    let log = wait_for_line(&d, "the listening line", |l| {
+        l.contains("maintenant listening")
+    })
+    .await;
     assert!(
         !log.contains('\x1b'),
         "stderr is a file, so no ANSI escape may be written: {log:?}"
@@ -33,10 +36,16 @@ async fn text_logs_written_to_a_file_carry_no_colour_codes() {
 async fn json_logs_are_one_object_per_line() {
     let d = Daemon::start_with(
         MONITORS,
-        &[("MAINTENANT_LOG", "info"), ("MAINTENANT_LOG_FORMAT", "json")],
+        &[
+            ("MAINTENANT_LOG", "info"),
+            ("MAINTENANT_LOG_FORMAT", "json"),
+        ],
     )
     .await;
-    let log = wait_for_line(&d, "the listening line", |l| l.contains("maintenant listening")).await;
+    let log = wait_for_line(&d, "the listening line", |l| {
+        l.contains("maintenant listening")
+    })
+    .await;
     let mut listening = None;
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line)

@@ -12,10 +12,8 @@ use futures::StreamExt;
 
 /// The ```nginx block of docs/mcp.md, pointed at `upstream`.
 fn documented_config(upstream: u16) -> String {
-    let readme = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/mcp.md"),
-    )
-    .unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/mcp.md")).unwrap();
     let start = readme
         .find("```nginx\n")
         .expect("docs/mcp.md has an nginx block")

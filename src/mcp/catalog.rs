@@ -42,7 +42,62 @@ pub fn generated() -> Vec<Tool> {
         + Maintenant::heartbeat_tools()
         + Maintenant::status_tools()
         + Maintenant::update_tools();
-    super::order_tools(router.list_all())
+    let mut tools = super::order_tools(router.list_all());
+    for tool in &mut tools {
+        portable(std::sync::Arc::make_mut(&mut tool.input_schema));
+        if let Some(out) = tool.output_schema.as_mut() {
+            portable(std::sync::Arc::make_mut(out));
+        }
+    }
+    tools
+}
+
+/// The `format` values JSON Schema 2020-12 defines. schemars also writes the
+/// OpenAPI-style `uint`, `uint32`, `int64`, `double`, ... which validators in
+/// strict mode refuse and others warn about on every call (the TypeScript
+/// SDK's ajv logs `unknown format "uint32" ignored` dozens of times per tool
+/// call). The range they stand for is already there as `minimum`/`maximum`.
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Drop every non-standard `format` in a schema, at any depth.
+fn portable(schema: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::Value;
+    if let Some(Value::String(f)) = schema.get("format")
+        && !STANDARD_FORMATS.contains(&f.as_str())
+    {
+        schema.remove("format");
+    }
+    for v in schema.values_mut() {
+        portable_value(v);
+    }
+}
+
+fn portable_value(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => portable(m),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(portable_value),
+        _ => {}
+    }
 }
 
 /// The definitions the router keeps: without output schemas.
@@ -118,6 +173,46 @@ mod tests {
             "src/mcp/tools.json is stale: run `MAINTENANT_BLESS=1 cargo test --lib tools_json` and commit it"
         );
         assert_eq!(generated.len(), 18);
+    }
+
+    /// No schema carries a `format` that JSON Schema does not define, at any
+    /// depth (clients in strict mode refuse them, others warn on every call),
+    /// and unsigned numbers keep their range as `minimum: 0`.
+    #[test]
+    fn schemas_use_only_standard_formats() {
+        fn walk(v: &serde_json::Value, path: &str, bad: &mut Vec<String>, unsigned: &mut usize) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::String(f)) = m.get("format")
+                        && !STANDARD_FORMATS.contains(&f.as_str())
+                    {
+                        bad.push(format!("{path}: format {f}"));
+                    }
+                    if m.get("minimum") == Some(&serde_json::json!(0)) {
+                        *unsigned += 1;
+                    }
+                    for (k, v) in m {
+                        walk(v, &format!("{path}/{k}"), bad, unsigned);
+                    }
+                }
+                serde_json::Value::Array(a) => {
+                    for (i, v) in a.iter().enumerate() {
+                        walk(v, &format!("{path}/{i}"), bad, unsigned);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (mut bad, mut unsigned) = (Vec::new(), 0);
+        for t in listing() {
+            let v = serde_json::to_value(&t).unwrap();
+            walk(&v, &t.name, &mut bad, &mut unsigned);
+        }
+        assert!(bad.is_empty(), "non-standard formats: {bad:#?}");
+        assert!(
+            unsigned > 50,
+            "unsigned numbers keep minimum: 0 ({unsigned})"
+        );
     }
 
     /// Every listed tool has a route, every route a listed tool, and the
