@@ -21,6 +21,7 @@ use crate::engine::App;
 use crate::mcp::Maintenant;
 use crate::mcp::auth::{self, Auth};
 use crate::ratelimit::{self, RateLimiter};
+use crate::serve::Connections;
 
 /// SSE keep-alive: a comment line this often keeps proxies and load
 /// balancers (idle timeouts of 30-60 s are common) from cutting a stream.
@@ -226,11 +227,13 @@ pub fn router(app: Arc<App>, cancel: CancellationToken, auth: Option<Arc<Auth>>)
 }
 
 /// Serve MCP on a unix socket (owner-only permissions: the socket gives the
-/// same access as the database file).
+/// same access as the database file), within the same connection bounds as
+/// the TCP server.
 pub async fn serve_unix(
     app: Arc<App>,
     path: &Path,
     cancel: CancellationToken,
+    connections: Arc<Connections>,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     // A socket left by a process that died is in the way; a live one was
@@ -242,9 +245,7 @@ pub async fn serve_unix(
     let router = Router::new().nest_service("/mcp", service);
     let path = path.to_path_buf();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await;
+        connections.serve(listener, router, cancel).await;
         let _ = std::fs::remove_file(path);
     });
     Ok(())

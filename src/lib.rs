@@ -27,6 +27,7 @@ pub mod readmodel;
 pub mod reconcile;
 pub mod resources;
 pub mod runtime;
+pub mod serve;
 pub mod settings;
 pub mod sources;
 pub mod status;

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use maintenant::engine::{self, Role};
 use maintenant::settings::Settings;
-use maintenant::{config, http, mcp};
+use maintenant::{config, http, mcp, serve};
 
 #[derive(Parser)]
 #[command(
@@ -113,34 +113,44 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
 async fn daemon(settings: Settings) -> anyhow::Result<()> {
     let addr = settings.addr;
     let socket = settings.socket_path();
-    // Refuse to start with auth settings that cannot work, before anything runs.
+    // Refuse to start with settings that cannot work, before anything runs.
     let auth = mcp::auth::Auth::from_settings(&settings)?;
+    let nofile = serve::raise_nofile_limit();
+    let limits = serve::Limits::from_settings(&settings, nofile)?;
     let app = engine::start(settings, Role::Daemon).await?;
     let cancel = CancellationToken::new();
-    if let Err(e) = http::serve_unix(app.clone(), &socket, cancel.clone()).await {
+    // One budget of connections for the TCP and the unix-socket servers.
+    let connections = serve::Connections::new(limits);
+    if let Err(e) =
+        http::serve_unix(app.clone(), &socket, cancel.clone(), connections.clone()).await
+    {
         tracing::warn!(socket = %socket.display(), error = %e, "cannot serve MCP for --mcp-stdio on the unix socket");
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(%addr, mcp = app.settings.mcp, "maintenant listening");
+    tracing::info!(
+        %addr,
+        mcp = app.settings.mcp,
+        max_connections = limits.max_connections,
+        open_file_limit = nofile,
+        "maintenant listening"
+    );
     if app.settings.mcp && auth.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "/mcp is open to the network: set MAINTENANT_MCP_ALLOWED_EMAIL and MAINTENANT_MCP_ISSUER, or put an authenticating proxy in front");
     }
     let router = http::router(app.clone(), cancel.clone(), auth);
-    let shutdown = {
+    tokio::spawn({
         let cancel = cancel.clone();
         async move {
             shutdown_signal().await;
             tracing::info!("shutting down");
             cancel.cancel();
         }
-    };
-    // The peer address feeds the per-IP rate limit.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    });
+    // The accept loop puts the peer address in each request (ConnectInfo),
+    // for the per-IP rate limit.
+    connections.serve(listener, router, cancel).await;
     app.store.flush()?;
     Ok(())
 }

@@ -101,7 +101,7 @@ impl RateLimiter {
 }
 
 /// The middleware: `axum::middleware::from_fn_with_state(limiter, ratelimit::limit)`.
-/// Needs the server to run with `into_make_service_with_connect_info`.
+/// Needs `ConnectInfo<SocketAddr>` in the request extensions (`serve::Connections` puts it there).
 pub async fn limit(State(limiter): State<RateLimiter>, req: Request, next: Next) -> Response {
     let peer = req
         .extensions()

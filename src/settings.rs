@@ -69,6 +69,32 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_MCP_MAX_BODY", default_value = "1048576")]
     pub mcp_max_body: usize,
 
+    /// Most HTTP connections open at once (TCP and the unix socket together).
+    /// Narrowed at start so a quarter of the open-file limit (at least 64)
+    /// stays free for the daemon's own files and checks. At the cap, a new
+    /// connection closes the one idle the longest.
+    #[arg(long, env = "MAINTENANT_HTTP_MAX_CONNECTIONS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
+
+    /// Time a connection has to send complete request headers: from when it
+    /// is accepted for its first request, from its first byte for later ones.
+    #[arg(long, env = "MAINTENANT_HTTP_HEADER_TIMEOUT", default_value = "10s")]
+    pub http_header_timeout: Duration,
+
+    /// Time a keep-alive connection may stay open with no request in flight.
+    #[arg(long, env = "MAINTENANT_HTTP_IDLE_TIMEOUT", default_value = "60s")]
+    pub http_idle_timeout: Duration,
+
+    /// Most MCP sessions kept at once. When full, a new `initialize` closes
+    /// the session idle the longest; if none is idle it is answered 503.
+    #[arg(long, env = "MAINTENANT_MCP_MAX_SESSIONS", default_value = "256", value_parser = clap::value_parser!(u32).range(1..))]
+    pub mcp_max_sessions: u32,
+
+    /// Most MCP sessions one client (its verified token subject, else its IP)
+    /// keeps at once; past it, its own session idle the longest is closed.
+    #[arg(long, env = "MAINTENANT_MCP_MAX_SESSIONS_PER_CLIENT", default_value = "32", value_parser = clap::value_parser!(u32).range(1..))]
+    pub mcp_max_sessions_per_client: u32,
+
     /// Requests per minute per client IP on /mcp (and /ping), with bursts of
     /// up to MAINTENANT_RATE_LIMIT_BURST. 0 disables the limit.
     #[arg(long, env = "MAINTENANT_RATE_LIMIT_PER_MINUTE", default_value = "1200")]

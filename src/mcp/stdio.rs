@@ -56,7 +56,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     tracing::info!("no running maintenant found: serving from this process");
     let cancel = CancellationToken::new();
-    if let Err(e) = crate::http::serve_unix(app.clone(), &socket, cancel.clone()).await {
+    let limits =
+        crate::serve::Limits::from_settings(&app.settings, crate::serve::raise_nofile_limit())?;
+    let connections = crate::serve::Connections::new(limits);
+    if let Err(e) = crate::http::serve_unix(app.clone(), &socket, cancel.clone(), connections).await
+    {
         tracing::warn!(socket = %socket.display(), error = %e, "cannot serve the attach socket");
     }
     let service = Maintenant::new(app.clone())
