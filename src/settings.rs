@@ -85,16 +85,6 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_HTTP_IDLE_TIMEOUT", default_value = "60s")]
     pub http_idle_timeout: Duration,
 
-    /// Most MCP sessions kept at once. When full, a new `initialize` closes
-    /// the session idle the longest; if none is idle it is answered 503.
-    #[arg(long, env = "MAINTENANT_MCP_MAX_SESSIONS", default_value = "256", value_parser = clap::value_parser!(u32).range(1..))]
-    pub mcp_max_sessions: u32,
-
-    /// Most MCP sessions one client (its verified token subject, else its IP)
-    /// keeps at once; past it, its own session idle the longest is closed.
-    #[arg(long, env = "MAINTENANT_MCP_MAX_SESSIONS_PER_CLIENT", default_value = "32", value_parser = clap::value_parser!(u32).range(1..))]
-    pub mcp_max_sessions_per_client: u32,
-
     /// Requests per minute per client IP on /mcp (and /ping), with bursts of
     /// up to MAINTENANT_RATE_LIMIT_BURST. 0 disables the limit.
     #[arg(long, env = "MAINTENANT_RATE_LIMIT_PER_MINUTE", default_value = "1200")]
