@@ -1,7 +1,9 @@
 //! The Docker engine goes away and comes back: maintenant keeps running,
-//! reports the runtime disconnected with the error, keeps the label monitors
-//! declared, and reconnects. Its own test binary: it stops the shared engine,
-//! and cargo runs test binaries one after another.
+//! reports the runtime disconnected with the error, keeps the last known
+//! containers listed (marked `stale`) and their label monitors declared, and
+//! reconnects. The engine is a private dockerd started for this test alone
+//! (tests/support/dockerd.sh on its own folder), so it runs wherever dockerd
+//! is installed and we are root, and never stops an engine others use.
 
 mod common;
 #[path = "support/engine.rs"]
@@ -10,20 +12,23 @@ mod engine;
 use std::time::Duration;
 
 use common::{Daemon, free_port, wait_for};
-use engine::{Cleanup, engine};
+use engine::{Cleanup, private_engine};
 
-use serde_json::json;
+use serde_json::{Value, json};
+
+async fn listed(mcp: &common::Mcp, name: &str) -> Option<Value> {
+    let page = mcp.ok("list_containers", json!({"name": name})).await;
+    page["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|c| c["name"] == name).cloned())
+}
 
 #[tokio::test]
 async fn an_engine_restart_is_survived() {
-    let Some(e) = engine() else { return };
-    if e.dir().is_none() {
-        eprintln!(
-            "SKIPPED: the engine at {} was not started by tests/support/dockerd.sh, so it is not ours to restart",
-            e.host
-        );
+    let Some(private) = private_engine("restart") else {
         return;
-    }
+    };
+    let e = private.engine.clone();
     let name = format!("mt{}-restart", std::process::id());
     // Dropped in reverse order: the engine is back before the cleanup runs.
     let _cleanup = Cleanup(e.clone(), vec![name.clone()]);
@@ -51,6 +56,8 @@ async fn an_engine_restart_is_survived() {
     .await;
     let mcp = d.mcp().await;
     mcp.wait_status(&name, "up", Duration::from_secs(30)).await;
+    let before = listed(&mcp, &name).await.expect("listed while connected");
+    assert!(before.get("stale").is_none(), "{before}");
 
     let stopper = e.clone();
     tokio::task::spawn_blocking(move || stopper.stop_engine())
@@ -76,6 +83,15 @@ async fn an_engine_restart_is_survived() {
         mcp.endpoint(&name).await.is_some(),
         "not dropped while the engine is away"
     );
+    // The container is still listed, as last seen and marked not current.
+    let during = listed(&mcp, &name)
+        .await
+        .expect("the last known container is listed during the outage");
+    assert_eq!(during["stale"], true, "{during}");
+    assert!(during["as_of"].is_string(), "{during}");
+    assert_eq!(during["id"], before["id"], "{during}");
+    let health = mcp.ok("get_health", json!({})).await;
+    assert_eq!(health["runtimes"][0]["containers"], 1, "{health}");
 
     let starter = e.clone();
     tokio::task::spawn_blocking(move || starter.start_engine())
@@ -89,6 +105,12 @@ async fn an_engine_restart_is_survived() {
     .await;
     assert!(h["runtimes"][0]["last_error"].is_null(), "{h}");
     let row = mcp.wait_status(&name, "up", Duration::from_secs(60)).await;
+    // The fresh list replaced the stale rows.
+    let after = listed(&mcp, &name)
+        .await
+        .expect("listed after reconnecting");
+    assert!(after.get("stale").is_none(), "{after}");
+    assert!(after.get("as_of").is_none(), "{after}");
     assert_eq!(row["desired"]["origin"]["container"], name.as_str());
     assert!(d.log().contains("lost the Docker engine"));
 }

@@ -552,3 +552,77 @@ async fn a_ping_flood_from_one_address_is_rate_limited() {
     let hb = heartbeat(&mcp, "cron").await;
     assert_eq!(hb["observed"]["pings_total"].as_u64(), Some(ok), "{hb:#}");
 }
+
+/// Resumes a stopped daemon even when the test fails half-way.
+struct Cont(i32);
+
+impl Drop for Cont {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// SIGSTOP past a heartbeat's down deadline while its job pings, then
+/// SIGCONT: the ping the kernel queued during the stop is applied before the
+/// deadline is judged, so the heartbeat never goes late or down and no alert
+/// is raised (it used to go up -> down -> up within a millisecond).
+#[tokio::test]
+async fn a_stalled_process_applies_queued_pings_before_judging_deadlines() {
+    let d = Daemon::start("heartbeats:\n  - name: stalled\n    period: 2s\n    grace: 1s\n").await;
+    let mcp = d.mcp().await;
+    ready(&mcp, 1).await;
+    let url = d.url("/ping/stalled");
+    let c = reqwest::Client::new();
+    assert_eq!(ping(&c, reqwest::Method::GET, &url, None).await.0, 200);
+    let pid = i32::try_from(d.child.id().expect("the daemon runs")).unwrap();
+
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let cont = Cont(pid);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The job pings while the daemon is stopped; the kernel accepts the
+    // connection and holds the request. Its client waits long enough.
+    let job = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let c = reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap();
+            c.get(&url).send().await.map(|r| r.status().as_u16())
+        }
+    });
+    // Stopped 5 s in all: past the due time (2 s) and the down deadline (3 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    drop(cont);
+    assert_eq!(
+        job.await.unwrap().expect("the queued ping is answered"),
+        200
+    );
+    // The job keeps its period afterwards; long enough for any deferred
+    // evaluation of the missed deadlines to have run.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(ping(&c, reqwest::Method::GET, &url, None).await.0, 200);
+    }
+    let row = heartbeat(&mcp, "stalled").await;
+    assert_eq!(row["observed"]["status"], "up", "{row}");
+    let alerts = mcp
+        .ok(
+            "list_alerts",
+            json!({"source": "heartbeat/stalled", "active_only": false}),
+        )
+        .await;
+    assert_eq!(alerts["total"], 0, "no alert raised or resolved: {alerts}");
+    let log = d.log();
+    let changes: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("heartbeat status changed") && l.contains("heartbeat/stalled"))
+        .collect();
+    assert!(
+        !changes.is_empty()
+            && changes
+                .iter()
+                .all(|l| !l.contains("down") && !l.contains("late")),
+        "only new -> up: {changes:#?}"
+    );
+}

@@ -2,6 +2,10 @@
 //! us); it wakes at the heartbeat's next deadline and asks the hub to
 //! re-evaluate, so `up` becomes `late` and then `down` without a ping. A ping
 //! (or a pause) moves the deadline and wakes the task to recompute it.
+//!
+//! A timer that fires well after its deadline (the process was stopped, or
+//! the wall clock jumped) does not judge at once: pings the kernel queued in
+//! the meantime are read first (see [`SETTLE`]), so no transition is invented.
 
 use std::sync::Arc;
 
@@ -14,6 +18,16 @@ use crate::monitor::MonitorKey;
 
 /// Longest sleep without a deadline; a spurious wake only recomputes.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// A deadline timer that fires this much after the deadline means the
+/// process did not run for a while (SIGSTOP, a frozen cgroup, a debugger, a
+/// suspended VM) or the wall clock jumped forward.
+const STALL: time::Duration = time::Duration::milliseconds(500);
+/// After a stall, how long pings get to arrive before the deadline is
+/// judged. The pings jobs sent meanwhile wait in the kernel (accepted
+/// connections, request bytes); they are read as soon as the process runs
+/// again, and must be applied first, or the heartbeat would go down and back
+/// up within a millisecond, raising and resolving an alert for nothing.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Register the heartbeat now (so pings are accepted as soon as the
 /// reconciler has applied it) and return the task's future.
@@ -31,7 +45,8 @@ async fn run(key: MonitorKey, hub: HeartbeatHub, guard: RegistrationGuard) {
     // unregisters the heartbeat unless a newer task replaced it.
     let notify = guard.notify.clone();
     loop {
-        let sleep = match hub.next_wake(&key) {
+        let wake = hub.next_wake(&key);
+        let sleep = match wake {
             Some(at) => {
                 let left = at - OffsetDateTime::now_utc();
                 // A millisecond past the deadline, so the evaluation sees it passed.
@@ -44,6 +59,16 @@ async fn run(key: MonitorKey, hub: HeartbeatHub, guard: RegistrationGuard) {
         tokio::select! {
             _ = notify.notified() => continue,
             _ = tokio::time::sleep(sleep) => {}
+        }
+        if let Some(at) = wake
+            && OffsetDateTime::now_utc() - at > STALL
+        {
+            tracing::debug!(monitor = %key, late_ms = (OffsetDateTime::now_utc() - at).whole_milliseconds(), "deadline timer fired late (stalled process or clock jump): waiting for queued pings first");
+            // A ping meanwhile moves the deadline: start over from it.
+            tokio::select! {
+                _ = notify.notified() => continue,
+                _ = tokio::time::sleep(SETTLE) => {}
+            }
         }
         hub.tick(&key).await;
     }

@@ -11,6 +11,11 @@
 //! Under load a batch holds every ping that arrived during the previous
 //! flush, so many pings share one fsync; alone, a ping waits for one flush.
 //!
+//! **Order.** Within a batch, deadline ticks are applied after every ping
+//! and pause, whatever their arrival order: a deadline is judged against the
+//! pings already received. (The heartbeat's task also waits, after a stall,
+//! for the pings the kernel queued meanwhile: see `checks::heartbeat`.)
+//!
 //! **Transitions.** After a batch is on disk the writer publishes each status
 //! change as a [`HeartbeatTransition`] on one broadcast channel
 //! ([`HeartbeatHub::subscribe`]).
@@ -282,6 +287,7 @@ fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
                 Err(_) => break,
             }
         }
+        ticks_last(&mut batch);
         let mut dirty: HashSet<MonitorKey> = HashSet::new();
         let mut transitions = Vec::new();
         let mut ping_replies = Vec::new();
@@ -385,6 +391,19 @@ fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
     }
 }
 
+/// Move the deadline ticks after every other command, keeping each group's
+/// order: deadlines are judged against the state after every ping of the
+/// batch, so a tick that came first (its timer fired while the pings queued
+/// during a stall were being read) cannot invent a down that the next ping
+/// resolves a moment later.
+fn ticks_last(batch: &mut Vec<Command>) {
+    let (ticks, mut others): (Vec<Command>, Vec<Command>) = batch
+        .drain(..)
+        .partition(|c| matches!(c, Command::Tick { .. }));
+    others.extend(ticks);
+    *batch = others;
+}
+
 fn note_transition(
     key: &MonitorKey,
     prev: &HeartbeatState,
@@ -457,6 +476,49 @@ mod tests {
             exit_code: None,
             body: None,
         }
+    }
+
+    #[test]
+    fn ticks_are_applied_after_the_pings_of_their_batch() {
+        let key = |n: &str| MonitorKey::heartbeat(n);
+        let mut batch = vec![
+            Command::Tick {
+                key: key("a"),
+                done: oneshot::channel().0,
+            },
+            Command::Ping {
+                key: key("a"),
+                ping: ping(PingKind::Success),
+                done: oneshot::channel().0,
+            },
+            Command::Tick {
+                key: key("b"),
+                done: oneshot::channel().0,
+            },
+            Command::Pause {
+                key: key("b"),
+                pause: true,
+                done: oneshot::channel().0,
+            },
+        ];
+        ticks_last(&mut batch);
+        let order: Vec<String> = batch
+            .iter()
+            .map(|c| match c {
+                Command::Ping { key, .. } => format!("ping {key}"),
+                Command::Tick { key, .. } => format!("tick {key}"),
+                Command::Pause { key, .. } => format!("pause {key}"),
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "ping heartbeat/a",
+                "pause heartbeat/b",
+                "tick heartbeat/a",
+                "tick heartbeat/b"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -6,7 +6,9 @@
 //! events until the stream ends. A full re-list every [`RESYNC`] heals a
 //! missed event. When the engine goes away the session ends, the runtime is
 //! reported disconnected with the error (containers keep their last known
-//! state, so label monitors are not dropped while the engine restarts), and
+//! state, marked `stale` with the time it was lost, so they stay listed and
+//! their label monitors are not dropped while the engine restarts; only a
+//! 404 from the engine removes a container outside a full list), and
 //! we reconnect with a backoff from 1s doubling to 30s.
 
 use std::collections::{BTreeMap, HashMap};
@@ -96,6 +98,9 @@ impl DockerRuntime {
                 Err(e) => e,
             };
             *self.runtimes.docker.write().expect("docker lock") = None;
+            // The containers stay as last seen, marked not current, until the
+            // next session's list replaces them.
+            self.runtimes.mark_stale(RUNTIME, OffsetDateTime::now_utc());
             let was_connected = self
                 .runtimes
                 .statuses()
@@ -174,6 +179,7 @@ impl DockerRuntime {
             }))
             .await
             .map_err(|e| format!("cannot list containers: {e}"))?;
+        let known = self.runtimes.containers();
         let mut out = Vec::with_capacity(list.len());
         for summary in list {
             let Some(id) = summary.id else { continue };
@@ -183,7 +189,15 @@ impl DockerRuntime {
             {
                 Ok(i) => out.extend(container_from_inspect(i)),
                 // Removed between the list and the inspect.
-                Err(e) => tracing::debug!(%id, error = %e, "inspect failed during resync"),
+                Err(e) if is_not_found(&e) => {
+                    tracing::debug!(%id, "container removed during resync");
+                }
+                // Listed, so it exists: keep what we knew of it (an engine
+                // shutting down fails inspects before it stops listing).
+                Err(e) => {
+                    tracing::debug!(%id, error = %e, "inspect failed during resync; keeping the last known row");
+                    out.extend(known.get(&id).cloned());
+                }
             }
         }
         self.runtimes.replace(RUNTIME, out);
@@ -218,8 +232,16 @@ impl DockerRuntime {
                 .await
             {
                 Ok(i) => container_from_inspect(i).inspect(|c| self.runtimes.upsert(c.clone())),
-                Err(_) => {
+                Err(e) if is_not_found(&e) => {
                     self.runtimes.remove(RUNTIME, &id);
+                    None
+                }
+                // Not an answer about the container: the engine is failing
+                // (it stops containers, then its API, when it shuts down).
+                // The row stays as last known; the session's end marks it
+                // stale and the next list corrects it.
+                Err(e) => {
+                    tracing::debug!(%id, error = %e, "inspect failed after an event; keeping the last known row");
                     None
                 }
             }
@@ -243,6 +265,17 @@ impl DockerRuntime {
             tracing::warn!(error = %e, "cannot store a container transition");
         }
     }
+}
+
+/// The engine answered that the container does not exist (404).
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 fn parse_time(s: &str) -> Option<OffsetDateTime> {
@@ -311,6 +344,8 @@ pub fn container_from_inspect(i: ContainerInspectResponse) -> Option<Container> 
         compose,
         pod: None,
         ignored,
+        stale: false,
+        as_of: None,
         labels,
     })
 }

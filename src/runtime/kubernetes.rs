@@ -173,6 +173,8 @@ impl PodInfo {
                 containers: self.containers.clone(),
             }),
             ignored,
+            stale: false,
+            as_of: None,
             labels: annotations,
         }
     }

@@ -53,6 +53,15 @@ pub struct Container {
     /// `maintenant.ignore=true`: no monitors from its labels, hidden from lists.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ignored: bool,
+    /// The runtime is disconnected: this row is the last state seen, kept so
+    /// an engine restart drops nothing, and is not current. Cleared by the
+    /// fresh list taken on reconnecting.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+    /// With `stale`: when the connection was lost, the last time this row was
+    /// known to be current (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
     /// Every label (the label source reads `maintenant.*`); for a pod, its
     /// annotations over its workload's. Not shown in lists.
     #[serde(skip)]
@@ -203,6 +212,33 @@ impl Runtimes {
             true
         });
         self.count(&runtime);
+    }
+
+    /// Mark every container of `runtime` as last known at `as_of`, not current
+    /// (the runtime was lost). They stay listed, and their label monitors
+    /// declared, until [`Runtimes::replace`] brings a fresh list.
+    pub fn mark_stale(&self, runtime: &str, as_of: OffsetDateTime) {
+        let as_of = as_of
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| as_of.to_string());
+        self.containers.send_if_modified(|set| {
+            let stale: Vec<String> = set
+                .values()
+                .filter(|c| c.runtime == runtime && !c.stale)
+                .map(|c| c.id.clone())
+                .collect();
+            if stale.is_empty() {
+                return false;
+            }
+            let set = Arc::make_mut(set);
+            for id in stale {
+                if let Some(c) = set.get_mut(&id) {
+                    c.stale = true;
+                    c.as_of = Some(as_of.clone());
+                }
+            }
+            true
+        });
     }
 
     pub fn remove(&self, runtime: &str, id: &str) {

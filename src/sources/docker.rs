@@ -285,6 +285,8 @@ mod tests {
             compose: None,
             pod: None,
             ignored: false,
+            stale: false,
+            as_of: None,
             labels: [
                 (
                     "maintenant.endpoint.http".to_owned(),

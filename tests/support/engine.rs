@@ -189,3 +189,114 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// A Docker engine of this test's own (tests/support/dockerd.sh on a fresh
+/// folder), for tests that stop and start it: never the engine that
+/// `MAINTENANT_TEST_DOCKER` names, which other tests (and people) share.
+/// Dropping it stops that dockerd (by its own pidfile) and removes its folder.
+pub struct PrivateEngine {
+    pub engine: Engine,
+    dir: std::path::PathBuf,
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// Start a private engine in `/tmp/maintenant-dockerd-TAG-PID`, or say why not:
+/// dockerd must be installed and we must be root. Under CI (`CI=true`) the
+/// reason is a failure instead.
+pub fn private_engine(tag: &str) -> Option<PrivateEngine> {
+    let why = if !on_path("dockerd") {
+        Some(
+            "dockerd is not installed (Debian: apt-get install docker.io busybox-static)"
+                .to_owned(),
+        )
+    } else if !on_path("docker") {
+        Some("the docker CLI is not installed".to_owned())
+    } else if unsafe { libc::geteuid() } != 0 {
+        Some("a private dockerd needs root".to_owned())
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        if in_ci() {
+            panic!("CI=true and no private Docker engine can be started: {why}");
+        }
+        eprintln!("SKIPPED: cannot start a private Docker engine: {why}");
+        return None;
+    }
+    let dir = std::path::PathBuf::from(format!(
+        "/tmp/maintenant-dockerd-{tag}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Short paths: dockerd's sockets live under this folder (108-byte limit).
+    let guard = PrivateEngine {
+        engine: Engine {
+            host: format!("unix://{}/docker.sock", dir.display()),
+        },
+        dir,
+    };
+    match start(Some(guard.dir.to_str().expect("a UTF-8 path"))) {
+        Ok(host) => assert_eq!(host, guard.engine.host),
+        // dockerd is installed and we are root: not starting is a failure
+        // (the guard stops whatever half-started).
+        Err(e) => panic!("the private Docker engine did not start: {e}"),
+    }
+    Some(guard)
+}
+
+/// Mount points under `dir`, deepest first (from /proc/self/mountinfo).
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let prefix = format!("{}/", dir.display());
+    let mut out: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
+    out.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    out
+}
+
+/// The process is gone (or a zombie nobody reaped yet).
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `PID (comm) STATE ...`; comm may hold spaces, so split after `)`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
+impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        // Only the dockerd this folder's pidfile names: the one we started.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("dockerd.pid"))
+            && let Ok(pid) = pid.trim().parse::<i32>()
+            && pid > 1
+        {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            for _ in 0..300 {
+                if exited(pid) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        // Its data only once it is gone. dockerd leaves `exec/netns/default`
+        // bind-mounted (nsfs): unmount what is under our folder first.
+        if self.engine.try_docker(&["version"]).is_err() {
+            for mount in mounts_under(&self.dir) {
+                if let Ok(c) = std::ffi::CString::new(mount) {
+                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                }
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
