@@ -22,6 +22,7 @@ pub mod monitor;
 pub mod observed;
 pub mod pause;
 pub mod ping;
+pub mod pingkey;
 pub mod ratelimit;
 pub mod readmodel;
 pub mod reconcile;

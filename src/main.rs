@@ -115,6 +115,7 @@ async fn daemon(settings: Settings) -> anyhow::Result<()> {
     let socket = settings.socket_path();
     // Refuse to start with settings that cannot work, before anything runs.
     let auth = mcp::auth::Auth::from_settings(&settings)?;
+    settings.ping_key()?;
     let nofile = serve::raise_nofile_limit();
     let limits = serve::Limits::from_settings(&settings, nofile)?;
     let app = engine::start(settings, Role::Daemon).await?;

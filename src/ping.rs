@@ -3,6 +3,11 @@
 //! failure), by GET, POST or HEAD. `{id}` is the heartbeat's name, or its
 //! token when one is declared (the name then answers 404).
 //!
+//! With the global ping key set (`MAINTENANT_PING_KEY`, see [`crate::pingkey`]),
+//! `/ping/{key}/{name}` (and `.../start`, `.../fail`, `.../{exit_code}`)
+//! pings any heartbeat by name, `/ping/{token}` still works, and
+//! `/ping/{name}` answers 404. A token equal to the key is read as the key.
+//!
 //! A 200 answer means the ping is on disk (see `heartbeat::hub`). A POST body
 //! is kept as the run's output, cut to 10 KB; bodies over 1 MiB get 413.
 
@@ -26,10 +31,34 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/ping/{id}", get(success).post(success))
         .route("/ping/{id}/{action}", get(action).post(action))
+        .route(
+            "/ping/{key}/{name}/{action}",
+            get(keyed_action).post(keyed_action),
+        )
+}
+
+/// Which heartbeat a ping path names.
+enum Target<'a> {
+    /// `/ping/{id}`: a token, or (without a ping key) a name.
+    Id(&'a str),
+    /// `/ping/{key}/{name}`, the key checked.
+    Name(&'a str),
+    /// `/ping/{key}/{name}` with a wrong key, or no key set.
+    Refused,
+}
+
+/// `/ping/{a}/{b}`: the keyed success URL when `a` is the ping key, else
+/// `/ping/{id}/{action}`.
+fn is_keyed(app: &App, first: &str) -> bool {
+    app.settings
+        .ping_key()
+        .ok()
+        .flatten()
+        .is_some_and(|k| k.matches(first))
 }
 
 async fn success(State(app): State<Arc<App>>, Path(id): Path<String>, body: Body) -> Response {
-    record(&app, &id, PingKind::Success, None, body).await
+    record(&app, Target::Id(&id), PingKind::Success, None, body).await
 }
 
 async fn action(
@@ -37,11 +66,31 @@ async fn action(
     Path((id, action)): Path<(String, String)>,
     body: Body,
 ) -> Response {
+    if is_keyed(&app, &id) {
+        return record(&app, Target::Name(&action), PingKind::Success, None, body).await;
+    }
     let (kind, code) = match parse_action(&action) {
         Ok(k) => k,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    record(&app, &id, kind, code, body).await
+    record(&app, Target::Id(&id), kind, code, body).await
+}
+
+async fn keyed_action(
+    State(app): State<Arc<App>>,
+    Path((key, name, action)): Path<(String, String, String)>,
+    body: Body,
+) -> Response {
+    let target = if is_keyed(&app, &key) {
+        Target::Name(&name)
+    } else {
+        Target::Refused
+    };
+    let (kind, code) = match parse_action(&action) {
+        Ok(k) => k,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    record(&app, target, kind, code, body).await
 }
 
 /// `start`, `fail`, or an exit code 0..=255.
@@ -68,17 +117,26 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 async fn record(
     app: &App,
-    id: &str,
+    target: Target<'_>,
     kind: PingKind,
     exit_code: Option<u8>,
     body: Body,
 ) -> Response {
-    // The same answer for an unknown name and a wrong token: a 404 must not
-    // tell a guesser that a name exists behind a token.
-    let Some(key) = app.heartbeats.route(id) else {
+    let key = match target {
+        // With a ping key, names are no longer a route: only tokens are.
+        Target::Id(id) if app.settings.ping_key().ok().flatten().is_some() => {
+            app.heartbeats.route_token(id)
+        }
+        Target::Id(id) => app.heartbeats.route(id),
+        Target::Name(name) => app.heartbeats.route_name(name),
+        Target::Refused => None,
+    };
+    // The same answer for an unknown name, a wrong token and a wrong key: a
+    // 404 must not tell a guesser that a name exists behind a secret.
+    let Some(key) = key else {
         return error(
             StatusCode::NOT_FOUND,
-            "no heartbeat answers to this ping URL; check the name or token (list_heartbeats shows each ping_url)",
+            "no heartbeat answers to this ping URL; check the name, token or ping key (list_heartbeats shows each ping_url)",
         );
     };
     let at = OffsetDateTime::now_utc();

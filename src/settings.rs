@@ -94,6 +94,13 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_RATE_LIMIT_BURST", default_value = "200")]
     pub rate_limit_burst: u32,
 
+    /// Global ping key: when set, a heartbeat without its own token is pinged
+    /// at `/ping/KEY/NAME` and `/ping/NAME` answers 404 (16 to 128 letters,
+    /// digits, `-` or `_`). Unset: `/ping/NAME` works, as anyone reaching the
+    /// port can call it.
+    #[arg(long, env = "MAINTENANT_PING_KEY", hide_env_values = true)]
+    pub ping_key: Option<String>,
+
     /// Take the client IP for the rate limit from the last `X-Forwarded-For`
     /// entry (set this only behind a reverse proxy that writes that header).
     #[arg(long, env = "MAINTENANT_TRUST_FORWARDED_FOR", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
@@ -236,6 +243,13 @@ impl Settings {
         } else {
             DockerEndpoint::Unix(v.into())
         }
+    }
+
+    /// The validated `MAINTENANT_PING_KEY`, if set.
+    pub fn ping_key(
+        &self,
+    ) -> Result<Option<crate::pingkey::PingKey>, crate::pingkey::PingKeyError> {
+        crate::pingkey::PingKey::parse(self.ping_key.as_deref())
     }
 
     pub fn base_url(&self) -> String {

@@ -204,6 +204,28 @@ impl HeartbeatHub {
             .cloned()
     }
 
+    /// The heartbeat whose own token is `segment` (never a name).
+    pub fn route_token(&self, segment: &str) -> Option<MonitorKey> {
+        let key = self.route(segment)?;
+        let specs = self.shared.specs.read().expect("heartbeat specs lock");
+        specs
+            .get(&key)
+            .is_some_and(|r| r.spec.token.as_deref() == Some(segment))
+            .then_some(key)
+    }
+
+    /// The heartbeat named `name`, token or not (for `/ping/KEY/NAME`, where
+    /// the global ping key is the secret).
+    pub fn route_name(&self, name: &str) -> Option<MonitorKey> {
+        let key = MonitorKey::heartbeat(name);
+        self.shared
+            .specs
+            .read()
+            .expect("heartbeat specs lock")
+            .contains_key(&key)
+            .then_some(key)
+    }
+
     /// Record a ping; returns once it is on disk.
     pub async fn ping(&self, key: MonitorKey, ping: Ping) -> Result<PingAck, PingError> {
         let (done, rx) = oneshot::channel();
@@ -531,6 +553,9 @@ mod tests {
             let mut sub = hub.subscribe();
             let guard = hub.register(&key, spec("backup", None));
             assert_eq!(hub.route("backup"), Some(key.clone()));
+            assert_eq!(hub.route_token("backup"), None, "a name is not a token");
+            assert_eq!(hub.route_name("backup"), Some(key.clone()));
+            assert_eq!(hub.route_name("nope"), None);
             let acks = futures::future::join_all(
                 (0..50).map(|_| hub.ping(key.clone(), ping(PingKind::Success))),
             )
@@ -547,6 +572,8 @@ mod tests {
             drop(guard); // the old registration's drop leaves the new one alone
             assert_eq!(hub.route("backup"), None);
             assert_eq!(hub.route("0123456789abcdef"), Some(key.clone()));
+            assert_eq!(hub.route_token("0123456789abcdef"), Some(key.clone()));
+            assert_eq!(hub.route_name("backup"), Some(key.clone()));
             hub.set_paused(&key, true).await.unwrap();
             let t = sub.recv().await.unwrap();
             assert_eq!(t.to, HeartbeatStatus::Paused);

@@ -13,6 +13,7 @@ use crate::engine::App;
 use crate::heartbeat::{self, HeartbeatState, HeartbeatStatus, PingRecord};
 use crate::monitor::{MonitorKey, MonitorSpec};
 use crate::observed::TaskInfo;
+use crate::pingkey::PingKey;
 
 /// Characters of the last output shown in a row (the full 10 KB is kept).
 pub const OUTPUT_PREVIEW_CHARS: usize = 500;
@@ -81,11 +82,13 @@ fn heartbeats(
     })
 }
 
-/// The ping URL: base URL + `/ping/` + the token, or the name (percent-encoded).
-pub fn ping_url(base: &str, spec: &HeartbeatSpec) -> String {
-    let segment = match &spec.token {
-        Some(t) => t.clone(),
-        None => encode_segment(&spec.name),
+/// The ping URL: base URL + `/ping/` + the token, else the global ping key
+/// and the name, else the name (names percent-encoded).
+pub fn ping_url(base: &str, spec: &HeartbeatSpec, ping_key: Option<&PingKey>) -> String {
+    let segment = match (&spec.token, ping_key) {
+        (Some(t), _) => t.clone(),
+        (None, Some(k)) => format!("{}/{}", k.as_str(), encode_segment(&spec.name)),
+        (None, None) => encode_segment(&spec.name),
     };
     format!("{}/ping/{segment}", base.trim_end_matches('/'))
 }
@@ -114,7 +117,11 @@ fn row(
         id: key.id(),
         name: spec.name.clone(),
         group: spec.group.clone(),
-        ping_url: ping_url(&app.settings.base_url(), spec),
+        ping_url: ping_url(
+            &app.settings.base_url(),
+            spec,
+            app.settings.ping_key().ok().flatten().as_ref(),
+        ),
         schedule: spec.schedule.clone(),
         grace: spec.grace,
         last_ping: s.last_ping.clone(),
@@ -204,13 +211,25 @@ mod tests {
             alert: None,
         };
         assert_eq!(
-            ping_url("https://mon.example.com/", &spec),
+            ping_url("https://mon.example.com/", &spec, None),
             "https://mon.example.com/ping/nightly%20backup"
+        );
+        let key = PingKey::parse(Some("k3y-k3y-k3y-k3y-k3y"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ping_url("https://mon.example.com/", &spec, Some(&key)),
+            "https://mon.example.com/ping/k3y-k3y-k3y-k3y-k3y/nightly%20backup"
         );
         spec.token = Some("0123456789abcdef".into());
         assert_eq!(
-            ping_url("https://mon.example.com", &spec),
+            ping_url("https://mon.example.com", &spec, None),
             "https://mon.example.com/ping/0123456789abcdef"
+        );
+        assert_eq!(
+            ping_url("https://mon.example.com", &spec, Some(&key)),
+            "https://mon.example.com/ping/0123456789abcdef",
+            "a heartbeat's own token stays its URL"
         );
     }
 }
