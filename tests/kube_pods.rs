@@ -327,7 +327,9 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
         vec![(ago(30), "app 1".into()), (ago(10), "app 2".into())],
     );
     fake.set_container_logs("shop", "worker", "proxy", vec![(ago(20), "proxy 1".into())]);
-    let d = fake.daemon("", &[("MAINTENANT_DOCKER", "false")]).await;
+    let d = fake
+        .daemon("endpoints: []\n", &[("MAINTENANT_DOCKER", "false")])
+        .await;
     let mcp = d.mcp().await;
 
     let page = wait_for("both pods listed", T, async || {
@@ -514,7 +516,7 @@ async fn pod_annotations_declare_monitors_that_follow_the_workload() {
     fake.apply(PODS, annotated("web-7d4b9c8f5-bbbbb"));
     let d = fake
         .daemon(
-            "",
+            "endpoints: []\n",
             &[
                 ("MAINTENANT_DOCKER", "false"),
                 ("MAINTENANT_DOCKER_GRACE", "2s"),

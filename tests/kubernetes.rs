@@ -17,7 +17,10 @@ async fn start() -> (FakeKube, Target, Daemon, Mcp) {
     let fake = FakeKube::start().await;
     let target = Target::start().await;
     let d = fake
-        .daemon("", &[("MAINTENANT_KUBERNETES_STATUS_INTERVAL", "200ms")])
+        .daemon(
+            "endpoints: []\n",
+            &[("MAINTENANT_KUBERNETES_STATUS_INTERVAL", "200ms")],
+        )
         .await;
     let mcp = d.mcp().await;
     (fake, target, d, mcp)
@@ -387,7 +390,7 @@ async fn a_broken_kubeconfig_is_reported_by_get_health() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-kubeconfig");
     let d = Daemon::start_with(
-        "",
+        "endpoints: []\n",
         &[
             ("KUBECONFIG", missing.to_str().unwrap()),
             ("MAINTENANT_KUBERNETES", "true"),

@@ -73,9 +73,12 @@ pub struct LoadedConfig {
 /// A directory is read non-recursively, its files sorted by name; hidden
 /// entries and entries starting with `..` (the `..data` and `..2024_...`
 /// entries of a mounted Kubernetes ConfigMap) are skipped, while plain
-/// symlinks such as `x.yaml -> ..data/x.yaml` are followed. An empty file or
-/// directory declares no monitors. `${VAR}` expands from the process
-/// environment.
+/// symlinks such as `x.yaml -> ..data/x.yaml` are followed. A `*.yaml` entry
+/// that cannot be read as a file (a dangling link, a link loop, a directory
+/// named `x.yaml`) is an error naming it, as an unreadable file is. A file
+/// without content, or a directory without a `*.yaml` file, is an error too
+/// ([`EMPTY_FILE`]): declaring no monitors is written `endpoints: []`.
+/// `${VAR}` expands from the process environment.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
     load_with(path, &mut LoadCache::default())
 }
@@ -90,13 +93,22 @@ pub struct LoadCache(HashMap<PathBuf, item_cache::ItemCache>);
 pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, ConfigErrors> {
     let env = |name: &str| std::env::var(name).ok();
     let meta = std::fs::metadata(path).map_err(|e| ConfigErrors(vec![io_error(path, &e)]))?;
+    let mut errors = Vec::new();
     let files = if meta.is_dir() {
-        list_dir(path)?
+        let files = list_dir(path, &mut errors)?;
+        if files.is_empty() && errors.is_empty() {
+            errors.push(ConfigError {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: EMPTY_DIR.to_owned(),
+            });
+        }
+        files
     } else {
         vec![path.to_path_buf()]
     };
 
-    let mut errors = Vec::new();
     let mut alerting_parts = Vec::new();
     // Every monitor parsed, with the index of its file.
     let mut all: Vec<(usize, Parsed)> = Vec::new();
@@ -169,33 +181,78 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
     }
 }
 
-/// The `*.yaml` / `*.yml` files of a directory, sorted by name.
-fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, ConfigErrors> {
+/// The `*.yaml` / `*.yml` files of a directory, sorted by name. An entry
+/// with such a name that is not a readable file is pushed to `errors`: it
+/// is not skipped, since skipping it would silently stop its monitors.
+fn list_dir(dir: &Path, errors: &mut Vec<ConfigError>) -> Result<Vec<PathBuf>, ConfigErrors> {
     let entries = std::fs::read_dir(dir).map_err(|e| ConfigErrors(vec![io_error(dir, &e)]))?;
     let mut files = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| ConfigErrors(vec![io_error(dir, &e)]))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with('.') {
-            continue;
-        }
-        let ext = Path::new(name)
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        if !matches!(ext.as_deref(), Some("yaml" | "yml")) {
+        if !is_monitors_file_name(name) {
             continue;
         }
         let path = dir.join(name);
         // Follows symlinks: `x.yaml -> ..data/x.yaml` is a file.
-        if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            files.push(path);
+        match entry_problem(&path) {
+            None => files.push(path),
+            Some(message) => errors.push(ConfigError {
+                file: path,
+                line: 0,
+                column: 0,
+                message,
+            }),
         }
     }
     files.sort();
+    errors.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(files)
 }
+
+/// Whether a directory entry's name is one of the monitors files a directory
+/// is made of: `*.yaml` / `*.yml`, not hidden (so not `..data` either).
+pub fn is_monitors_file_name(name: &str) -> bool {
+    if name.starts_with('.') {
+        return false;
+    }
+    let ext = Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    matches!(ext.as_deref(), Some("yaml" | "yml"))
+}
+
+/// Why a `*.yaml` entry of a directory cannot be read as a monitors file,
+/// if it cannot: the message names what it is, so the fix is obvious.
+fn entry_problem(path: &Path) -> Option<String> {
+    let e = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => return None,
+        Ok(m) if m.is_dir() => {
+            return Some(
+                "is a directory, not a monitors file (rename it or move it out of this folder)"
+                    .to_owned(),
+            );
+        }
+        // A FIFO or a device: reading it could block the reload for ever.
+        Ok(_) => return Some("is not a regular file".to_owned()),
+        Err(e) => e,
+    };
+    let link = std::fs::read_link(path).ok();
+    Some(match (link, e.raw_os_error()) {
+        (Some(_), Some(libc::ELOOP)) => "cannot read: symbolic link loop".to_owned(),
+        (Some(target), _) if e.kind() == std::io::ErrorKind::NotFound => format!(
+            "cannot read: dangling symbolic link (its target {} does not exist)",
+            target.display()
+        ),
+        _ => io_error(path, &e).message,
+    })
+}
+
+/// Why a directory without a monitors file is refused (see [`load`]).
+pub const EMPTY_DIR: &str = "the directory has no *.yaml or *.yml file; it is refused so that emptying it cannot stop every monitor. \
+     To run no monitors on purpose, put a file with `endpoints: []` in it";
 
 fn io_error(path: &Path, e: &std::io::Error) -> ConfigError {
     let message = match e.kind() {
@@ -210,6 +267,10 @@ fn io_error(path: &Path, e: &std::io::Error) -> ConfigError {
         message,
     }
 }
+
+/// Why a file without content is refused (see `parse_file`).
+pub const EMPTY_FILE: &str = "the file is empty (or only blanks and comments), as a truncated or half-written file is; \
+     it is refused so that it cannot stop every monitor. To run no monitors on purpose, write `endpoints: []`";
 
 /// Parse one file's text. `env` resolves `${VAR}`.
 pub fn parse_str(
@@ -265,6 +326,13 @@ pub(crate) fn parse_file(
         line: item.line,
     };
 
+    if without_content(&expanded.text) {
+        if let Some(c) = cache {
+            c.clear();
+        }
+        return Err(vec![error(Pos { line: 1, col: 1 }, EMPTY_FILE.to_owned())]);
+    }
+
     // Found once, used by the item cache and for the items' positions.
     let spans = locate::item_spans(&expanded.text, "endpoints");
     if let Some(c) = cache.as_deref_mut()
@@ -278,7 +346,8 @@ pub(crate) fn parse_file(
 
     let model: model::MonitorsFile = match serde_yaml::from_str(&expanded.text) {
         Ok(m) => m,
-        // `---` alone, `~`, `null`: a document without content declares nothing.
+        // Caught by `without_content` already; kept so that no null document
+        // can ever be read as "no monitors".
         Err(_)
             if matches!(
                 serde_yaml::from_str(&expanded.text),
@@ -288,7 +357,7 @@ pub(crate) fn parse_file(
             if let Some(c) = cache {
                 c.clear();
             }
-            return Ok((Vec::new(), extra::FileAlerting::default()));
+            return Err(vec![error(Pos { line: 1, col: 1 }, EMPTY_FILE.to_owned())]);
         }
         Err(e) => {
             let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| {
@@ -363,6 +432,31 @@ pub(crate) fn parse_file(
         .collect();
     parsed.extend(others(certs, heartbeats, &origin));
     Ok((parsed, alerting))
+}
+
+/// Whether a document has no content at all: empty, blanks, comments, `---`
+/// alone, `~`, `null`. That is what a truncation, a full disk or an
+/// interrupted `cat > file` leaves, never a decision to stop every monitor,
+/// so it is refused like invalid YAML (no monitors is `endpoints: []`).
+/// Cheap on a real file: its first lines of content end the scan.
+fn without_content(text: &str) -> bool {
+    let mut content = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    if content.next().is_none() {
+        // Blanks (tabs included, which YAML itself would not even parse).
+        return true;
+    }
+    // A null document has at most a `---` and a `~`/`null` (and `...`):
+    // more lines of content than that are content.
+    if content.nth(2).is_some() {
+        return false;
+    }
+    matches!(
+        serde_yaml::from_str::<serde_yaml::Value>(text),
+        Ok(serde_yaml::Value::Null)
+    )
 }
 
 /// The certificates and heartbeats of a file, as declared monitors.
@@ -978,14 +1072,25 @@ endpoints:
     }
 
     #[test]
-    fn empty_inputs_declare_nothing() {
+    fn a_file_without_content_is_refused_and_an_explicit_empty_list_is_not() {
         for text in [
             "",
             "\n",
+            "  \n\t\n   ",
             "# only a comment\n",
+            "# a comment\n\n   # another\n",
             "---\n",
             "~\n",
+        ] {
+            let errs = located(text);
+            assert_eq!(errs.len(), 1, "{text:?}: {errs:?}");
+            assert_eq!((errs[0].0, errs[0].1), (1, 1), "{text:?}");
+            assert!(errs[0].2.contains("the file is empty"), "{errs:?}");
+            assert!(errs[0].2.contains("`endpoints: []`"), "{errs:?}");
+        }
+        for text in [
             "endpoints: []\n",
+            "# nothing to check here\nheartbeats: []\n",
             "defaults: {}\n",
         ] {
             assert_eq!(parse(text).unwrap(), vec![], "{text:?}");
@@ -1028,7 +1133,7 @@ endpoints:
         );
         write(&dir.path().join("notes.txt"), "not: yaml: at: all");
         write(&dir.path().join(".hidden.yaml"), "garbage: [");
-        std::fs::create_dir(dir.path().join("sub.yaml")).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
         let loaded = load(dir.path()).unwrap();
         assert_eq!(
             loaded.files,
@@ -1091,15 +1196,108 @@ endpoints:
         assert_eq!(loaded.monitors.len(), 1);
     }
 
+    #[cfg(unix)]
     #[test]
-    fn empty_file_and_directory_are_valid_and_missing_path_is_not() {
+    fn unreadable_yaml_entries_of_a_directory_are_errors_naming_them() {
+        use std::os::unix::fs::symlink;
         let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(
+            &d.join("a.yaml"),
+            "endpoints:\n  - name: a\n    url: http://a\n",
+        );
+        symlink(d.join("moved-away.yaml"), d.join("b.yaml")).unwrap();
+        symlink("loop2.yaml", d.join("loop1.yaml")).unwrap();
+        symlink("loop1.yaml", d.join("loop2.yaml")).unwrap();
+        std::fs::create_dir(d.join("x.yaml")).unwrap();
+        // Not monitors files by name: still skipped quietly.
+        symlink("nowhere", d.join("notes.txt")).unwrap();
+        symlink("nowhere", d.join(".hidden.yaml")).unwrap();
+        let errs = load(d).unwrap_err().0;
+        let got: Vec<(PathBuf, String)> = errs
+            .iter()
+            .map(|e| (e.file.clone(), e.message.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    d.join("b.yaml"),
+                    format!(
+                        "cannot read: dangling symbolic link (its target {} does not exist)",
+                        d.join("moved-away.yaml").display()
+                    )
+                ),
+                (
+                    d.join("loop1.yaml"),
+                    "cannot read: symbolic link loop".to_owned()
+                ),
+                (
+                    d.join("loop2.yaml"),
+                    "cannot read: symbolic link loop".to_owned()
+                ),
+                (
+                    d.join("x.yaml"),
+                    "is a directory, not a monitors file (rename it or move it out of this folder)"
+                        .to_owned()
+                ),
+            ],
+            "{errs:#?}"
+        );
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with(&format!("{}:0:0: ", d.join("b.yaml").display())),
+            "{}",
+            errs[0]
+        );
+        // A FIFO is refused, not read (a read would wait for a writer).
+        for name in ["b.yaml", "loop1.yaml", "loop2.yaml"] {
+            std::fs::remove_file(d.join(name)).unwrap();
+        }
+        std::fs::remove_dir(d.join("x.yaml")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join("f.yaml"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let errs = load(d).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].message, "is not a regular file");
+        std::fs::remove_file(d.join("f.yaml")).unwrap();
+        assert_eq!(load(d).unwrap().monitors.len(), 1);
+    }
+
+    #[test]
+    fn empty_file_and_directory_are_refused_and_so_is_a_missing_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let errs = load(dir.path()).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].file, dir.path());
+        assert_eq!(errs[0].message, EMPTY_DIR);
+        // Only files without content: each is reported.
+        write(&dir.path().join("a.yaml"), "");
+        write(&dir.path().join("b.yml"), "  \n# soon\n");
+        let errs = load(dir.path()).unwrap_err().0;
+        let files: Vec<_> = errs.iter().map(|e| e.file.clone()).collect();
+        assert_eq!(
+            files,
+            [dir.path().join("a.yaml"), dir.path().join("b.yml")],
+            "{errs:?}"
+        );
+        assert!(errs.iter().all(|e| e.message == EMPTY_FILE), "{errs:?}");
+        assert!(errs[0].to_string().ends_with("a.yaml:1:1: the file is empty (or only blanks and comments), as a truncated or half-written file is; it is refused so that it cannot stop every monitor. To run no monitors on purpose, write `endpoints: []`"), "{}", errs[0]);
+        // Said explicitly, no monitors is a valid load.
+        write(&dir.path().join("a.yaml"), "endpoints: []\n");
+        write(&dir.path().join("b.yml"), "heartbeats: []\n");
         assert!(load(dir.path()).unwrap().monitors.is_empty());
+
         let empty = dir.path().join("m.yaml");
         write(&empty, "");
-        let loaded = load(&empty).unwrap();
-        assert_eq!(loaded.files, vec![empty.clone()]);
-        assert!(loaded.monitors.is_empty());
+        let errs = load(&empty).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].file, empty);
+        assert_eq!(errs[0].message, EMPTY_FILE);
 
         let missing = dir.path().join("nope.yaml");
         let errs = load(&missing).unwrap_err().0;
