@@ -44,6 +44,19 @@ pub struct SourceStatus {
     pub monitors: usize,
     /// The last load's problems. While set, the previous good declaration keeps running.
     pub last_error: Option<SourceError>,
+    /// Something to look at in the last load that changed the set, though it
+    /// was valid and applied (e.g. it stopped most of this source's
+    /// monitors). Kept until the next load that changes the set.
+    pub warning: Option<SourceWarning>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct SourceWarning {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub at: OffsetDateTime,
+    /// E.g. `the last reload stopped 95 of 102 monitors`.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -250,6 +263,7 @@ pub(crate) mod tests {
                 loaded_at: None,
                 monitors: monitors.as_ref().map_or(0, |m| m.len()),
                 last_error: None,
+                warning: None,
             },
             monitors,
         }

@@ -169,6 +169,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     match settings.config_path() {
         Some(path) => {
             let mut source = FileSource::new(path);
+            source.settle = settings.config_settle.std();
             source.alerting = Some(alerting_tx);
             tokio::spawn(source.run(updates_tx.clone()));
         }
@@ -254,6 +255,7 @@ async fn start_kubernetes(
                     message: e.to_string(),
                     problems: vec![],
                 }),
+                warning: None,
             };
             let _ = updates
                 .send(SourceUpdate {

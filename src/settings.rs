@@ -17,6 +17,13 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Quiet time an in-place write to the monitors file must leave before
+    /// the file is read, so a half-written file is never applied (a file
+    /// replaced by a rename is read at once). A file written without pause
+    /// is still read 8x this (at least 2s) after the first write. 0s: off.
+    #[arg(long, env = "MAINTENANT_CONFIG_SETTLE", default_value = "250ms")]
+    pub config_settle: Duration,
+
     /// HTTP listen address.
     #[arg(long, env = "MAINTENANT_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,

@@ -105,8 +105,16 @@ pub fn load_with(path: &Path, cache: &mut LoadCache) -> Result<LoadedConfig, Con
             });
         }
         files
-    } else {
+    } else if meta.is_file() {
         vec![path.to_path_buf()]
+    } else {
+        // A FIFO or a device: reading it could block the reload for ever.
+        return Err(ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: "is not a regular file".to_owned(),
+        }]));
     };
 
     let mut alerting_parts = Vec::new();

@@ -128,6 +128,7 @@ impl DockerLabelSource {
             loaded_at: None,
             monitors: 0,
             last_error: None,
+            warning: None,
         };
         // What each running container declares, and its label problems.
         type Declared = (Vec<DeclaredMonitor>, Vec<LabelProblem>);

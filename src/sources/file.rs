@@ -5,24 +5,40 @@
 //! a `..data` symlink; a watch on the file itself would be left on the old
 //! inode. Events are debounced (bursts become one reload), and a slow poll
 //! backs the watcher up on filesystems where inotify says nothing.
+//! A file written in place is read once it has settled (no event for
+//! `settle`), so the empty or half-written middle of a non-atomic rewrite is
+//! never applied; a file replaced by a rename is complete, and is read after
+//! the short `debounce` only, so the usual GitOps write stays fast.
 //! An invalid reload changes nothing that runs: the last good set stays and
 //! the error is reported in the source status (and so in `get_health`).
+//! A valid reload that stops most of the file's monitors is applied, and
+//! reported as the source's warning.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use notify::event::ModifyKind;
 use notify::{EventKind, RecursiveMode, Watcher};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::config;
-use crate::desired::{SourceError, SourceKind, SourceStatus, SourceUpdate};
+use crate::desired::{SourceError, SourceKind, SourceStatus, SourceUpdate, SourceWarning};
 use crate::monitor::DeclaredMonitor;
+
+/// A reload that stops more than this many of the file's monitors, and more
+/// than half of them, is reported (it is still applied: it is valid).
+const MASS_STOP_MIN: usize = 5;
 
 pub struct FileSource {
     pub path: PathBuf,
+    /// Quiet time after events that replace or remove a file (a rename, a
+    /// symlink swap): the new content is already complete.
     pub debounce: Duration,
+    /// Quiet time after an in-place write to a monitors file, which may be
+    /// half-done (`MAINTENANT_CONFIG_SETTLE`). Zero: `debounce` only.
+    pub settle: Duration,
     /// Reload this often even without events (0 disables).
     pub poll: Duration,
     /// Where the `alerting:` section of each valid load is published (hot
@@ -46,6 +62,7 @@ impl FileSource {
         FileSource {
             path,
             debounce: Duration::from_millis(10),
+            settle: Duration::from_millis(250),
             poll: Duration::from_secs(30),
             alerting: None,
         }
@@ -61,6 +78,7 @@ impl FileSource {
                 loaded_at: None,
                 monitors: 0,
                 last_error: None,
+                warning: None,
             },
             last_good: None,
             cache: config::LoadCache::default(),
@@ -73,12 +91,16 @@ impl FileSource {
         }
 
         let (tx, mut events) = mpsc::unbounded_channel();
+        // Held here, so the channel stays open (and the poll keeps running)
+        // when no watcher could be set up.
+        let _open = tx.clone();
         let watched = watch_dir(&self.path);
+        let relevant = Relevant::of(&self.path);
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res
                 && !matches!(ev.kind, EventKind::Access(_))
             {
-                let _ = tx.send(());
+                let _ = tx.send(relevant.classify(&ev));
             }
         })
         .and_then(|mut w| w.watch(&watched, RecursiveMode::NonRecursive).map(|_| w));
@@ -96,19 +118,54 @@ impl FileSource {
             self.poll
         };
         loop {
-            tokio::select! {
-                ev = events.recv() => if ev.is_none() { return },
-                _ = tokio::time::sleep(poll) => {}
+            let writing = tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(change) => change == Change::Write,
+                    None => return,
+                },
+                _ = tokio::time::sleep(poll) => {
+                    if fingerprint(&self.path).is_some_and(|f| Some(f) == state.last_read) {
+                        continue;
+                    }
+                    // Changed with no event: it may be a write in progress.
+                    true
+                }
                 _ = updates.closed() => return,
-            }
-            // Debounce: wait until the folder has been quiet for `debounce`.
-            while let Ok(Some(())) = tokio::time::timeout(self.debounce, events.recv()).await {}
+            };
+            self.coalesce(&mut events, writing).await;
             if let Some(update) = self.reload(&mut state)
                 && updates.send(update).await.is_err()
             {
                 return;
             }
         }
+    }
+
+    /// Wait until the folder has been quiet for `debounce`, or for `settle`
+    /// once an in-place write is among the events, but no longer than
+    /// [`Self::max_wait`] in all: a file written without pause is read anyway.
+    async fn coalesce(&self, events: &mut mpsc::UnboundedReceiver<Change>, mut writing: bool) {
+        let deadline = tokio::time::Instant::now() + self.max_wait();
+        loop {
+            let quiet = if writing {
+                self.settle.max(self.debounce)
+            } else {
+                self.debounce
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match tokio::time::timeout(quiet.min(left), events.recv()).await {
+                Ok(Some(change)) => writing |= change == Change::Write,
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
+    /// The longest a burst of events delays a reload: 8 settles, at least 2 s.
+    pub fn max_wait(&self) -> Duration {
+        (self.settle * 8).max(Duration::from_secs(2))
     }
 
     /// Read the file once. Returns what to publish, if anything: `monitors` is
@@ -157,6 +214,12 @@ impl FileSource {
                     state.status.loaded_at = Some(now);
                     state.status.monitors = loaded.monitors.len();
                     tracing::info!(path = %self.path.display(), monitors = loaded.monitors.len(), generation = state.status.generation, load_ms, "monitors file loaded");
+                    let previous = state.last_good.as_deref().map_or(&[][..], Vec::as_slice);
+                    state.status.warning =
+                        mass_stop(previous, &loaded.monitors).map(|message| {
+                            tracing::warn!(path = %self.path.display(), "{message}; it is valid and applied (declare them again to bring them back)");
+                            SourceWarning { at: now, message }
+                        });
                     state.last_good = Some(Arc::new(loaded.monitors));
                 } else if was_error {
                     tracing::info!(path = %self.path.display(), "monitors file is valid again; nothing changed");
@@ -197,9 +260,84 @@ impl FileSource {
     }
 }
 
+/// The warning for a reload that stops most of the monitors `previous`
+/// declared (more than [`MASS_STOP_MIN`] and more than half), if it does.
+fn mass_stop(previous: &[DeclaredMonitor], next: &[DeclaredMonitor]) -> Option<String> {
+    if previous.len() <= MASS_STOP_MIN {
+        return None;
+    }
+    let kept: std::collections::HashSet<_> = next
+        .iter()
+        .map(|m| (m.spec.kind(), m.spec.name()))
+        .collect();
+    let stopped = previous
+        .iter()
+        .filter(|m| !kept.contains(&(m.spec.kind(), m.spec.name())))
+        .count();
+    (stopped > MASS_STOP_MIN && stopped * 2 > previous.len())
+        .then(|| format!("the last reload stopped {stopped} of {} monitors", previous.len()))
+}
+
+/// What one watcher event says about the files a load reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Bytes written into a monitors file in place, or one created: it may
+    /// be half-written, so it must settle before it is read.
+    Write,
+    /// A rename over it, a symlink swap, a removal, another file: what the
+    /// load would read is already complete.
+    Other,
+}
+
+/// Which names in the watched folder are monitors files.
+enum Relevant {
+    /// The config is this one file (by name, in its folder).
+    File(Option<std::ffi::OsString>),
+    /// The config is a directory: its `*.yaml` / `*.yml` entries.
+    Dir,
+}
+
+impl Relevant {
+    fn of(path: &Path) -> Self {
+        if path.is_dir() {
+            Relevant::Dir
+        } else {
+            Relevant::File(path.file_name().map(ToOwned::to_owned))
+        }
+    }
+
+    fn is_relevant(&self, path: &Path) -> bool {
+        let Some(name) = path.file_name() else {
+            return false;
+        };
+        match self {
+            Relevant::File(file) => file.as_deref() == Some(name),
+            Relevant::Dir => name.to_str().is_some_and(config::is_monitors_file_name),
+        }
+    }
+
+    fn classify(&self, ev: &notify::Event) -> Change {
+        let writes = match ev.kind {
+            EventKind::Create(_)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any | ModifyKind::Other) => {
+                true
+            }
+            // An event the backend could not name: assume the worst.
+            EventKind::Any | EventKind::Other => true,
+            _ => false,
+        };
+        if writes && (ev.paths.is_empty() || ev.paths.iter().any(|p| self.is_relevant(p))) {
+            Change::Write
+        } else {
+            Change::Other
+        }
+    }
+}
+
 /// A hash of every name and byte the load would read: the file, or each entry
 /// of the directory (symlinks followed, so a ConfigMap `..data` swap counts).
-/// `None` when something cannot be read: then the load runs and reports it.
+/// `None` when something cannot be read (a monitors file that is not a
+/// readable file, such as a dangling link): then the load runs and reports it.
 fn fingerprint(path: &Path) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -214,10 +352,18 @@ fn fingerprint(path: &Path) -> Option<u64> {
             name.hash(&mut h);
             if name.is_file() {
                 std::fs::read(&name).ok()?.hash(&mut h);
+            } else if name
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(config::is_monitors_file_name)
+            {
+                return None;
             }
         }
-    } else {
+    } else if path.is_file() {
         std::fs::read(path).ok()?.hash(&mut h);
+    } else {
+        return None;
     }
     Some(h.finish())
 }

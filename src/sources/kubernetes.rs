@@ -84,6 +84,7 @@ impl KubernetesSource {
             loaded_at: None,
             monitors: 0,
             last_error: None,
+            warning: None,
         };
         // Per watch (one per namespace scope): its objects, and the objects of
         // a re-list in progress (swapped in at `InitDone`, so a re-list after a
