@@ -274,8 +274,12 @@ fn mass_stop(previous: &[DeclaredMonitor], next: &[DeclaredMonitor]) -> Option<S
         .iter()
         .filter(|m| !kept.contains(&(m.spec.kind(), m.spec.name())))
         .count();
-    (stopped > MASS_STOP_MIN && stopped * 2 > previous.len())
-        .then(|| format!("the last reload stopped {stopped} of {} monitors", previous.len()))
+    (stopped > MASS_STOP_MIN && stopped * 2 > previous.len()).then(|| {
+        format!(
+            "the last reload stopped {stopped} of {} monitors",
+            previous.len()
+        )
+    })
 }
 
 /// What one watcher event says about the files a load reads.
@@ -319,9 +323,7 @@ impl Relevant {
     fn classify(&self, ev: &notify::Event) -> Change {
         let writes = match ev.kind {
             EventKind::Create(_)
-            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any | ModifyKind::Other) => {
-                true
-            }
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any | ModifyKind::Other) => true,
             // An event the backend could not name: assume the worst.
             EventKind::Any | EventKind::Other => true,
             _ => false,
@@ -382,7 +384,177 @@ fn watch_dir(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::fingerprint;
+    use super::*;
+    use crate::desired::tests::endpoint;
+
+    fn endpoints(names: impl IntoIterator<Item = usize>) -> Vec<DeclaredMonitor> {
+        names
+            .into_iter()
+            .map(|i| endpoint(&format!("m{i}"), "http://127.0.0.1:1/"))
+            .collect()
+    }
+
+    #[test]
+    fn a_reload_that_stops_most_monitors_is_a_warning() {
+        assert_eq!(
+            mass_stop(&endpoints(0..102), &endpoints(95..102)).as_deref(),
+            Some("the last reload stopped 95 of 102 monitors")
+        );
+        // Renamed: the old names stop, whatever the new count.
+        assert_eq!(
+            mass_stop(&endpoints(0..8), &endpoints(100..110)).as_deref(),
+            Some("the last reload stopped 8 of 8 monitors")
+        );
+        // Half or less, or few: not worth a warning.
+        assert_eq!(mass_stop(&endpoints(0..20), &endpoints(10..20)), None);
+        assert_eq!(mass_stop(&endpoints(0..5), &[]), None);
+        assert_eq!(mass_stop(&endpoints(0..9), &endpoints(0..4)), None);
+        assert!(mass_stop(&endpoints(0..9), &endpoints(0..3)).is_some());
+        assert_eq!(mass_stop(&[], &endpoints(0..100)), None);
+    }
+
+    fn event(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn only_in_place_writes_to_a_monitors_file_must_settle() {
+        use notify::event::{CreateKind, DataChange, MetadataKind, RenameMode};
+        let data = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let file = Relevant::File(Some("monitors.yaml".into()));
+        assert_eq!(
+            file.classify(&event(data, "/c/monitors.yaml")),
+            Change::Write
+        );
+        assert_eq!(
+            file.classify(&event(
+                EventKind::Create(CreateKind::File),
+                "/c/monitors.yaml"
+            )),
+            Change::Write
+        );
+        // The temp file of an atomic write, then its rename: complete at once.
+        assert_eq!(
+            file.classify(&event(data, "/c/monitors.yaml.tmp")),
+            Change::Other
+        );
+        assert_eq!(
+            file.classify(&event(renamed, "/c/monitors.yaml")),
+            Change::Other
+        );
+        assert_eq!(
+            file.classify(&event(
+                EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+                "/c/monitors.yaml"
+            )),
+            Change::Other
+        );
+        let dir = Relevant::Dir;
+        assert_eq!(dir.classify(&event(data, "/c/b.yml")), Change::Write);
+        assert_eq!(dir.classify(&event(data, "/c/.b.yaml.swp")), Change::Other);
+        assert_eq!(dir.classify(&event(data, "/c/notes.txt")), Change::Other);
+        assert_eq!(dir.classify(&event(renamed, "/c/..data")), Change::Other);
+    }
+
+    const THREE: &str = "endpoints:\n  - name: a\n    url: http://127.0.0.1:1/a\n  - name: b\n    url: http://127.0.0.1:1/b\n  - name: c\n    url: http://127.0.0.1:1/c\n";
+
+    fn names(u: &SourceUpdate) -> Option<Vec<String>> {
+        u.monitors
+            .as_ref()
+            .map(|m| m.iter().map(|m| m.spec.name().to_owned()).collect())
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<SourceUpdate>) -> SourceUpdate {
+        tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("an update within 30 s")
+            .expect("the source is running")
+    }
+
+    fn write_in_place(path: &Path, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_non_atomic_rewrite_is_read_once_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("monitors.yaml");
+        std::fs::write(&path, THREE).unwrap();
+        let mut source = FileSource::new(path.clone());
+        // Far longer than the pauses below, so a slow machine cannot split them.
+        source.settle = Duration::from_secs(2);
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::spawn(source.run(tx));
+        assert_eq!(names(&next(&mut rx).await).unwrap(), ["a", "b", "c"]);
+
+        // Truncate, pause, half the file (valid: a alone), pause, the rest.
+        write_in_place(&path, "");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        write_in_place(&path, &THREE[..THREE.find("  - name: b").unwrap()]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let four = format!("{THREE}  - name: d\n    url: http://127.0.0.1:1/d\n");
+        write_in_place(&path, &four);
+
+        let u = next(&mut rx).await;
+        assert!(u.status.last_error.is_none(), "{:?}", u.status.last_error);
+        assert_eq!(
+            names(&u).unwrap(),
+            ["a", "b", "c", "d"],
+            "neither the empty nor the half-written file was applied"
+        );
+        assert_eq!(u.status.generation, 2);
+    }
+
+    #[tokio::test]
+    async fn a_file_written_without_pause_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("monitors.yaml");
+        std::fs::write(&path, THREE).unwrap();
+        let mut source = FileSource::new(path.clone());
+        source.settle = Duration::from_millis(500);
+        let max_wait = source.max_wait();
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::spawn(source.run(tx));
+        next(&mut rx).await;
+
+        // A write every 50 ms never leaves the 500 ms of quiet the settle
+        // waits for; the reload comes after `max_wait` (4 s) all the same.
+        let writer = tokio::spawn({
+            let path = path.clone();
+            async move {
+                for i in 0..600 {
+                    let text = format!(
+                        "{THREE}  - name: d\n    url: http://127.0.0.1:1/d{}\n",
+                        i % 2
+                    );
+                    write_in_place(&path, &text);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        let u = next(&mut rx).await;
+        assert!(!writer.is_finished(), "read while still being written");
+        writer.abort();
+        assert_eq!(names(&u).unwrap().len(), 4);
+        assert!(max_wait < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn dangling_monitors_files_have_no_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "endpoints: []\n").unwrap();
+        std::os::unix::fs::symlink("nowhere", dir.path().join("notes.txt")).unwrap();
+        assert!(fingerprint(dir.path()).is_some(), "not a monitors file");
+        std::os::unix::fs::symlink("nowhere.yaml", dir.path().join("b.yaml")).unwrap();
+        assert_eq!(fingerprint(dir.path()), None);
+    }
 
     #[test]
     fn fingerprint_follows_bytes_names_and_symlink_swaps() {
