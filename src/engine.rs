@@ -189,6 +189,10 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     )
     .await;
 
+    tokio::spawn(crate::store::watchdog::run(
+        store.clone(),
+        settings.store_exit_after(),
+    ));
     tokio::spawn(retention(store.clone(), settings.retention.std()));
     tokio::spawn(alert_retention(alerts.clone(), settings.retention.std()));
 

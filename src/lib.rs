@@ -26,6 +26,7 @@ pub mod pingkey;
 pub mod ratelimit;
 pub mod readmodel;
 pub mod reconcile;
+pub mod repeated;
 pub mod resources;
 pub mod runtime;
 pub mod serve;

@@ -118,6 +118,14 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_RETENTION", default_value = "7d")]
     pub retention: Duration,
 
+    /// Once the database has failed to write for this long (a disk that stays
+    /// full), the daemon exits with code 75 so its supervisor restarts it,
+    /// even while the disk is still full; `0` waits for space however long it
+    /// takes. The daemon exits at once, whatever this is, when space is back
+    /// but sled still refuses to write (docs/storage-faults.md).
+    #[arg(long, env = "MAINTENANT_STORE_EXIT_AFTER", default_value = "5m")]
+    pub store_exit_after: Duration,
+
     /// Docker endpoint: a unix socket path, `unix://PATH`, `tcp://HOST:PORT`
     /// or `http://HOST:PORT`; `false` disables Docker. Default: /var/run/docker.sock if it exists.
     #[arg(long, env = "MAINTENANT_DOCKER")]
@@ -211,6 +219,11 @@ impl DockerEndpoint {
 }
 
 impl Settings {
+    /// [`Settings::store_exit_after`], `None` when it is `0` (never).
+    pub fn store_exit_after(&self) -> Option<std::time::Duration> {
+        Some(self.store_exit_after.std()).filter(|d| !d.is_zero())
+    }
+
     /// The monitors file to use: the setting, else `./maintenant.yaml` if it exists.
     pub fn config_path(&self) -> Option<PathBuf> {
         self.config.clone().or_else(|| {

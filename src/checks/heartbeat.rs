@@ -28,6 +28,8 @@ const STALL: time::Duration = time::Duration::milliseconds(500);
 /// again, and must be applied first, or the heartbeat would go down and back
 /// up within a millisecond, raising and resolving an alert for nothing.
 const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+/// Wait after a deadline evaluation that could not be written.
+const TICK_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Register the heartbeat now (so pings are accepted as soon as the
 /// reconciler has applied it) and return the task's future.
@@ -70,6 +72,10 @@ async fn run(key: MonitorKey, hub: HeartbeatHub, guard: RegistrationGuard) {
                 _ = tokio::time::sleep(SETTLE) => {}
             }
         }
-        hub.tick(&key).await;
+        if !hub.tick(&key).await {
+            // Not written (the store is failing): the deadline is still
+            // passed; evaluate again in a while rather than at once.
+            tokio::time::sleep(TICK_RETRY).await;
+        }
     }
 }

@@ -75,7 +75,14 @@ fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: Pr
         spec.recovery_threshold,
     );
     if let Err(e) = ctx.store.record_check(key, &rec, &next) {
-        tracing::error!(monitor = %key, error = %e, "could not store a check result");
+        // The store's health holds the cause (get_health, /healthz); the log
+        // gets one line per interval, not one per check.
+        if let Some(n) = crate::repeated::STORE_ERRORS.hit("check-result") {
+            tracing::error!(monitor = %key, error = %e, "could not store a check result{}", crate::repeated::times(n));
+        }
+        // The live state follows only what was written: a transition the
+        // alert engine hears of must still be there after a restart.
+        return;
     }
     if next.status != prev.status {
         tracing::info!(monitor = %key, from = prev.status.as_str(), to = next.status.as_str(), error = ?rec.error, "status changed");
@@ -111,7 +118,9 @@ async fn check_certificate(key: &MonitorKey, spec: &CertificateSpec, ctx: &Check
     let prev = certificate::load(&ctx.store, key).ok().flatten();
     let c = certificate::check(spec, timeout, prev.as_ref()).await;
     if let Err(e) = certificate::save(&ctx.store, key, &c) {
-        tracing::error!(monitor = %key, error = %e, "could not store a certificate result");
+        if let Some(n) = crate::repeated::STORE_ERRORS.hit("certificate-result") {
+            tracing::error!(monitor = %key, error = %e, "could not store a certificate result{}", crate::repeated::times(n));
+        }
     }
     if prev.as_ref().is_none_or(|p| p.status != c.status) {
         tracing::info!(monitor = %key, status = c.status.as_str(), days_left = ?c.days_left, error = ?c.error, "certificate status");

@@ -20,7 +20,7 @@
 //! change as a [`HeartbeatTransition`] on one broadcast channel
 //! ([`HeartbeatHub::subscribe`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -63,7 +63,8 @@ enum Command {
     /// Re-evaluate deadlines now (sent by the heartbeat's task at a deadline).
     Tick {
         key: MonitorKey,
-        done: oneshot::Sender<()>,
+        /// `false` when the batch could not be written.
+        done: oneshot::Sender<bool>,
     },
     Pause {
         key: MonitorKey,
@@ -236,8 +237,9 @@ impl HeartbeatHub {
             .map_err(|_| PingError::Storage("the heartbeat writer stopped".into()))?
     }
 
-    /// Re-evaluate deadlines at the current time; returns once applied.
-    pub async fn tick(&self, key: &MonitorKey) {
+    /// Re-evaluate deadlines at the current time; returns once applied,
+    /// `false` if it could not be written (the state is then unchanged).
+    pub async fn tick(&self, key: &MonitorKey) -> bool {
         let (done, rx) = oneshot::channel();
         if self
             .commands
@@ -247,7 +249,9 @@ impl HeartbeatHub {
             })
             .is_ok()
         {
-            let _ = rx.await;
+            rx.await.unwrap_or(false)
+        } else {
+            false
         }
     }
 
@@ -299,6 +303,12 @@ impl HeartbeatHub {
 }
 
 /// The writer loop: batch, apply, write, flush once, then answer.
+///
+/// A batch's new states are computed beside the live ones and become live
+/// only once written and flushed: a batch that fails to write changes
+/// nothing (its pings answer 503, its transitions are dropped, a deadline
+/// is evaluated again at the next tick), so what readers see and what the
+/// alert engine hears is what a restart would find.
 fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut batch = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -310,7 +320,9 @@ fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
             }
         }
         ticks_last(&mut batch);
-        let mut dirty: HashSet<MonitorKey> = HashSet::new();
+        // The batch's states, by heartbeat: the live one updated by each
+        // command in order; written, then made live.
+        let mut next_states: HashMap<MonitorKey, HeartbeatState> = HashMap::new();
         let mut transitions = Vec::new();
         let mut ping_replies = Vec::new();
         let mut pause_replies = Vec::new();
@@ -318,7 +330,14 @@ fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
         let mut pause_errors = Vec::new();
         {
             let specs = shared.specs.read().expect("heartbeat specs lock");
-            let mut states = shared.states.write().expect("heartbeat states lock");
+            let states = shared.states.read().expect("heartbeat states lock");
+            // A heartbeat's state as the batch left it so far.
+            let current = |next: &HashMap<MonitorKey, HeartbeatState>, key: &MonitorKey| {
+                next.get(key)
+                    .or_else(|| states.get(key))
+                    .cloned()
+                    .unwrap_or_default()
+            };
             for cmd in batch.drain(..) {
                 match cmd {
                     Command::Ping { key, ping, done } => {
@@ -326,22 +345,20 @@ fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
                             let _ = done.send(Err(PingError::NotFound));
                             continue;
                         }
-                        let prev = states.entry(key.clone()).or_default();
-                        let next = super::apply_ping(prev, &ping);
-                        note_transition(&key, prev, &next, ping.at, &mut transitions);
-                        *prev = next;
-                        ping_replies.push((done, key.clone(), prev.status));
-                        dirty.insert(key);
+                        let prev = current(&next_states, &key);
+                        let next = super::apply_ping(&prev, &ping);
+                        note_transition(&key, &prev, &next, ping.at, &mut transitions);
+                        ping_replies.push((done, key.clone(), next.status));
+                        next_states.insert(key, next);
                     }
                     Command::Tick { key, done } => {
                         if let Some(reg) = specs.get(&key) {
                             let now = OffsetDateTime::now_utc();
-                            let prev = states.entry(key.clone()).or_default();
-                            let next = super::evaluate(prev, &reg.spec, now);
-                            if next != *prev {
-                                note_transition(&key, prev, &next, now, &mut transitions);
-                                *prev = next;
-                                dirty.insert(key);
+                            let prev = current(&next_states, &key);
+                            let next = super::evaluate(&prev, &reg.spec, now);
+                            if next != prev {
+                                note_transition(&key, &prev, &next, now, &mut transitions);
+                                next_states.insert(key, next);
                             }
                         }
                         tick_replies.push(done);
@@ -357,21 +374,26 @@ fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
                             pause_errors.push((done, e.to_string()));
                             continue;
                         }
-                        let prev = states.entry(key.clone()).or_default();
+                        let prev = current(&next_states, &key);
                         let next = if pause {
-                            super::pause(prev, now)
+                            super::pause(&prev, now)
                         } else {
-                            super::resume(prev, now)
+                            super::resume(&prev, now)
                         };
-                        note_transition(&key, prev, &next, now, &mut transitions);
-                        *prev = next;
-                        pause_replies.push((done, key.clone()));
-                        dirty.insert(key);
+                        note_transition(&key, &prev, &next, now, &mut transitions);
+                        pause_replies.push((done, next.clone()));
+                        next_states.insert(key, next);
                     }
                 }
             }
         }
-        let result = persist(&shared, &dirty);
+        let result = persist(&shared, &next_states);
+        if result.is_ok() {
+            let mut states = shared.states.write().expect("heartbeat states lock");
+            for (key, state) in &next_states {
+                states.insert(key.clone(), state.clone());
+            }
+        }
         for (done, key, status) in ping_replies {
             let _ = done.send(match &result {
                 Ok(()) => Ok(PingAck {
@@ -381,21 +403,14 @@ fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
                 Err(e) => Err(PingError::Storage(e.clone())),
             });
         }
-        for (done, key) in pause_replies {
-            let state = shared
-                .states
-                .read()
-                .expect("heartbeat states lock")
-                .get(&key)
-                .cloned()
-                .unwrap_or_default();
+        for (done, state) in pause_replies {
             let _ = done.send(result.clone().map(|()| state));
         }
         for (done, e) in pause_errors {
             let _ = done.send(Err(e));
         }
         for done in tick_replies {
-            let _ = done.send(());
+            let _ = done.send(result.is_ok());
         }
         if result.is_ok() {
             for t in transitions {
@@ -405,7 +420,7 @@ fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
         }
         // Wake the tasks whose deadlines moved.
         let specs = shared.specs.read().expect("heartbeat specs lock");
-        for key in &dirty {
+        for key in next_states.keys() {
             if let Some(r) = specs.get(key) {
                 r.notify.notify_one();
             }
@@ -453,20 +468,16 @@ fn note_transition(
 }
 
 /// Write each touched state once, then one flush for the whole batch.
-fn persist(shared: &Shared, dirty: &HashSet<MonitorKey>) -> Result<(), String> {
-    {
-        let states = shared.states.read().expect("heartbeat states lock");
-        for key in dirty {
-            if let Some(s) = states.get(key) {
-                shared
-                    .store
-                    .save_heartbeat(key, s)
-                    .map_err(|e| e.to_string())?;
-            }
+fn persist(shared: &Shared, states: &HashMap<MonitorKey, HeartbeatState>) -> Result<(), String> {
+    let written = states
+        .iter()
+        .try_for_each(|(key, s)| shared.store.save_heartbeat(key, s))
+        .and_then(|()| shared.store.sync_to_disk());
+    written.map_err(|e| {
+        // The store's health holds the cause; one line per interval here.
+        if let Some(n) = crate::repeated::STORE_ERRORS.hit("heartbeat-flush") {
+            tracing::error!(error = %e, "heartbeat write failed: pings are answered 503 and change nothing{}", crate::repeated::times(n));
         }
-    }
-    shared.store.sync_to_disk().map_err(|e| {
-        tracing::error!(error = %e, "heartbeat flush failed: pings are answered 503");
         e.to_string()
     })
 }

@@ -57,6 +57,8 @@ pub struct HistoryLog {
 struct Shared {
     dir: PathBuf,
     open: Mutex<OpenSegment>,
+    /// Where the background thread reports a flush or seal that failed.
+    health: super::health::StoreHealth,
 }
 
 #[derive(Default)]
@@ -119,6 +121,14 @@ impl HistoryLog {
     /// Open the segments in `dir` (created if missing), finish what a crash
     /// left half done, and start the flushing and sealing thread.
     pub fn open(dir: &Path) -> io::Result<HistoryLog> {
+        Self::open_reporting(dir, super::health::StoreHealth::default())
+    }
+
+    /// [`HistoryLog::open`], reporting the background thread's failures to `health`.
+    pub fn open_reporting(
+        dir: &Path,
+        health: super::health::StoreHealth,
+    ) -> io::Result<HistoryLog> {
         fs::create_dir_all(dir)?;
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
@@ -138,6 +148,7 @@ impl HistoryLog {
             shared: Arc::new(Shared {
                 dir: dir.to_owned(),
                 open: Mutex::new(OpenSegment::default()),
+                health,
             }),
         };
         log.seal_pending()?;
@@ -403,7 +414,12 @@ fn background(shared: Weak<Shared>) {
             log.seal_pending()
         })();
         if let Err(e) = result {
-            tracing::warn!(error = %e, dir = %log.shared.dir.display(), "check history: flushing or sealing a segment failed");
+            log.shared
+                .health
+                .failed(super::health::StorePart::History, &e);
+            if let Some(n) = crate::repeated::STORE_ERRORS.hit("history-flush") {
+                tracing::warn!(error = %e, dir = %log.shared.dir.display(), "check history: flushing or sealing a segment failed{}", crate::repeated::times(n));
+            }
         }
     }
 }

@@ -32,9 +32,12 @@ use crate::monitor::MonitorKey;
 
 mod codec;
 pub mod days;
+pub mod health;
 pub mod history;
+pub mod watchdog;
 
 use days::{DAY_BYTES, DayFiles, day_slot};
+use health::{StoreHealth, StorePart};
 use history::HistoryLog;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +55,21 @@ pub enum StoreError {
     Undecodable(#[from] codec::DecodeError),
     #[error("check history files: {0}")]
     History(#[from] std::io::Error),
+    #[error("uptime day files: {0}")]
+    Days(std::io::Error),
+}
+
+impl StoreError {
+    /// The part of the database a failed write was in, or `None` for an
+    /// error that is not a failed write (a corrupt record, the lock).
+    fn part(&self) -> Option<StorePart> {
+        match self {
+            StoreError::Sled(_) => Some(StorePart::Sled),
+            StoreError::History(_) => Some(StorePart::History),
+            StoreError::Days(_) => Some(StorePart::Days),
+            StoreError::Locked { .. } | StoreError::Corrupt(_) | StoreError::Undecodable(_) => None,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -171,6 +189,10 @@ pub struct Store {
     entries: std::sync::Arc<std::sync::RwLock<()>>,
     /// sled's log file (`<db>/db`), for [`Store::sync_to_disk`].
     log_file: std::sync::Arc<std::fs::File>,
+    /// Whether writes succeed: every failed write and flush reports here.
+    health: StoreHealth,
+    /// The database directory (the watchdog's probe file goes there).
+    path: std::path::PathBuf,
 }
 
 /// A monitor paused by `pause_monitor`.
@@ -307,8 +329,9 @@ impl Store {
         };
         // The files beside sled are opened only once sled's lock is held:
         // one process at a time, like sled itself.
+        let health = StoreHealth::default();
         let store = Store {
-            history: HistoryLog::open(&path.join("history"))?,
+            history: HistoryLog::open_reporting(&path.join("history"), health.clone())?,
             days: DayFiles::open(&path.join("uptime"))?,
             state: db.open_tree("state")?,
             uptime_hour: db.open_tree("uptime_hour")?,
@@ -320,7 +343,11 @@ impl Store {
                 std::fs::File::open(path.join("db")).map_err(sled::Error::Io)?,
             ),
             db,
+            health,
+            path: path.to_owned(),
         };
+        // A probe the watchdog could not remove (the process died mid-probe).
+        let _ = std::fs::remove_file(watchdog::probe_path(path));
         store.migrate()?;
         Ok(store)
     }
@@ -443,10 +470,28 @@ impl Store {
         state: &ObservedState,
     ) -> Result<()> {
         let id = key.storage_key();
-        self.history
-            .append(&id, micros(rec.at), &codec::encode_check(rec))?;
-        self.save_state(key, state)?;
-        self.count_in_hour(id, hour_of(rec.at), rec)
+        let result = (|| {
+            self.history
+                .append(&id, micros(rec.at), &codec::encode_check(rec))?;
+            self.save_state(key, state)?;
+            self.count_in_hour(id, hour_of(rec.at), rec)
+        })();
+        self.report(result)
+    }
+
+    /// Report a failed write to [`Store::health`]; pass the result on.
+    fn report<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result
+            && let Some(part) = e.part()
+        {
+            self.health.failed(part, e);
+        }
+        result
+    }
+
+    /// Whether the store can write, as its failed writes and flushes said.
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
     }
 
     fn hour_entry(&self, id: &[u8]) -> Result<Option<HourEntry>> {
@@ -480,7 +525,9 @@ impl Store {
     /// Write the entry's current hour, if it has one, into its day file.
     fn fold_current(&self, id: &[u8], entry: &HourEntry) -> Result<()> {
         if let Some((h, r)) = entry.current() {
-            self.days.set_hour(entry.slot, id, h, r)?;
+            self.days
+                .set_hour(entry.slot, id, h, r)
+                .map_err(StoreError::Days)?;
         }
         Ok(())
     }
@@ -546,7 +593,9 @@ impl Store {
                 self.fold_current(&id, &entry)?;
                 // Normally empty; not after a check out of order, a migration
                 // or a monitor declared again within an hour it was checked.
-                self.days.read_hour(entry.slot, &id, hour)?
+                self.days
+                    .read_hour(entry.slot, &id, hour)
+                    .map_err(StoreError::Days)?
             }
         };
         r.checks += 1;
@@ -690,8 +739,12 @@ impl Store {
 
     /// Store a heartbeat's state (made durable by the next [`Store::flush`]).
     pub fn save_heartbeat(&self, key: &MonitorKey, state: &HeartbeatState) -> Result<()> {
-        self.heartbeats
-            .insert(key.storage_key(), serde_json::to_vec(state)?)?;
+        let value = serde_json::to_vec(state)?;
+        self.report(
+            self.heartbeats
+                .insert(key.storage_key(), value)
+                .map_err(StoreError::from),
+        )?;
         Ok(())
     }
 
@@ -755,17 +808,21 @@ impl Store {
     /// once per batch by the heartbeat writer (group commit), so its cost
     /// (about 4 ms on this project's machine) is shared by every ping in it.
     pub fn sync_to_disk(&self) -> Result<()> {
-        self.db.flush()?;
-        self.days.sync()?;
-        self.log_file.sync_data().map_err(sled::Error::Io)?;
-        Ok(())
+        self.report((|| {
+            self.db.flush()?;
+            self.days.sync().map_err(StoreError::Days)?;
+            self.log_file.sync_data().map_err(sled::Error::Io)?;
+            Ok(())
+        })())
     }
 
     pub fn flush(&self) -> Result<()> {
-        self.history.flush()?;
-        self.days.sync()?;
-        self.db.flush()?;
-        Ok(())
+        self.report((|| {
+            self.history.flush()?;
+            self.days.sync().map_err(StoreError::Days)?;
+            self.db.flush()?;
+            Ok(())
+        })())
     }
 
     /// The database, for modules that keep their own trees (alerts, certificates).
