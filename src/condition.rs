@@ -667,7 +667,7 @@ fn parse_right(s: &str, left: &Left) -> Result<Right, String> {
     if left.placeholder.is_time()
         && !left.len
         && parse_number(s).is_none()
-        && let Ok(d) = s.parse::<crate::duration::Duration>()
+        && let Ok(d) = crate::duration::Duration::parse_unbounded(s)
     {
         return Ok(Right::Duration(d.std(), s.to_owned()));
     }
@@ -873,7 +873,7 @@ fn display_str(s: &str, left: &Left, in_list: bool) -> String {
         || s.starts_with(['=', '<', '>', '!'])
         || (in_list && s.contains(','))
         || !matches!(atom(s, false), Atom::Str(_))
-        || (left.placeholder.is_time() && s.parse::<crate::duration::Duration>().is_ok())
+        || (left.placeholder.is_time() && crate::duration::Duration::parse_unbounded(s).is_ok())
         || strip_call(s, "pat").is_some()
         || strip_call(s, "any").is_some();
     if needs_quotes { quote(s) } else { s.to_owned() }

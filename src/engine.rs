@@ -21,6 +21,7 @@ use crate::settings::{DockerEndpoint, Settings};
 use crate::sources::docker::{DockerLabelSource, LabelProblems};
 use crate::sources::file::FileSource;
 use crate::store::{Store, StoreError};
+use crate::supervise::Supervisor;
 
 /// How this process serves: the daemon, or a stdio MCP server that found no
 /// daemon and runs the pipeline itself.
@@ -63,6 +64,8 @@ pub struct App {
     pub status: crate::status::StatusStore,
     /// Image update scan results.
     pub updates: crate::updates::scan::UpdateStore,
+    /// Panics of the long-lived tasks (restarted, and shown in get_health).
+    pub tasks: Supervisor,
 }
 
 /// A connected Kubernetes API: the client (for pod logs) and the pod model
@@ -82,6 +85,7 @@ impl App {
 /// Open the database and start the pipeline on the current runtime.
 pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreError> {
     let store = Store::open(&settings.db)?;
+    let tasks = Supervisor::default();
     crate::checks::certificate::set_extra_ca_file(settings.extra_ca_file.clone());
     let observed = ObservedMap::default();
     let alerts = crate::alerts::AlertStore::new(&store)?;
@@ -98,11 +102,16 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     )
     // A running maintenance window silences the alerts in its scope.
     .with_silence(crate::status::scope::silence_predicate(status.clone()));
-    tokio::spawn(engine.run(signals_rx));
-    tokio::spawn(crate::memory::trim_periodically(
-        std::time::Duration::from_secs(30),
-    ));
-    let heartbeats = HeartbeatHub::start(store.clone())?;
+    // The receiver outlives a panicking engine, so a restart loses no signal.
+    let signals_rx = Arc::new(tokio::sync::Mutex::new(signals_rx));
+    tasks.spawn("alert-engine", move || {
+        let (engine, rx) = (engine.clone(), signals_rx.clone());
+        async move { engine.run_from(&mut *rx.lock().await).await }
+    });
+    tasks.spawn("memory-trim", || {
+        crate::memory::trim_periodically(std::time::Duration::from_secs(30))
+    });
+    let heartbeats = HeartbeatHub::start_supervised(store.clone(), tasks.clone())?;
     let ctx = CheckContext {
         store: store.clone(),
         clients: HttpClients::new(),
@@ -113,18 +122,25 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 
     let (updates_tx, updates_rx) = mpsc::channel(16);
     let (desired_tx, desired_rx) = watch::channel(Arc::new(DesiredState::default()));
-    tokio::spawn(desired::run(updates_rx, desired_tx));
+    // The desired store and the reconciler own state a fresh start would not
+    // have (the sources' last sets, the running checks): not restarted.
+    tasks.spawn_once("desired-state", desired::run(updates_rx, desired_tx));
 
-    tokio::spawn(crate::alerts::heartbeats::forward(
-        heartbeats.subscribe(),
-        desired_rx.clone(),
-        crate::alerts::SignalSender::new(signals_tx),
-    ));
+    {
+        let (hub, desired, signals) = (heartbeats.clone(), desired_rx.clone(), signals_tx.clone());
+        tasks.spawn("heartbeat-alerts", move || {
+            crate::alerts::heartbeats::forward(
+                hub.subscribe(),
+                desired.clone(),
+                crate::alerts::SignalSender::new(signals.clone()),
+            )
+        });
+    }
 
     let reconciler = Reconciler::new(ctx);
     let reconcile = reconciler.status();
     let running = reconciler.index();
-    tokio::spawn(reconciler.run(desired_rx.clone()));
+    tasks.spawn_once("reconciler", reconciler.run(desired_rx.clone()));
 
     let runtimes = Runtimes::default();
     let history = History::open(&store)?;
@@ -133,45 +149,41 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     if docker == DockerEndpoint::Disabled {
         tracing::info!("Docker disabled (MAINTENANT_DOCKER=false, or no /var/run/docker.sock)");
     } else {
-        tokio::spawn(
-            DockerRuntime {
-                endpoint: docker.clone(),
-                runtimes: runtimes.clone(),
-                history: history.clone(),
-                stats_interval: settings.docker_stats_interval.std(),
-            }
-            .run(),
-        );
-        tokio::spawn(
-            DockerLabelSource {
-                flavor: crate::sources::docker::Flavor::Docker,
-                runtimes: runtimes.clone(),
-                grace: settings.docker_grace.std(),
-                location: docker.display(),
-                problems: label_problems.clone(),
-            }
-            .run(updates_tx.clone()),
-        );
+        let runtime = DockerRuntime {
+            endpoint: docker.clone(),
+            runtimes: runtimes.clone(),
+            history: history.clone(),
+            stats_interval: settings.docker_stats_interval.std(),
+        };
+        tasks.spawn("docker-runtime", move || runtime.clone().run());
+        let source = DockerLabelSource {
+            flavor: crate::sources::docker::Flavor::Docker,
+            runtimes: runtimes.clone(),
+            grace: settings.docker_grace.std(),
+            location: docker.display(),
+            problems: label_problems.clone(),
+        };
+        let tx = updates_tx.clone();
+        tasks.spawn("docker-labels", move || source.clone().run(tx.clone()));
     }
     let updates = crate::updates::scan::UpdateStore::new(&store)?;
     if docker != DockerEndpoint::Disabled {
-        start_update_scans(&settings, runtimes.clone(), updates.clone());
+        start_update_scans(&settings, runtimes.clone(), updates.clone(), &tasks);
     }
     let host = HostView::default();
-    tokio::spawn(
-        HostSampler {
-            host_proc: settings.host_proc.clone(),
-            view: host.clone(),
-        }
-        .run(),
-    );
+    let sampler = HostSampler {
+        host_proc: settings.host_proc.clone(),
+        view: host.clone(),
+    };
+    tasks.spawn("host-sampler", move || sampler.clone().run());
 
     match settings.config_path() {
         Some(path) => {
             let mut source = FileSource::new(path);
             source.settle = settings.config_settle.std();
             source.alerting = Some(alerting_tx);
-            tokio::spawn(source.run(updates_tx.clone()));
+            let tx = updates_tx.clone();
+            tasks.spawn("file-source", move || source.clone().run(tx.clone()));
         }
         None => {
             tracing::warn!("no monitors file: set MAINTENANT_CONFIG or create ./maintenant.yaml")
@@ -186,6 +198,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         updates_tx.clone(),
         desired_rx.clone(),
         observed.clone(),
+        &tasks,
     )
     .await;
 
@@ -193,8 +206,11 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         store.clone(),
         settings.store_exit_after(),
     ));
-    tokio::spawn(retention(store.clone(), settings.retention.std()));
-    tokio::spawn(alert_retention(alerts.clone(), settings.retention.std()));
+    {
+        let (s, a, keep) = (store.clone(), alerts.clone(), settings.retention.std());
+        tasks.spawn("retention", move || retention(s.clone(), keep));
+        tasks.spawn("alert-retention", move || alert_retention(a.clone(), keep));
+    }
 
     Ok(Arc::new(App {
         settings,
@@ -215,6 +231,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         kubernetes,
         status,
         updates,
+        tasks,
     }))
 }
 
@@ -229,6 +246,7 @@ async fn start_kubernetes(
     updates: mpsc::Sender<SourceUpdate>,
     desired: watch::Receiver<Arc<DesiredState>>,
     observed: ObservedMap,
+    tasks: &Supervisor,
 ) -> Option<KubeRuntime> {
     use crate::kubeclient::{self, Namespaces};
     use crate::sources::kubernetes::KubernetesSource;
@@ -273,36 +291,41 @@ async fn start_kubernetes(
     let namespaces = Namespaces::from_settings(settings);
     tracing::info!(namespaces = %namespaces.describe(), "watching Monitor resources");
     let (resources_tx, resources_rx) = watch::channel(Arc::default());
-    tokio::spawn(
-        KubernetesSource {
-            client: client.clone(),
-            namespaces: namespaces.clone(),
-        }
-        .run(updates.clone(), resources_tx),
-    );
+    let source = KubernetesSource {
+        client: client.clone(),
+        namespaces: namespaces.clone(),
+    };
+    let tx = updates.clone();
+    tasks.spawn("kubernetes-source", move || {
+        source.clone().run(tx.clone(), resources_tx.clone())
+    });
     let pods = crate::runtime::kubernetes::Pods::feeding(runtimes.clone());
-    tokio::spawn(
-        DockerLabelSource {
-            flavor: crate::sources::docker::Flavor::Pods,
-            runtimes: runtimes.clone(),
-            grace: settings.docker_grace.std(),
-            location: format!("pod annotations in {}", namespaces.describe()),
-            problems: pod_problems.clone(),
-        }
-        .run(updates.clone()),
-    );
-    tokio::spawn(crate::runtime::kubernetes::watch(
-        client.clone(),
-        namespaces.clone(),
-        pods.clone(),
-    ));
+    let source = DockerLabelSource {
+        flavor: crate::sources::docker::Flavor::Pods,
+        runtimes: runtimes.clone(),
+        grace: settings.docker_grace.std(),
+        location: format!("pod annotations in {}", namespaces.describe()),
+        problems: pod_problems.clone(),
+    };
+    let tx = updates.clone();
+    tasks.spawn("pod-annotations", move || source.clone().run(tx.clone()));
+    {
+        let (c, ns, p) = (client.clone(), namespaces.clone(), pods.clone());
+        tasks.spawn("kubernetes-pods", move || {
+            crate::runtime::kubernetes::watch(c.clone(), ns.clone(), p.clone())
+        });
+    }
     let writer = StatusWriter {
         client: client.clone(),
         min_gap: settings.kubernetes_status_interval.std(),
         refresh: std::time::Duration::from_secs(300).max(settings.kubernetes_status_interval.std()),
         heartbeats: Some(heartbeats),
     };
-    tokio::spawn(writer.run(resources_rx, desired, observed));
+    tasks.spawn("kubernetes-status", move || {
+        writer
+            .clone()
+            .run(resources_rx.clone(), desired.clone(), observed.clone())
+    });
     Some(KubeRuntime { client, pods })
 }
 
@@ -312,6 +335,7 @@ fn start_update_scans(
     settings: &Settings,
     runtimes: Runtimes,
     store: crate::updates::scan::UpdateStore,
+    tasks: &Supervisor,
 ) {
     use crate::updates::registry::{Credentials, RegistryClient};
     let path = settings.docker_config.clone().unwrap_or_else(|| {
@@ -335,7 +359,7 @@ fn start_update_scans(
             .std()
             .max(std::time::Duration::from_secs(1)),
     );
-    tokio::spawn(scanner.run());
+    tasks.spawn("update-scans", move || scanner.clone().run());
 }
 
 /// Prune old results every ten minutes.

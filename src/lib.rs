@@ -34,5 +34,6 @@ pub mod settings;
 pub mod sources;
 pub mod status;
 pub mod store;
+pub mod supervise;
 pub mod updates;
 pub mod views;

@@ -21,6 +21,11 @@ pub mod heartbeats;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
+/// Largest list offset a cursor may carry: far past any list maintenant keeps
+/// (10k monitors is the tested scale), so `offset + limit` never overflows.
+pub const MAX_OFFSET: usize = 10_000_000;
+/// Longest cursor accepted (ours are under 40 characters).
+const MAX_CURSOR_CHARS: usize = 100;
 
 /// A bounded page of a list.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -59,9 +64,13 @@ fn encode_cursor(kind: char, n: i128) -> String {
 fn decode_cursor(kind: char, cursor: &str) -> Result<i128, ReadError> {
     let bad = || {
         ReadError::BadArgument(format!(
-            "invalid cursor {cursor:?}: pass the next_cursor of the previous answer unchanged"
+            "invalid cursor {:?}: pass the next_cursor of the previous answer unchanged",
+            cursor.chars().take(MAX_CURSOR_CHARS).collect::<String>()
         ))
     };
+    if cursor.len() > MAX_CURSOR_CHARS {
+        return Err(bad());
+    }
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| bad())?;
@@ -84,13 +93,22 @@ pub fn paginate<T>(
 ) -> Result<Page<T>, ReadError> {
     let limit = clamp_limit(limit);
     let offset = match cursor {
-        Some(c) if !c.is_empty() => usize::try_from(decode_cursor('o', c)?)
-            .map_err(|_| ReadError::BadArgument("invalid cursor".into()))?,
+        Some(c) if !c.is_empty() => {
+            let n = decode_cursor('o', c)?;
+            usize::try_from(n)
+                .ok()
+                .filter(|&o| o <= MAX_OFFSET)
+                .ok_or_else(|| {
+                    ReadError::BadArgument(format!(
+                        "invalid cursor: offset {n} is outside 0..={MAX_OFFSET}; pass the next_cursor of the previous answer unchanged"
+                    ))
+                })?
+        }
         _ => 0,
     };
     let total = items.len();
-    let next_cursor =
-        (offset + limit < total).then(|| encode_cursor('o', (offset + limit) as i128));
+    let end = offset.saturating_add(limit);
+    let next_cursor = (end < total).then(|| encode_cursor('o', end as i128));
     let items = items.into_iter().skip(offset).take(limit).collect();
     Ok(Page {
         items,
@@ -434,8 +452,14 @@ pub fn endpoint_history(
         Some(c) if !c.is_empty() => {
             let micros = decode_cursor('t', c)?;
             Some(
-                OffsetDateTime::from_unix_timestamp_nanos(micros * 1000)
-                    .map_err(|_| ReadError::BadArgument("invalid cursor".into()))?,
+                micros
+                    .checked_mul(1000)
+                    .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+                    .ok_or_else(|| {
+                        ReadError::BadArgument(format!(
+                            "invalid cursor: time {micros} is out of range; pass the next_cursor of the previous answer unchanged"
+                        ))
+                    })?,
             )
         }
         _ => None,

@@ -106,6 +106,7 @@ struct Reading {
     net: Vec<(String, u64, u64)>,
 }
 
+#[derive(Clone)]
 pub struct HostSampler {
     pub host_proc: Option<PathBuf>,
     pub view: HostView,

@@ -312,6 +312,12 @@ impl AlertEngine {
     }
 
     pub async fn run(self, mut signals: mpsc::UnboundedReceiver<Signal>) {
+        self.run_from(&mut signals).await
+    }
+
+    /// [`Self::run`] on a borrowed receiver, so a supervisor that restarts the
+    /// engine after a panic keeps the channel and what is queued in it.
+    pub async fn run_from(self, signals: &mut mpsc::UnboundedReceiver<Signal>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -18,6 +18,9 @@ pub(crate) const DEFAULT_CERT_INTERVAL: Duration =
 pub(crate) const DEFAULT_WARN_DAYS: [u32; 5] = [30, 14, 7, 3, 1];
 const DEFAULT_RETRIES: u32 = 3;
 const MAX_RETRIES: u32 = 10;
+/// A warning more than a year ahead is noise (public certificates live at most 398 days).
+pub(crate) const MAX_WARN_DAYS: u32 = 366;
+const MAX_WARN_DAYS_ENTRIES: usize = 20;
 const DEFAULT_BACKOFF: Duration = Duration(std::time::Duration::from_secs(1));
 const DEFAULT_CHANNEL_TIMEOUT: Duration = Duration(std::time::Duration::from_secs(10));
 
@@ -116,6 +119,21 @@ pub(crate) fn resolve(
             push(
                 loc.value(&at("certificates", i, &["warn_days"])),
                 "warn_days is empty: give at least one number of days, like [30, 7]".into(),
+            );
+        }
+        if warn_days.len() > MAX_WARN_DAYS_ENTRIES {
+            push(
+                loc.value(&at("certificates", i, &["warn_days"])),
+                format!(
+                    "warn_days has {} entries: at most {MAX_WARN_DAYS_ENTRIES}",
+                    warn_days.len()
+                ),
+            );
+        }
+        if let Some(d) = warn_days.iter().find(|&&d| d > MAX_WARN_DAYS) {
+            push(
+                loc.value(&at("certificates", i, &["warn_days"])),
+                format!("warn_days {d} is too large: at most {MAX_WARN_DAYS} days"),
             );
         }
         if warn_days.contains(&0) {

@@ -21,6 +21,22 @@ pub(crate) const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
 pub(crate) const DEFAULT_RECOVERY_THRESHOLD: u32 = 2;
 pub(crate) const DEFAULT_MAX_REDIRECTS: u32 = 10;
 pub(crate) const MAX_NAME_CHARS: usize = 128;
+/// Largest failure, recovery or restart threshold: a check that must fail
+/// more often than this before it is down is never down in practice.
+pub(crate) const MAX_THRESHOLD: u32 = 1000;
+/// Largest `max_redirects` (browsers stop at about 20).
+pub(crate) const MAX_REDIRECTS: u32 = 50;
+
+/// `field` must be within `min..=max` (the bound named in the error).
+pub(crate) fn check_count(field: &str, v: u32, min: u32, max: u32) -> Result<(), String> {
+    if v < min {
+        Err(format!("{field} must be at least {min}"))
+    } else if v > max {
+        Err(format!("{field} is {v}: at most {max}"))
+    } else {
+        Ok(())
+    }
+}
 
 /// A problem, at a position of the original text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,11 +149,8 @@ pub(crate) fn resolve(file: &MonitorsFile, loc: &Locator<'_>) -> (Vec<Resolved>,
         ("failure_threshold", d.failure_threshold),
         ("recovery_threshold", d.recovery_threshold),
     ] {
-        if v == Some(0) {
-            push(
-                loc.default_value(field),
-                format!("{field} must be at least 1"),
-            );
+        if let Some(Err(m)) = v.map(|v| check_count(field, v, 1, MAX_THRESHOLD)) {
+            push(loc.default_value(field), m);
         }
     }
 
@@ -205,11 +218,8 @@ pub(crate) fn resolve(file: &MonitorsFile, loc: &Locator<'_>) -> (Vec<Resolved>,
             ("failure_threshold", decl.failure_threshold),
             ("recovery_threshold", decl.recovery_threshold),
         ] {
-            if v == Some(0) {
-                push(
-                    loc.field_value(i, field),
-                    format!("{field} must be at least 1"),
-                );
+            if let Some(Err(m)) = v.map(|v| check_count(field, v, 1, MAX_THRESHOLD)) {
+                push(loc.field_value(i, field), m);
             }
         }
 
@@ -444,6 +454,12 @@ fn check_endpoint_fields(
     loc: &Locator<'_>,
     push: &mut impl FnMut(Pos, String),
 ) {
+    if let Some(Err(m)) = decl
+        .max_redirects
+        .map(|v| check_count("max_redirects", v, 0, MAX_REDIRECTS))
+    {
+        push(loc.field_value(i, "max_redirects"), m);
+    }
     if decl.expected_status.as_ref().is_some_and(Vec::is_empty) {
         push(
             loc.field_value(i, "expected_status"),

@@ -124,6 +124,14 @@ impl Drop for RegistrationGuard {
 impl HeartbeatHub {
     /// Load stored states and start the writer thread.
     pub fn start(store: Store) -> Result<HeartbeatHub, StoreError> {
+        Self::start_supervised(store, crate::supervise::Supervisor::default())
+    }
+
+    /// [`Self::start`], the writer's panics recorded in `tasks` (get_health).
+    pub fn start_supervised(
+        store: Store,
+        tasks: crate::supervise::Supervisor,
+    ) -> Result<HeartbeatHub, StoreError> {
         let mut states = HashMap::new();
         for (key, mut state) in store.load_heartbeats()? {
             // The pause record is the truth `is_paused` answers from.
@@ -145,7 +153,7 @@ impl HeartbeatHub {
         let writer_shared = shared.clone();
         std::thread::Builder::new()
             .name("heartbeat-writer".into())
-            .spawn(move || writer(writer_shared, rx))
+            .spawn(move || supervised_writer(&writer_shared, rx, &tasks))
             .expect("start the heartbeat writer thread");
         Ok(HeartbeatHub {
             shared,
@@ -302,6 +310,37 @@ impl HeartbeatHub {
     }
 }
 
+/// Run [`writer`] again after a panic (the commands of the batch it was
+/// applying are answered with an error as their reply channels drop): one
+/// bad heartbeat must not stop every ping. The panic shows in get_health.
+fn supervised_writer(
+    shared: &Shared,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    tasks: &crate::supervise::Supervisor,
+) {
+    let mut backoff = crate::supervise::FIRST_BACKOFF;
+    loop {
+        let run =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer(shared, &mut rx)));
+        let Err(payload) = run else { return };
+        tasks.record(
+            WRITER_TASK,
+            crate::supervise::panic_message(payload),
+            crate::supervise::TaskState::Running,
+        );
+        // States are whole values replaced in one assignment: a lock poisoned
+        // by the panic guards nothing half-written.
+        shared.states.clear_poison();
+        shared.specs.clear_poison();
+        shared.routes.clear_poison();
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(crate::supervise::MAX_BACKOFF);
+    }
+}
+
+/// The writer thread's name in get_health.
+pub const WRITER_TASK: &str = "heartbeat-writer";
+
 /// The writer loop: batch, apply, write, flush once, then answer.
 ///
 /// A batch's new states are computed beside the live ones and become live
@@ -309,7 +348,7 @@ impl HeartbeatHub {
 /// nothing (its pings answer 503, its transitions are dropped, a deadline
 /// is evaluated again at the next tick), so what readers see and what the
 /// alert engine hears is what a restart would find.
-fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
+fn writer(shared: &Shared, rx: &mut mpsc::UnboundedReceiver<Command>) {
     let mut batch = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);

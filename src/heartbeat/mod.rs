@@ -167,9 +167,9 @@ pub fn deadlines(state: &HeartbeatState, spec: &HeartbeatSpec) -> Deadlines {
         .anchor
         .and_then(|a| schedule::next_due(&spec.schedule, a));
     let down_at = match state.status {
-        HeartbeatStatus::Up | HeartbeatStatus::Late => due.map(|d| d + grace(spec)),
+        HeartbeatStatus::Up | HeartbeatStatus::Late => due.and_then(|d| d.checked_add(grace(spec))),
         // A run that started must finish within grace.
-        HeartbeatStatus::Started => state.started_at.map(|s| s + grace(spec)),
+        HeartbeatStatus::Started => state.started_at.and_then(|s| s.checked_add(grace(spec))),
         _ => None,
     };
     Deadlines { due, down_at }

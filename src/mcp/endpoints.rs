@@ -44,9 +44,16 @@ pub(super) fn parse_since(s: &str) -> Result<OffsetDateTime, ReadError> {
         return Ok(t);
     }
     match s.parse::<crate::duration::Duration>() {
-        Ok(d) => Ok(OffsetDateTime::now_utc() - d.std()),
+        // Durations are at most 366d (crate::duration::MAX): this cannot overflow.
+        Ok(d) => OffsetDateTime::now_utc()
+            .checked_sub(time::Duration::try_from(d.std()).unwrap_or(time::Duration::ZERO))
+            .ok_or_else(|| ReadError::BadArgument(format!("since {s:?} is too far back"))),
+        Err(e) if e.is_too_long() => Err(ReadError::BadArgument(format!(
+            "since: {e}; for older checks give an RFC 3339 time"
+        ))),
         Err(_) => Err(ReadError::BadArgument(format!(
-            "invalid since {s:?}: use an RFC 3339 time like 2026-11-25T10:00:00Z or an age like 1h or 7d"
+            "invalid since {:?}: use an RFC 3339 time like 2026-11-25T10:00:00Z or an age like 1h or 7d",
+            s.chars().take(40).collect::<String>()
         ))),
     }
 }

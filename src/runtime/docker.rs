@@ -50,6 +50,7 @@ const RECORDED: [&str; 10] = [
     "destroy",
 ];
 
+#[derive(Clone)]
 pub struct DockerRuntime {
     pub endpoint: DockerEndpoint,
     pub runtimes: Runtimes,

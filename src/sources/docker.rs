@@ -70,6 +70,7 @@ pub fn declaring_unit(c: &Container) -> String {
     }
 }
 
+#[derive(Clone)]
 pub struct DockerLabelSource {
     pub flavor: Flavor,
     pub runtimes: Runtimes,

@@ -31,6 +31,7 @@ use crate::monitor::DeclaredMonitor;
 /// than half of them, is reported (it is still applied: it is valid).
 const MASS_STOP_MIN: usize = 5;
 
+#[derive(Clone)]
 pub struct FileSource {
     pub path: PathBuf,
     /// Quiet time after events that replace or remove a file (a rename, a

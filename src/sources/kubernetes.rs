@@ -44,6 +44,7 @@ pub struct Resource {
 /// Every `Monitor` resource seen, keyed by namespace and name.
 pub type Resources = BTreeMap<ObjectKey, Resource>;
 
+#[derive(Clone)]
 pub struct KubernetesSource {
     pub client: Client,
     pub namespaces: Namespaces,

@@ -27,6 +27,7 @@ use crate::observed::ObservedMap;
 use crate::sources::kubernetes::{ObjectKey, Resource, Resources};
 use crate::store::Status;
 
+#[derive(Clone)]
 pub struct StatusWriter {
     pub client: Client,
     pub min_gap: Duration,

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::model::{AlertDecl, EndpointSpec, HttpMethod, Severity, StatusPattern};
-use crate::config::validate::{check_name, classify_url};
+use crate::config::validate::{MAX_REDIRECTS, MAX_THRESHOLD, check_name, classify_url};
 use crate::duration::Duration;
 
 pub const PREFIX: &str = "maintenant.";
@@ -102,12 +102,15 @@ fn parse_duration(label: &str, v: &str) -> Result<Duration, LabelProblem> {
         .map_err(|e| problem(label, format!("{e} (write 30s, 5m, 1h)")))
 }
 
-fn parse_count(label: &str, v: &str, min: u32) -> Result<u32, LabelProblem> {
+fn parse_count(label: &str, v: &str, min: u32, max: u32) -> Result<u32, LabelProblem> {
     match v.trim().parse::<u32>() {
-        Ok(n) if n >= min => Ok(n),
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(problem(
             label,
-            format!("{v:?} is not a whole number of at least {min}"),
+            format!(
+                "{:?} is not a whole number from {min} to {max}",
+                v.chars().take(40).collect::<String>()
+            ),
         )),
     }
 }
@@ -215,7 +218,7 @@ fn parse_common(
             })
         }
         "alert.restart_threshold" | "alert.restart-threshold" => {
-            out.alert.restart_threshold = Some(parse_count(key, value, 1)?)
+            out.alert.restart_threshold = Some(parse_count(key, value, 1, MAX_THRESHOLD)?)
         }
         "alert.channels" => {
             out.alert.channels = value
@@ -368,10 +371,10 @@ pub fn parse_endpoint(
             }),
         )
     });
-    let failure_threshold =
-        get("failure-threshold").and_then(|(k, v)| take(&mut problems, parse_count(k, v, 1)));
-    let recovery_threshold =
-        get("recovery-threshold").and_then(|(k, v)| take(&mut problems, parse_count(k, v, 1)));
+    let failure_threshold = get("failure-threshold")
+        .and_then(|(k, v)| take(&mut problems, parse_count(k, v, 1, MAX_THRESHOLD)));
+    let recovery_threshold = get("recovery-threshold")
+        .and_then(|(k, v)| take(&mut problems, parse_count(k, v, 1, MAX_THRESHOLD)));
     let method = get("http.method").and_then(|(k, v)| {
         take(
             &mut problems,
@@ -400,8 +403,8 @@ pub fn parse_endpoint(
     });
     let tls_verify =
         get("http.tls-verify").and_then(|(k, v)| take(&mut problems, parse_bool(k, v)));
-    let max_redirects =
-        get("http.max-redirects").and_then(|(k, v)| take(&mut problems, parse_count(k, v, 0)));
+    let max_redirects = get("http.max-redirects")
+        .and_then(|(k, v)| take(&mut problems, parse_count(k, v, 0, MAX_REDIRECTS)));
     let headers = get("http.headers").and_then(|(k, v)| take(&mut problems, parse_headers(k, v)));
     let body = get("http.body").map(|(_, v)| v.to_owned());
 

@@ -259,6 +259,7 @@ impl UpdateStore {
     }
 }
 
+#[derive(Clone)]
 pub struct Scanner {
     pub runtimes: Runtimes,
     pub client: RegistryClient,
