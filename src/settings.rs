@@ -185,6 +185,33 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_DOCKER_CONFIG")]
     pub docker_config: Option<PathBuf>,
 
+    /// Networks (CIDRs, comma-separated) that monitors declared by Docker
+    /// labels, pod annotations and `Monitor` resources may not connect to,
+    /// besides the built-in 169.254.0.0/16, fe80::/10, fd00:ec2::254 and the
+    /// listen address. The most specific rule of DENY and ALLOW wins.
+    #[arg(long, env = "MAINTENANT_TARGET_DENY", value_delimiter = ',')]
+    pub target_deny: Vec<String>,
+
+    /// Networks (CIDRs, comma-separated) those monitors may connect to even
+    /// inside a denied one (e.g. 169.254.10.0/24 out of the link-local default).
+    #[arg(long, env = "MAINTENANT_TARGET_ALLOW", value_delimiter = ',')]
+    pub target_allow: Vec<String>,
+
+    /// Hold the monitors file to the target policy too (by default it is the
+    /// operator's own and unrestricted).
+    #[arg(long, env = "MAINTENANT_TARGET_POLICY_FILE", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub target_policy_file: bool,
+
+    /// Token realms (`host` or `host:port`, comma-separated, `*` for any) that
+    /// may receive a registry's Docker-config credentials although they are on
+    /// another host than the registry. Docker Hub's auth.docker.io always may.
+    #[arg(
+        long,
+        env = "MAINTENANT_REGISTRY_ALLOW_CROSS_HOST_REALM",
+        value_delimiter = ','
+    )]
+    pub registry_allow_cross_host_realm: Vec<String>,
+
     /// Registries (`host:port`) spoken to over plain HTTP, comma-separated
     /// (loopback registries always are).
     #[arg(long, env = "MAINTENANT_INSECURE_REGISTRIES", value_delimiter = ',')]

@@ -6,6 +6,7 @@ pub mod certificate;
 pub mod heartbeat;
 pub mod probe;
 mod scheduler;
+pub mod targets;
 
 pub use scheduler::Scheduler;
 

@@ -10,12 +10,19 @@
 //!   read when a condition needs the body.
 //! - The body is read only when a condition needs it, and at most 1 MiB of it
 //!   (the rest is ignored).
+//! - A restricted monitor (one declared by a label, an annotation or a
+//!   `Monitor` resource, see `targets`) uses its own clients, whose resolver
+//!   filters addresses by the target policy, and follows redirects here, hop
+//!   by hop, so every address it connects to is checked (reqwest does not
+//!   call the resolver for an IP-literal URL).
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::targets::{PolicyResolver, Refusal, ResolveError, TargetPolicy};
 use crate::condition::CheckFacts;
 use crate::config::model::{EndpointSpec, HttpMethod, StatusPattern, StatusPatternRepr, Target};
 
@@ -27,16 +34,57 @@ const USER_AGENT: &str = concat!("maintenant/", env!("CARGO_PKG_VERSION"));
 /// Shared HTTP clients. reqwest fixes redirect policy and certificate
 /// verification per client, so one client is kept per (tls_verify,
 /// max_redirects) pair and shared by every check that uses it.
+///
+/// Restricted monitors have their own clients (they must never share a
+/// pooled connection with an unrestricted one), one per (tls_verify, "the
+/// port is maintenant's own"): reqwest's resolver is not told the port, so
+/// the own-address rule is decided by which client is used.
 #[derive(Clone)]
 pub struct HttpClients {
     clients: Arc<Mutex<HashMap<(bool, u32), reqwest::Client>>>,
+    restricted: Arc<Mutex<HashMap<(bool, bool), reqwest::Client>>>,
+    policy: Arc<TargetPolicy>,
 }
 
 impl HttpClients {
     pub fn new() -> Self {
+        HttpClients::with_policy(TargetPolicy::default())
+    }
+
+    /// Clients whose restricted checks follow `policy`.
+    pub fn with_policy(policy: TargetPolicy) -> Self {
         HttpClients {
             clients: Arc::new(Mutex::new(HashMap::new())),
+            restricted: Arc::new(Mutex::new(HashMap::new())),
+            policy: Arc::new(policy),
         }
+    }
+
+    pub fn policy(&self) -> &Arc<TargetPolicy> {
+        &self.policy
+    }
+
+    /// The restricted client for this pair: no redirects (followed by
+    /// [`send_restricted`]), the policy's resolver.
+    fn restricted(&self, tls_verify: bool, own_port: bool) -> Result<reqwest::Client, String> {
+        let mut map = self.restricted.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(&(tls_verify, own_port)) {
+            return Ok(c.clone());
+        }
+        let resolver = PolicyResolver {
+            policy: self.policy.clone(),
+            port: if own_port {
+                self.policy.own_port().unwrap_or(0)
+            } else {
+                0
+            },
+        };
+        let client = builder(tls_verify, reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(resolver))
+            .build()
+            .map_err(|e| format!("could not build the HTTP client: {}", innermost(&e)))?;
+        map.insert((tls_verify, own_port), client.clone());
+        Ok(client)
     }
 
     /// The client for this pair, built on first use.
@@ -67,14 +115,20 @@ impl Default for HttpClients {
 }
 
 fn build_client(tls_verify: bool, max_redirects: u32) -> Result<reqwest::Client, String> {
-    // reqwest panics when no rustls provider is installed; the process
-    // installs ring at start, this makes sure of it (a no-op when done).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let redirect = if max_redirects == 0 {
         reqwest::redirect::Policy::none()
     } else {
         reqwest::redirect::Policy::limited(max_redirects as usize)
     };
+    builder(tls_verify, redirect)
+        .build()
+        .map_err(|e| format!("could not build the HTTP client: {}", innermost(&e)))
+}
+
+fn builder(tls_verify: bool, redirect: reqwest::redirect::Policy) -> reqwest::ClientBuilder {
+    // reqwest panics when no rustls provider is installed; the process
+    // installs ring at start, this makes sure of it (a no-op when done).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .tls_backend_rustls()
         .tls_info(true)
@@ -83,8 +137,6 @@ fn build_client(tls_verify: bool, max_redirects: u32) -> Result<reqwest::Client,
         .pool_max_idle_per_host(2)
         .user_agent(USER_AGENT)
         .no_proxy()
-        .build()
-        .map_err(|e| format!("could not build the HTTP client: {}", innermost(&e)))
 }
 
 /// The result of one check.
@@ -100,6 +152,11 @@ pub struct ProbeOutcome {
     pub error: Option<String>,
     /// When the served certificate expires (https only).
     pub certificate_not_after: Option<time::OffsetDateTime>,
+    /// `error` without the values conditions read from the body: what may be
+    /// shown to whoever declared the monitor (a `Monitor` resource's status).
+    pub public_error: Option<String>,
+    /// The target policy refused the connection (no packet was sent to it).
+    pub refused: Option<Refusal>,
 }
 
 impl ProbeOutcome {
@@ -108,17 +165,43 @@ impl ProbeOutcome {
             up: false,
             status: None,
             response_time,
+            public_error: Some(error.clone()),
             error: Some(error),
             certificate_not_after: None,
+            refused: None,
+        }
+    }
+
+    fn refused(r: Refusal, response_time: Duration) -> Self {
+        ProbeOutcome {
+            refused: Some(r.clone()),
+            ..ProbeOutcome::failed(r.to_string(), response_time)
         }
     }
 }
 
+/// One check of a monitor the target policy does not apply to.
 pub async fn probe(spec: &EndpointSpec, clients: &HttpClients) -> ProbeOutcome {
+    probe_as(spec, clients, false).await
+}
+
+/// One check; `restricted`: held to the clients' target policy.
+pub async fn probe_as(
+    spec: &EndpointSpec,
+    clients: &HttpClients,
+    restricted: bool,
+) -> ProbeOutcome {
+    let policy = restricted.then(|| clients.policy.as_ref());
     match &spec.target {
-        Target::Http { url } => probe_http(spec, url, clients).await,
-        Target::Tcp { host, port } => probe_tcp(spec, host, *port).await,
+        Target::Http { url } => probe_http(spec, url, clients, restricted).await,
+        Target::Tcp { host, port } => probe_tcp(spec, host, *port, policy).await,
     }
+}
+
+/// Why a request got no response.
+enum SendError {
+    Refused(Refusal),
+    Failed(String),
 }
 
 fn timed_out(spec: &EndpointSpec) -> String {
@@ -127,38 +210,171 @@ fn timed_out(spec: &EndpointSpec) -> String {
 
 // ---------------------------------------------------------------- HTTP
 
-async fn probe_http(spec: &EndpointSpec, url: &str, clients: &HttpClients) -> ProbeOutcome {
-    let client = match clients.get(spec.tls_verify, spec.max_redirects) {
-        Ok(c) => c,
-        Err(e) => return ProbeOutcome::failed(e, Duration::ZERO),
-    };
-    let mut request = client
-        .request(method(spec.method), url)
-        .timeout(spec.timeout.std());
+fn header_map(spec: &EndpointSpec) -> Result<reqwest::header::HeaderMap, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
     for (name, value) in &spec.headers {
         let Ok(name) = reqwest::header::HeaderName::from_bytes(name.as_bytes()) else {
-            return ProbeOutcome::failed(format!("invalid header name {name:?}"), Duration::ZERO);
+            return Err(format!("invalid header name {name:?}"));
         };
         let Ok(value) = reqwest::header::HeaderValue::from_str(value) else {
-            return ProbeOutcome::failed(
-                format!("invalid value for header {name}"),
-                Duration::ZERO,
-            );
+            return Err(format!("invalid value for header {name}"));
         };
-        request = request.header(name, value);
+        headers.append(name, value);
     }
+    Ok(headers)
+}
+
+/// One request on the shared clients; reqwest follows the redirects.
+async fn send_pooled(
+    spec: &EndpointSpec,
+    url: &str,
+    headers: reqwest::header::HeaderMap,
+    clients: &HttpClients,
+) -> Result<reqwest::Response, SendError> {
+    let client = clients
+        .get(spec.tls_verify, spec.max_redirects)
+        .map_err(SendError::Failed)?;
+    let mut request = client
+        .request(method(spec.method), url)
+        .headers(headers)
+        .timeout(spec.timeout.std());
     if let Some(body) = &spec.body {
         request = request.body(body.clone());
     }
+    request
+        .send()
+        .await
+        .map_err(|e| SendError::Failed(describe_error(&e, spec, url)))
+}
 
+/// One request held to the target policy, redirects followed here so each
+/// hop's address is checked: an IP literal before connecting, a host name
+/// by the client's resolver. Redirects behave as reqwest's: 301/302/303
+/// turn into a GET without body, 307/308 keep both, and credentials
+/// (Authorization, Cookie) are dropped when the origin changes.
+async fn send_restricted(
+    spec: &EndpointSpec,
+    url: &str,
+    mut headers: reqwest::header::HeaderMap,
+    clients: &HttpClients,
+) -> Result<reqwest::Response, SendError> {
+    use reqwest::header;
+    let policy = clients.policy.clone();
+    let mut url =
+        reqwest::Url::parse(url).map_err(|e| SendError::Failed(format!("invalid request: {e}")))?;
+    let mut method = method(spec.method);
+    let mut body = spec.body.clone();
+    let mut hops = 0u32;
+    loop {
+        let port = url.port_or_known_default().unwrap_or(0);
+        let host = url.host_str().unwrap_or_default();
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            policy
+                .decide(SocketAddr::new(ip, port))
+                .map_err(SendError::Refused)?;
+        }
+        let client = clients
+            .restricted(spec.tls_verify, policy.own_port() == Some(port))
+            .map_err(SendError::Failed)?;
+        let mut request = client
+            .request(method.clone(), url.clone())
+            .headers(headers.clone())
+            .timeout(spec.timeout.std());
+        if let Some(b) = &body {
+            request = request.body(b.clone());
+        }
+        let response = request.send().await.map_err(|e| match resolve_error(&e) {
+            Some(ResolveError::Refused(r)) => SendError::Refused(r.clone()),
+            Some(other) => SendError::Failed(other.to_string()),
+            None => SendError::Failed(describe_error(&e, spec, url.as_str())),
+        })?;
+        let code = response.status().as_u16();
+        let next = matches!(code, 301 | 302 | 303 | 307 | 308)
+            .then(|| response.headers().get(header::LOCATION))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|loc| url.join(loc).ok())
+            .filter(|n| matches!(n.scheme(), "http" | "https"));
+        let Some(next) = next else {
+            return Ok(response);
+        };
+        if spec.max_redirects == 0 {
+            return Ok(response);
+        }
+        if hops >= spec.max_redirects {
+            return Err(SendError::Failed(format!(
+                "too many redirects (more than max_redirects = {})",
+                spec.max_redirects
+            )));
+        }
+        hops += 1;
+        if matches!(code, 301..=303) {
+            body = None;
+            for h in [
+                header::TRANSFER_ENCODING,
+                header::CONTENT_ENCODING,
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+            ] {
+                headers.remove(h);
+            }
+            if method != reqwest::Method::GET && method != reqwest::Method::HEAD {
+                method = reqwest::Method::GET;
+            }
+        }
+        let same_origin = next.scheme() == url.scheme()
+            && next.host_str() == url.host_str()
+            && next.port_or_known_default() == url.port_or_known_default();
+        if !same_origin {
+            for h in [
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::PROXY_AUTHORIZATION,
+                header::WWW_AUTHENTICATE,
+            ] {
+                headers.remove(h);
+            }
+            headers.remove("cookie2");
+        }
+        url = next;
+    }
+}
+
+/// The policy resolver's error inside a reqwest error.
+fn resolve_error(e: &reqwest::Error) -> Option<&ResolveError> {
+    chain(e)
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<ResolveError>())
+}
+
+async fn probe_http(
+    spec: &EndpointSpec,
+    url: &str,
+    clients: &HttpClients,
+    restricted: bool,
+) -> ProbeOutcome {
+    let headers = match header_map(spec) {
+        Ok(h) => h,
+        Err(e) => return ProbeOutcome::failed(e, Duration::ZERO),
+    };
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + spec.timeout.std();
     // reqwest enforces the timeout; the outer one is a backstop.
-    let response = match tokio::time::timeout_at(deadline, request.send()).await {
-        Err(_) => return ProbeOutcome::failed(timed_out(spec), start.elapsed()),
-        Ok(Err(e)) => {
-            return ProbeOutcome::failed(describe_error(&e, spec, url), start.elapsed());
+    let sent = async {
+        if restricted {
+            send_restricted(spec, url, headers, clients).await
+        } else {
+            send_pooled(spec, url, headers, clients).await
         }
+    };
+    let response = match tokio::time::timeout_at(deadline, sent).await {
+        Err(_) => return ProbeOutcome::failed(timed_out(spec), start.elapsed()),
+        Ok(Err(SendError::Refused(r))) => return ProbeOutcome::refused(r, start.elapsed()),
+        Ok(Err(SendError::Failed(e))) => return ProbeOutcome::failed(e, start.elapsed()),
         Ok(Ok(r)) => r,
     };
     let status = response.status().as_u16();
@@ -192,7 +408,8 @@ async fn probe_http(spec: &EndpointSpec, url: &str, clients: &HttpClients) -> Pr
     };
     let response_time = start.elapsed();
 
-    let mut errors = Vec::new();
+    // (error, the same without what was read from the body)
+    let mut errors: Vec<(String, String)> = Vec::new();
     if !spec.expected_status.iter().any(|p| p.matches(status)) {
         let mut e = format!(
             "status {status} not in {}",
@@ -203,7 +420,7 @@ async fn probe_http(spec: &EndpointSpec, url: &str, clients: &HttpClients) -> Pr
         {
             e.push_str(&format!(" (redirects to {loc})"));
         }
-        errors.push(e);
+        errors.push((e.clone(), e));
     }
     let facts = CheckFacts {
         status: Some(status),
@@ -215,18 +432,35 @@ async fn probe_http(spec: &EndpointSpec, url: &str, clients: &HttpClients) -> Pr
             left.try_into().unwrap_or(Duration::ZERO)
         }),
     };
-    errors.extend(
-        spec.conditions
-            .iter()
-            .filter_map(|c| c.evaluate(&facts).err()),
-    );
+    errors.extend(spec.conditions.iter().filter_map(|c| {
+        c.evaluate(&facts).err().map(|e| {
+            let public = if c.needs_body() {
+                format!("{c} failed")
+            } else {
+                e.clone()
+            };
+            (e, public)
+        })
+    }));
+    let (error, public_error) = join_errors(errors);
     ProbeOutcome {
-        up: errors.is_empty(),
+        up: error.is_none(),
         status: Some(status),
         response_time,
-        error: (!errors.is_empty()).then(|| errors.join("; ")),
+        error,
+        public_error,
         certificate_not_after,
+        refused: None,
     }
+}
+
+/// The errors and their public forms, each joined with `; `.
+fn join_errors(errors: Vec<(String, String)>) -> (Option<String>, Option<String>) {
+    if errors.is_empty() {
+        return (None, None);
+    }
+    let (full, public): (Vec<String>, Vec<String>) = errors.into_iter().unzip();
+    (Some(full.join("; ")), Some(public.join("; ")))
 }
 
 fn failed_after_status(status: u16, error: String, start: Instant) -> ProbeOutcome {
@@ -374,30 +608,47 @@ fn tls_message(e: &rustls::Error) -> String {
 
 // ---------------------------------------------------------------- TCP
 
-async fn probe_tcp(spec: &EndpointSpec, host: &str, port: u16) -> ProbeOutcome {
+async fn probe_tcp(
+    spec: &EndpointSpec,
+    host: &str,
+    port: u16,
+    policy: Option<&TargetPolicy>,
+) -> ProbeOutcome {
     let start = Instant::now();
     let connect = async {
-        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("DNS lookup failed for {host}: {e}"))?
-            .collect();
+        let addrs: Vec<std::net::SocketAddr> = match policy {
+            // Resolved once: the addresses checked are the ones connected to.
+            Some(p) => p.resolve(host, port).await.map_err(|e| match e {
+                ResolveError::Refused(r) => SendError::Refused(r),
+                other => SendError::Failed(other.to_string()),
+            })?,
+            None => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| SendError::Failed(format!("DNS lookup failed for {host}: {e}")))?
+                .collect(),
+        };
         if addrs.is_empty() {
-            return Err(format!("DNS lookup failed for {host}: no addresses"));
+            return Err(SendError::Failed(format!(
+                "DNS lookup failed for {host}: no addresses"
+            )));
         }
         tokio::net::TcpStream::connect(&addrs[..])
             .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-                std::io::ErrorKind::ConnectionReset => "connection reset by peer".to_owned(),
-                std::io::ErrorKind::TimedOut => timed_out(spec),
-                _ => e.to_string(),
+            .map_err(|e| {
+                SendError::Failed(match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+                    std::io::ErrorKind::ConnectionReset => "connection reset by peer".to_owned(),
+                    std::io::ErrorKind::TimedOut => timed_out(spec),
+                    _ => e.to_string(),
+                })
             })
     };
     let result = tokio::time::timeout(spec.timeout.std(), connect).await;
     let response_time = start.elapsed();
     match result {
         Err(_) => ProbeOutcome::failed(timed_out(spec), response_time),
-        Ok(Err(e)) => ProbeOutcome::failed(e, response_time),
+        Ok(Err(SendError::Refused(r))) => ProbeOutcome::refused(r, response_time),
+        Ok(Err(SendError::Failed(e))) => ProbeOutcome::failed(e, response_time),
         Ok(Ok(stream)) => {
             drop(stream);
             let facts = CheckFacts {
@@ -405,17 +656,21 @@ async fn probe_tcp(spec: &EndpointSpec, host: &str, port: u16) -> ProbeOutcome {
                 connected: true,
                 ..Default::default()
             };
-            let errors: Vec<String> = spec
+            let errors: Vec<(String, String)> = spec
                 .conditions
                 .iter()
                 .filter_map(|c| c.evaluate(&facts).err())
+                .map(|e| (e.clone(), e))
                 .collect();
+            let (error, public_error) = join_errors(errors);
             ProbeOutcome {
-                up: errors.is_empty(),
+                up: error.is_none(),
                 status: None,
                 response_time,
-                error: (!errors.is_empty()).then(|| errors.join("; ")),
+                error,
+                public_error,
                 certificate_not_after: None,
+                refused: None,
             }
         }
     }
