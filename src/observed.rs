@@ -29,6 +29,8 @@ pub struct TaskInfo {
 pub struct Observed {
     pub state: ObservedState,
     pub task: Option<TaskInfo>,
+    /// Checks and their durations since the process started (`/metrics`).
+    pub checks: crate::metrics::histogram::CheckStats,
 }
 
 /// Shared map of observed state, cheap to clone.
@@ -51,6 +53,17 @@ impl ObservedMap {
     pub fn set_state(&self, key: &MonitorKey, state: ObservedState) {
         let mut map = self.0.write().expect("observed map lock");
         map.entry(key.clone()).or_default().state = state;
+    }
+
+    /// The state after a finished check (`state.last_check`), counted in
+    /// the monitor's check stats under the same lock.
+    pub fn set_checked(&self, key: &MonitorKey, state: ObservedState) {
+        let mut map = self.0.write().expect("observed map lock");
+        let entry = map.entry(key.clone()).or_default();
+        if let Some(c) = &state.last_check {
+            entry.checks.observe(c.response_time_ms / 1000.0, c.up);
+        }
+        entry.state = state;
     }
 
     /// Record that a task started for `key`; returns the start count.

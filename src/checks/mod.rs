@@ -106,7 +106,7 @@ fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: Pr
             });
         }
     }
-    ctx.observed.set_state(key, next);
+    ctx.observed.set_checked(key, next);
 }
 
 /// A certificate check. The result is stored (latest per monitor), mirrored
@@ -138,7 +138,7 @@ async fn check_certificate(key: &MonitorKey, spec: &CertificateSpec, ctx: &Check
         error: c.error.clone(),
     };
     let old = ctx.observed.get(key).map(|o| o.state).unwrap_or_default();
-    ctx.observed.set_state(key, next_state(&old, rec, 1, 1));
+    ctx.observed.set_checked(key, next_state(&old, rec, 1, 1));
     ctx.signals.send(crate::alerts::Signal {
         monitor: key.clone(),
         group: spec.group.clone(),

@@ -830,6 +830,15 @@ impl Store {
         &self.db
     }
 
+    /// Bytes on disk of each part: sled, the check history, the day files.
+    pub fn sizes_on_disk(&self) -> [(&'static str, u64); 3] {
+        [
+            ("database", self.db.size_on_disk().unwrap_or(0)),
+            ("history", self.history.size_on_disk()),
+            ("days", self.days.size_on_disk()),
+        ]
+    }
+
     /// sled's files, the check history's and the day files'.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0) + self.history.size_on_disk() + self.days.size_on_disk()
