@@ -1,4 +1,4 @@
-//! The HTTP surface: `/healthz`, `/ping/...` (heartbeats), and `/mcp` (Streamable HTTP)
+//! The HTTP surface: `/healthz`, `/metrics` (Prometheus), `/ping/...` (heartbeats), and `/mcp` (Streamable HTTP)
 //! when enabled, behind the rate limit, the proxy-buffering header and (when configured)
 //! JWT authentication with its RFC 9728 metadata routes.
 //! Also the same MCP service on a unix socket beside the database, where a
@@ -205,6 +205,14 @@ pub fn router(app: Arc<App>, cancel: CancellationToken, auth: Option<Arc<Auth>>)
     let mut r = Router::new().route("/healthz", get(healthz));
     // One limiter shared by every rate-limited route (/mcp, /ping/...).
     let limiter = RateLimiter::from_settings(&app.settings);
+    // Prometheus metrics: unauthenticated like /healthz (names and numbers,
+    // no targets, errors or bodies); MAINTENANT_METRICS=false turns it off.
+    if app.settings.metrics {
+        r = r.merge(rate_limited(
+            Router::new().route("/metrics", get(crate::metrics::serve)),
+            limiter.as_ref(),
+        ));
+    }
     r = r.merge(rate_limited(crate::ping::routes(), limiter.as_ref()));
     // The public status page: read-only, rate limited like the rest.
     r = r.merge(rate_limited(status_routes(), limiter.as_ref()));

@@ -18,6 +18,7 @@ pub mod kubeclient;
 pub mod logging;
 pub mod mcp;
 pub mod memory;
+pub mod metrics;
 pub mod monitor;
 pub mod observed;
 pub mod pause;

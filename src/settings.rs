@@ -36,6 +36,10 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_MCP", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub mcp: bool,
 
+    /// Serve Prometheus metrics on /metrics (unauthenticated, like /healthz).
+    #[arg(long, env = "MAINTENANT_METRICS", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub metrics: bool,
+
     /// Extra Host names accepted on /mcp, comma-separated (the base URL's host,
     /// loopback names, `maintenant` and this machine's hostname always are).
     #[arg(long, env = "MAINTENANT_MCP_ALLOWED_HOSTS", value_delimiter = ',')]

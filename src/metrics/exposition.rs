@@ -374,9 +374,13 @@ mod tests {
 
     #[test]
     fn help_escapes_per_format() {
-        let p = text(Format::Prometheus, |w| w.family("m", Kind::Gauge, "a \"b\"\\\nc"));
+        let p = text(Format::Prometheus, |w| {
+            w.family("m", Kind::Gauge, "a \"b\"\\\nc")
+        });
         assert!(p.starts_with("# HELP m a \"b\"\\\\\\nc\n"), "{p}");
-        let o = text(Format::OpenMetrics, |w| w.family("m", Kind::Gauge, "a \"b\""));
+        let o = text(Format::OpenMetrics, |w| {
+            w.family("m", Kind::Gauge, "a \"b\"")
+        });
         assert!(o.starts_with("# HELP m a \\\"b\\\"\n"), "{o}");
     }
 
@@ -446,7 +450,10 @@ mod tests {
         }
         let chunks = w.finish();
         assert!(chunks.len() > 5, "{} chunks", chunks.len());
-        assert!(chunks.iter().all(|c| c.ends_with('\n')), "whole lines per chunk");
+        assert!(
+            chunks.iter().all(|c| c.ends_with('\n')),
+            "whole lines per chunk"
+        );
 
         struct Gone(usize);
         impl Sink for Gone {

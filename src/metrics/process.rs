@@ -86,7 +86,10 @@ mod tests {
     fn parses_stat_with_a_tricky_command_name_and_limits() {
         let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 12345 1000000 300 18446744073709551615";
         let f = stat_fields(stat).unwrap();
-        assert_eq!((f[0], f[11], f[12], f[19], f[20], f[21]), ("S", "250", "50", "12345", "1000000", "300"));
+        assert_eq!(
+            (f[0], f[11], f[12], f[19], f[20], f[21]),
+            ("S", "250", "50", "12345", "1000000", "300")
+        );
         let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 524288               files\n";
         assert_eq!(max_open_files(limits), Some(1024));
     }
