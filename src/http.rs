@@ -125,6 +125,27 @@ fn status_routes() -> Router<Arc<App>> {
         .route("/status", get(status_page))
         .route("/status.json", get(status_json))
         .route("/status/feed.atom", get(status_feed))
+        .layer(middleware::from_fn(status_headers))
+}
+
+/// Defence in depth for the public pages (their text is escaped already):
+/// a browser must not sniff another type out of them, and nothing but the
+/// HTML page's own inline style may load or run. The JSON and the feed load
+/// nothing at all.
+async fn status_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    res
 }
 
 fn status_error(e: crate::readmodel::ReadError) -> Response {
@@ -142,6 +163,10 @@ async fn status_page(State(app): State<Arc<App>>) -> Response {
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
                 (header::CACHE_CONTROL, "no-cache"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    crate::status::page::html_csp(),
+                ),
             ],
             crate::status::page::render_html(&d),
         )
@@ -188,6 +213,22 @@ async fn no_proxy_buffering(req: Request, next: Next) -> Response {
     res
 }
 
+/// `DELETE /mcp` ends a session; rmcp answers 202 Accepted, which clients
+/// such as the official Python SDK take for a failure (they expect 200 or
+/// 204). The session is gone when rmcp answers, so 204 No Content is true.
+async fn delete_answers_no_content(req: Request, next: Next) -> Response {
+    let delete = req.method() == axum::http::Method::DELETE;
+    let res = next.run(req).await;
+    if delete && res.status() == axum::http::StatusCode::ACCEPTED {
+        let (mut parts, _) = res.into_parts();
+        parts.status = axum::http::StatusCode::NO_CONTENT;
+        parts.headers.remove(header::CONTENT_TYPE);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    res
+}
+
 /// Put the per-IP rate limit on a router (a no-op when the limit is off).
 pub fn rate_limited<S: Clone + Send + Sync + 'static>(
     r: Router<S>,
@@ -228,7 +269,9 @@ pub fn router(app: Arc<App>, cancel: CancellationToken, auth: Option<Arc<Auth>>)
             ));
             r = r.merge(auth::metadata::routes(auth));
         }
-        let mcp = mcp.layer(middleware::from_fn(no_proxy_buffering));
+        let mcp = mcp
+            .layer(middleware::from_fn(no_proxy_buffering))
+            .layer(middleware::from_fn(delete_answers_no_content));
         r = r.merge(rate_limited(mcp, limiter.as_ref()));
     }
     r.with_state(app)
@@ -250,7 +293,9 @@ pub async fn serve_unix(
     let listener = tokio::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     let service = mcp_service(app, vec!["localhost".into()], cancel.clone());
-    let router = Router::new().nest_service("/mcp", service);
+    let router = Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn(delete_answers_no_content));
     let path = path.to_path_buf();
     tokio::spawn(async move {
         connections.serve(listener, router, cancel).await;

@@ -70,6 +70,13 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_MCP_WRITE_SCOPE")]
     pub mcp_write_scope: Option<String>,
 
+    /// Serve only the read tools: the write tools (acknowledge_alert,
+    /// create_incident, update_incident, create_maintenance, pause_monitor,
+    /// resume_monitor) leave `tools/list` and a call to one is refused, on
+    /// every transport (HTTP, stdio, the attach socket).
+    #[arg(long, env = "MAINTENANT_MCP_READ_ONLY", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub mcp_read_only: bool,
+
     /// Browser origins allowed on /mcp, comma-separated, with scheme (and `:*`
     /// for any port). The base URL's origin always is; requests with no
     /// Origin header (non-browser clients) pass.
@@ -179,6 +186,12 @@ pub struct Settings {
         default_value = "10s"
     )]
     pub kubernetes_status_interval: Duration,
+
+    /// Read pod logs for get_container_logs. `false` when maintenant is not
+    /// granted `pods/log` (the Helm chart's `kubernetes.podLogs: false`): the
+    /// tool then answers that logs are disabled instead of asking the API.
+    #[arg(long, env = "MAINTENANT_KUBERNETES_LOGS", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub kubernetes_logs: bool,
 
     /// Time between image update scans (get_updates).
     #[arg(long, env = "MAINTENANT_UPDATES_INTERVAL", default_value = "6h")]

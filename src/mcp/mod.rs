@@ -13,6 +13,7 @@ mod containers;
 mod endpoints;
 mod health;
 mod heartbeats;
+pub mod read_only;
 mod resources;
 mod status;
 pub mod stdio;
@@ -117,7 +118,10 @@ impl ServerHandler for Maintenant {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(catalog::listing()))
+        Ok(ListToolsResult::with_all_items(read_only::listed(
+            catalog::listing(),
+            self.app.settings.mcp_read_only,
+        )))
     }
 
     async fn call_tool(
@@ -129,11 +133,17 @@ impl ServerHandler for Maintenant {
         if let Some(who) = auth::caller(&context) {
             tracing::info!(tool = %request.name, caller = %who.subject, "MCP tool call");
         }
+        if let Some(refused) = read_only::refusal(&request.name, self.app.settings.mcp_read_only) {
+            return Ok(refused.into());
+        }
         let tcc = ToolCallContext::new(self, request, context);
         self.tool_router.call(tcc).await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
+        if read_only::refusal(name, self.app.settings.mcp_read_only).is_some() {
+            return None;
+        }
         self.tool_router.get(name).cloned()
     }
 }

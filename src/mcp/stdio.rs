@@ -24,7 +24,7 @@ use rmcp::{ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{self, Role};
-use crate::mcp::{Maintenant, order_tools, server_info};
+use crate::mcp::{Maintenant, order_tools, read_only, server_info};
 use crate::settings::Settings;
 use crate::store::StoreError;
 
@@ -34,7 +34,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let socket = settings.socket_path();
     if let Some(daemon) = attach(&socket).await {
         tracing::info!(socket = %socket.display(), "attached to the running maintenant");
-        return proxy(daemon, &socket).await;
+        return proxy(daemon, &socket, settings.mcp_read_only).await;
     }
     let app = match engine::start(settings.clone(), Role::StdioStandalone).await {
         Ok(app) => app,
@@ -43,7 +43,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             for _ in 0..20 {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 if let Some(daemon) = attach(&socket).await {
-                    return proxy(daemon, &socket).await;
+                    return proxy(daemon, &socket, settings.mcp_read_only).await;
                 }
             }
             anyhow::bail!(
@@ -92,11 +92,16 @@ async fn attach(socket: &Path) -> Option<RunningService<RoleClient, ()>> {
     }
 }
 
-async fn proxy(daemon: RunningService<RoleClient, ()>, socket: &Path) -> anyhow::Result<()> {
+async fn proxy(
+    daemon: RunningService<RoleClient, ()>,
+    socket: &Path,
+    read_only: bool,
+) -> anyhow::Result<()> {
     let handler = Proxy {
         peer: daemon.peer().clone(),
         info: server_info(),
         socket: socket.display().to_string(),
+        read_only,
     };
     let service = handler.serve(rmcp::transport::stdio()).await?;
     service.waiting().await?;
@@ -109,6 +114,9 @@ struct Proxy {
     peer: Peer<RoleClient>,
     info: ServerConfig,
     socket: String,
+    /// This process's MAINTENANT_MCP_READ_ONLY: the daemon may serve the
+    /// write tools, this session still does not.
+    read_only: bool,
 }
 
 impl Proxy {
@@ -141,7 +149,10 @@ impl ServerHandler for Proxy {
             .list_tools(request)
             .await
             .map_err(|e| self.error(e))?;
-        result.tools = order_tools(std::mem::take(&mut result.tools));
+        result.tools = read_only::listed(
+            order_tools(std::mem::take(&mut result.tools)),
+            self.read_only,
+        );
         Ok(result)
     }
 
@@ -150,6 +161,9 @@ impl ServerHandler for Proxy {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(refused) = read_only::refusal(&request.name, self.read_only) {
+            return Ok(refused.into());
+        }
         self.peer
             .call_tool(request)
             .await

@@ -310,6 +310,15 @@ pub async fn container_logs(
     timestamps: bool,
 ) -> Result<ContainerLogs, ReadError> {
     let c = resolve_container(app, query)?;
+    // Without the `pods/log` grant the API would answer 403: say why instead.
+    if c.runtime == crate::runtime::kubernetes::RUNTIME && !app.settings.kubernetes_logs {
+        return Err(ReadError::BadArgument(format!(
+            "logs of pod {} are disabled by configuration (MAINTENANT_KUBERNETES_LOGS=false, \
+             the Helm chart's kubernetes.podLogs: false): maintenant does not read pod logs; \
+             use get_container for its state and transitions",
+            c.name
+        )));
+    }
     let lines = lines.map_or(DEFAULT_LOG_LINES, |l| (l as usize).clamp(1, MAX_LOG_LINES));
     let q = LogQuery {
         lines,

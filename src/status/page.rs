@@ -303,6 +303,7 @@ ul.monitors li{display:flex;justify-content:space-between;gap:8px;padding:6px 0;
 ul.monitors li:first-child{border-top:0}\
 .name{overflow-wrap:anywhere}.kind{color:#57606a;font-size:.85rem}\
 .group-head{display:flex;justify-content:space-between;align-items:center;gap:8px}\
+.group-head h3{margin:0;font-size:1rem}\
 ol.timeline{margin:.5rem 0 0;padding-left:1.2rem}ol.timeline li{margin:.25rem 0}\
 time,.muted{color:#57606a;font-size:.85rem}\
 footer{margin:2rem 0 1rem;color:#57606a;font-size:.85rem}";
@@ -383,6 +384,23 @@ fn window_html(out: &mut String, w: &Maintenance, ongoing: bool) {
     );
 }
 
+/// The page's `Content-Security-Policy`: nothing loads but its one inline
+/// `<style>` (allowed by hash, so no other style or any script can run),
+/// no framing, no forms, no `<base>`. The page has no `style=` attribute,
+/// which a hash cannot allow.
+pub fn html_csp() -> &'static str {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(CSS));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; \
+             frame-ancestors 'none'"
+        )
+    })
+}
+
 /// The HTML page: server-rendered, no script, readable on a phone.
 pub fn render_html(d: &StatusData) -> String {
     let mut out = String::with_capacity(8192);
@@ -434,7 +452,7 @@ pub fn render_html(d: &StatusData) -> String {
     for g in &d.groups {
         let _ = write!(
             out,
-            "<section class=\"card group\"><div class=\"group-head\"><h3 style=\"margin:0;font-size:1rem\">{}</h3>{}</div><ul class=\"monitors\">",
+            "<section class=\"card group\"><div class=\"group-head\"><h3>{}</h3>{}</div><ul class=\"monitors\">",
             escape(&g.name),
             badge(g.status.as_str(), g.status.label()),
         );
