@@ -46,16 +46,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The rules maintenant needs, and nothing more: read pods, their logs and
-     events; get a pod's owning workload (its maintenant.* annotations); read
-     Monitor resources; write only their status. */}}
+{{/* The rules maintenant needs, and nothing more: read pods (and, unless
+     kubernetes.podLogs is false, their logs); get a pod's owning workload
+     (its maintenant.* annotations); read Monitor resources; write only their
+     status. No events: nothing in maintenant reads them. */}}
 {{- define "maintenant.rules" -}}
 - apiGroups: [""]
-  resources: ["pods", "events"]
+  resources: ["pods"]
   verbs: ["get", "list", "watch"]
+{{- if .Values.kubernetes.podLogs }}
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
+{{- end }}
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "daemonsets"]
   verbs: ["get"]
@@ -68,4 +71,34 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["maintenant.dev"]
   resources: ["monitors/status"]
   verbs: ["get", "patch"]
+{{- end -}}
+
+{{/* "true" when /mcp verifies tokens (allowedEmail, and issuer: the schema
+     refuses one without the other). */}}
+{{- define "maintenant.mcpAuthenticated" -}}
+{{- if and .Values.mcp.allowedEmail .Values.mcp.issuer }}true{{ end -}}
+{{- end -}}
+
+{{/* "true" when /mcp is served without authentication (opted in). */}}
+{{- define "maintenant.mcpOpen" -}}
+{{- if and .Values.mcp.enabled .Values.mcp.unauthenticated.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* Refuse values that would serve MCP to more than the user chose. The
+     default install serves no MCP; turning it on takes authentication or an
+     explicit, fenced opt-in (docs/security.md). */}}
+{{- define "maintenant.checkMcp" -}}
+{{- $m := .Values.mcp -}}
+{{- if and $m.enabled (not (include "maintenant.mcpAuthenticated" .)) (not $m.unauthenticated.enabled) -}}
+{{- fail "mcp.enabled=true without authentication would let every pod that reaches the Service call every tool (pod logs, pause, maintenance, incidents). Set mcp.allowedEmail and mcp.issuer, or opt in with mcp.unauthenticated.enabled=true and mcp.unauthenticated.allowFrom (a NetworkPolicy admits only those peers)." -}}
+{{- end -}}
+{{- if and $m.unauthenticated.enabled (not $m.enabled) -}}
+{{- fail "mcp.unauthenticated.enabled=true needs mcp.enabled=true (it only says how /mcp is served)." -}}
+{{- end -}}
+{{- if and $m.unauthenticated.enabled $m.allowedEmail -}}
+{{- fail "mcp.unauthenticated.enabled=true and mcp.allowedEmail are both set: choose authentication (allowedEmail + issuer) or the unauthenticated opt-in, not both." -}}
+{{- end -}}
+{{- if and $m.unauthenticated.enabled .Values.ingress.enabled -}}
+{{- fail "ingress.enabled=true with mcp.unauthenticated.enabled=true would publish unauthenticated MCP through the Ingress: configure mcp.allowedEmail and mcp.issuer instead." -}}
+{{- end -}}
 {{- end -}}
