@@ -733,3 +733,118 @@ async fn a_ping_key_too_short_or_with_odd_characters_stops_the_start() {
         assert!(!err.contains(key), "the key is never echoed: {err}");
     }
 }
+
+/// What Kubernetes and Compose do: SIGTERM under ping load. The daemon stops
+/// well within the default 30 s grace period, exits 0, and the next start
+/// on the same database has every acknowledged ping and finished check and
+/// nothing to warn about.
+#[tokio::test]
+async fn sigterm_under_ping_load_stops_in_time_and_loses_nothing() {
+    let target = Target::start().await;
+    let d = Daemon::start(&format!(
+        "heartbeats:\n  - name: a\n    period: 1h\n  - name: b\n    period: 1h\nendpoints:\n  - name: api\n    url: {}\n    interval: 1s\n",
+        target.url("/health")
+    ))
+    .await;
+    let mcp = d.mcp().await;
+    ready(&mcp, 2).await;
+    mcp.wait_status("api", "up", T).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<HashMap<&'static str, u64>>> = Arc::default();
+    const CLIENTS: u64 = 8;
+    let mut clients = Vec::new();
+    for n in 0..CLIENTS as usize {
+        let (stop, acked) = (stop.clone(), acked.clone());
+        let urls = [d.url("/ping/a"), d.url("/ping/b")];
+        clients.push(tokio::spawn(async move {
+            let c = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            for i in 0..50_000usize {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let which = (i + n) % 2;
+                match c.get(&urls[which]).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        *acked.lock().unwrap().entry(["a", "b"][which]).or_default() += 1;
+                    }
+                    // Shutting down: refused or cut, not acknowledged.
+                    Ok(_) | Err(_) => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let checks_before = mcp.endpoint("api").await.unwrap()["observed"]["checks_total"]
+        .as_u64()
+        .unwrap();
+    drop(mcp);
+
+    let Daemon {
+        dir,
+        mut child,
+        config,
+        db,
+        ..
+    } = d;
+    let pid = child.id().unwrap() as libc::pid_t;
+    let sent = std::time::Instant::now();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stopped within the 30 s grace period")
+        .unwrap();
+    let took = sent.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    let log1 = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
+    assert!(log1.contains("shutting down"), "{log1}");
+    assert!(
+        !log1.lines().any(|l| l.contains("ERROR")),
+        "a clean stop logs no error:\n{log1}"
+    );
+    eprintln!("stopped {took:?} after SIGTERM");
+
+    std::fs::rename(dir.path().join("daemon.log"), dir.path().join("first.log")).unwrap();
+    let d = Daemon::spawn(dir, config, db, &[]).await;
+    let mcp = d.mcp().await;
+    ready(&mcp, 2).await;
+    let acked = acked.lock().unwrap().clone();
+    let total: u64 = acked.values().sum();
+    assert!(total > 100, "pings got through before SIGTERM: {acked:?}");
+    for name in ["a", "b"] {
+        let row = heartbeat(&mcp, name).await;
+        let stored = row["observed"]["pings_total"].as_u64().unwrap();
+        let ok = acked.get(name).copied().unwrap_or(0);
+        assert!(
+            stored >= ok,
+            "heartbeat {name}: {ok} pings acknowledged, {stored} kept"
+        );
+        // At most one unanswered ping per client was in flight at the end.
+        assert!(
+            stored <= ok + CLIENTS,
+            "{name}: {stored} kept, {ok} acknowledged"
+        );
+    }
+    let checks_after = mcp.endpoint("api").await.unwrap()["observed"]["checks_total"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        checks_after >= checks_before,
+        "finished checks kept: {checks_before} before, {checks_after} after"
+    );
+    let log2 = d.log();
+    let complaints: Vec<&str> = log2
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    assert!(
+        complaints.is_empty(),
+        "the next start reports nothing to repair: {complaints:#?}"
+    );
+}
