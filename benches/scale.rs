@@ -241,8 +241,20 @@ async fn run(n: usize) {
         assert_eq!(v["result"]["structuredContent"]["total"], n);
     }
 
+    // A Prometheus scrape of every monitor: request sent -> last byte.
+    let mut scrape = Vec::new();
+    let mut scrape_bytes = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let resp = http.get(format!("{base}/metrics")).send().await.unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        let bytes = resp.bytes().await.unwrap();
+        scrape.push(t.elapsed().as_secs_f64() * 1000.0);
+        scrape_bytes = bytes.len();
+    }
+
     println!(
-        "| {n} endpoints | RSS {:.1} MB | {cpu_per_1k:.3} CPU s / 1k checks ({checks} checks in 30 s) | reload median {:.1} ms (max {:.1}), others untouched: {untouched} | list_endpoints 50 rows: server {:.2} ms ({} KB), rmcp client {:.2} ms; 500 rows: rmcp client {:.2} ms |",
+        "| {n} endpoints | RSS {:.1} MB | {cpu_per_1k:.3} CPU s / 1k checks ({checks} checks in 30 s) | reload median {:.1} ms (max {:.1}), others untouched: {untouched} | list_endpoints 50 rows: server {:.2} ms ({} KB), rmcp client {:.2} ms; 500 rows: rmcp client {:.2} ms | /metrics scrape median {:.1} ms, {:.1} MB |",
         rss_kb as f64 / 1024.0,
         median(&mut reload_ms.clone()),
         reload_ms.iter().cloned().fold(0.0, f64::max),
@@ -250,6 +262,8 @@ async fn run(n: usize) {
         raw_bytes / 1024,
         median(&mut page),
         median(&mut big),
+        median(&mut scrape),
+        scrape_bytes as f64 / 1e6,
     );
     let _ = mcp.cancel().await;
     soak(pid, n).await;
