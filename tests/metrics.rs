@@ -33,11 +33,11 @@ fn tool(name: &str) -> Option<String> {
 }
 
 fn monitors(target: &Target) -> String {
+    // Nothing listens on this port: connection refused, down.
+    let closed = free_port();
     format!(
-        "endpoints:\n  - name: api\n    group: prod\n    url: {}\n    interval: 1s\n  - name: broken\n    url: {}\n    interval: 1s\n    failure_threshold: 1\nheartbeats:\n  - name: backup\n    period: 1h\n",
+        "endpoints:\n  - name: api\n    group: prod\n    url: {}\n    interval: 1s\n  - name: broken\n    url: http://127.0.0.1:{closed}/\n    interval: 1s\n    failure_threshold: 1\nheartbeats:\n  - name: backup\n    period: 1h\n",
         target.url("/ok"),
-        // Nothing listens on this port: connection refused, down.
-        format!("http://127.0.0.1:{}/", free_port()),
     )
 }
 
