@@ -52,6 +52,15 @@ pub enum RegistryError {
     },
     #[error("registry {registry} answered {detail}")]
     Protocol { registry: String, detail: String },
+    /// The registry's token realm may not receive its credentials.
+    #[error(
+        "registry {registry} asks for a token from {realm}, {rule}: its Docker-config credentials were not sent"
+    )]
+    RealmRefused {
+        registry: String,
+        realm: String,
+        rule: String,
+    },
 }
 
 impl RegistryError {
@@ -180,7 +189,21 @@ pub struct RegistryClient {
     creds: Arc<Credentials>,
     /// Registries spoken to over plain HTTP (loopback ones always are).
     insecure: Arc<Vec<String>>,
+    /// Token realms (`host`, `host:port`, `*`) on another host than their
+    /// registry that may receive its credentials
+    /// (MAINTENANT_REGISTRY_ALLOW_CROSS_HOST_REALM).
+    cross_host_realms: Arc<Vec<String>>,
     tokens: Arc<Mutex<TokenCache>>,
+}
+
+/// Docker Hub's registry sends its clients to this realm.
+const DOCKER_HUB_REALM: &str = "auth.docker.io";
+
+fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 impl RegistryClient {
@@ -194,8 +217,60 @@ impl RegistryClient {
                 .expect("reqwest client"),
             creds: Arc::new(creds),
             insecure: Arc::new(insecure),
+            cross_host_realms: Arc::default(),
             tokens: Arc::default(),
         }
+    }
+
+    /// Realms on another host than their registry that may receive its
+    /// credentials (`host`, `host:port`, or `*` for any).
+    pub fn allow_cross_host_realms(mut self, realms: Vec<String>) -> RegistryClient {
+        self.cross_host_realms = Arc::new(
+            realms
+                .into_iter()
+                .map(|r| r.trim().to_ascii_lowercase())
+                .filter(|r| !r.is_empty())
+                .collect(),
+        );
+        self
+    }
+
+    /// Why the token realm `realm` of `registry` may not receive the
+    /// registry's credentials, or `None` when it may. The registry names
+    /// the realm: whoever runs it (or sits on a plain-HTTP path to it) would
+    /// otherwise collect the password.
+    fn realm_refusal(&self, registry: &str, realm: &reqwest::Url) -> Option<String> {
+        let realm_host = realm.host_str().unwrap_or_default().to_ascii_lowercase();
+        if realm.scheme() != "https" && !is_loopback_host(&realm_host) {
+            return Some(format!(
+                "which is plain {}: credentials go over HTTPS only (plain HTTP to a loopback realm only)",
+                realm.scheme()
+            ));
+        }
+        let registry_host = registry
+            .rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(registry, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let realm_bare = realm_host.trim_start_matches('[').trim_end_matches(']');
+        if realm_bare == registry_host
+            || (registry == DOCKER_HUB && realm_bare == DOCKER_HUB_REALM)
+        {
+            return None;
+        }
+        let with_port = realm
+            .port_or_known_default()
+            .map(|p| format!("{realm_host}:{p}"));
+        let allowed = self.cross_host_realms.iter().any(|a| {
+            a == "*" || *a == realm_host || *a == realm_bare || Some(a) == with_port.as_ref()
+        });
+        (!allowed).then(|| {
+            format!(
+                "on another host than the registry (allow it with MAINTENANT_REGISTRY_ALLOW_CROSS_HOST_REALM={realm_bare})"
+            )
+        })
     }
 
     fn base(&self, registry: &str) -> String {
@@ -334,6 +409,17 @@ impl RegistryClient {
                         q.append_pair("service", s);
                     }
                 }
+                if creds.is_some()
+                    && let Some(rule) = self.realm_refusal(&r.registry, &url)
+                {
+                    return Err(RegistryError::RealmRefused {
+                        registry: r.registry.clone(),
+                        realm: realm.clone(),
+                        rule,
+                    });
+                }
+                // A redirect of the realm to another host or port loses the
+                // Authorization header (reqwest drops it).
                 let mut req = self.http.get(url);
                 if let Some(c) = creds {
                     req = req.header(AUTHORIZATION, basic(c));
