@@ -334,11 +334,10 @@ async fn handshake(spec: &CertificateSpec, addrs: Option<Vec<SocketAddr>>) -> Re
         Some(a) => tokio::net::TcpStream::connect(&a[..]).await,
         None => tokio::net::TcpStream::connect((spec.host.as_str(), spec.port)).await,
     };
-    let tcp = connected
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => format!("connection refused by {target}"),
-            _ => format!("cannot connect to {target}: {e}"),
-        })?;
+    let tcp = connected.map_err(|e| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => format!("connection refused by {target}"),
+        _ => format!("cannot connect to {target}: {e}"),
+    })?;
     let provider = provider();
     let seen = Arc::new(Mutex::new(None));
     let verifier = Recorder {
@@ -516,7 +515,9 @@ mod tests {
                 held.push(s);
             }
         });
-        let c = check(&spec(port), Duration::from_millis(300), None, None).await.0;
+        let c = check(&spec(port), Duration::from_millis(300), None, None)
+            .await
+            .0;
         assert_eq!(c.status, CertStatus::Error);
         assert!(c.error.as_deref().unwrap().starts_with("timeout"), "{c:?}");
         assert_eq!((c.days_left, c.not_after), (None, None));
@@ -534,7 +535,9 @@ mod tests {
                     .await;
             }
         });
-        let c = check(&spec(port), Duration::from_secs(5), None, None).await.0;
+        let c = check(&spec(port), Duration::from_secs(5), None, None)
+            .await
+            .0;
         assert_eq!(c.status, CertStatus::Error);
         assert!(
             c.error.as_deref().unwrap().contains("TLS handshake"),
@@ -548,14 +551,56 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let first = check(&spec(port), Duration::from_secs(2), None, None).await.0;
+        let first = check(&spec(port), Duration::from_secs(2), None, None)
+            .await
+            .0;
         assert_eq!(first.status, CertStatus::Error);
         assert!(
             first.error.as_deref().unwrap().contains("refused"),
             "{first:?}"
         );
-        let second = check(&spec(port), Duration::from_secs(2), Some(&first), None).await.0;
+        let second = check(&spec(port), Duration::from_secs(2), Some(&first), None)
+            .await
+            .0;
         assert_eq!(second.since, first.since);
         assert!(second.at > first.at);
+    }
+
+    #[tokio::test]
+    async fn a_restricted_check_connects_only_where_the_policy_allows() {
+        use crate::checks::targets::StaticLookup;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let a = accepts.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                drop(s);
+            }
+        });
+        let policy = TargetPolicy::new(&["127.0.0.2/32".into()], &[], None, false)
+            .unwrap()
+            .with_lookup(Arc::new(StaticLookup(vec![(
+                "meta.test".into(),
+                "127.0.0.2".parse().unwrap(),
+            )])));
+        for host in ["127.0.0.2", "meta.test"] {
+            let mut s = spec(port);
+            s.host = host.into();
+            let (c, refused) = check(&s, Duration::from_secs(2), None, Some(&policy)).await;
+            let r = refused.unwrap_or_else(|| panic!("{host}: not refused: {c:?}"));
+            assert_eq!(c.status, CertStatus::Error);
+            assert_eq!(c.error.as_deref(), Some(r.to_string().as_str()));
+            assert!(r.rule.contains("MAINTENANT_TARGET_DENY"), "{r}");
+        }
+        assert_eq!(accepts.load(Ordering::SeqCst), 0, "no connection was made");
+        // Unrestricted, the same check connects (and fails the handshake).
+        let mut s = spec(port);
+        s.host = "127.0.0.2".into();
+        let (c, refused) = check(&s, Duration::from_secs(2), None, None).await;
+        assert!(refused.is_none() && c.error.is_some());
+        assert_eq!(accepts.load(Ordering::SeqCst), 1);
     }
 }

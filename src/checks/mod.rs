@@ -171,7 +171,8 @@ async fn check_certificate(
         refused,
     };
     let old = ctx.observed.get(key).map(|o| o.state).unwrap_or_default();
-    ctx.observed.set_checked(key, next_state(&old, rec, 1, 1), public);
+    ctx.observed
+        .set_checked(key, next_state(&old, rec, 1, 1), public);
     ctx.signals.send(crate::alerts::Signal {
         monitor: key.clone(),
         group: spec.group.clone(),
