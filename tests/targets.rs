@@ -208,20 +208,14 @@ async fn declared_monitors_may_not_reach_maintenant_itself_the_file_may() {
     })
     .await;
     assert!(
-        row["observed"]["error"]
-            .as_str()
-            .unwrap()
-            .contains(SECRET),
+        row["observed"]["error"].as_str().unwrap().contains(SECRET),
         "{row}"
     );
     let p = wait_patch(&fake, "shop", "secret", "status down", |b| {
         b["status"]["state"] == "down"
     })
     .await;
-    assert_eq!(
-        p["status"]["message"],
-        "[BODY].SecretAccessKey == x failed"
-    );
+    assert_eq!(p["status"]["message"], "[BODY].SecretAccessKey == x failed");
     tokio::time::sleep(Duration::from_secs(1)).await;
     for patch in fake.patches() {
         assert!(
