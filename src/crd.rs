@@ -43,7 +43,7 @@ pub const PLURAL: &str = "monitors";
     doc = "A monitor declared as a Kubernetes object; maintenant writes what it observes into its status.",
     printcolumn = r#"{"name":"Type","type":"string","jsonPath":".status.type","description":"kind of monitor and protocol"}"#,
     printcolumn = r#"{"name":"Target","type":"string","jsonPath":".status.target","description":"what is checked"}"#,
-    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.state","description":"up, down, pending or invalid"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.state","description":"up, down, pending, invalid, conflict or refused"}"#,
     printcolumn = r#"{"name":"Last Check","type":"date","jsonPath":".status.lastCheck","description":"when maintenant last checked"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -76,8 +76,9 @@ pub struct MonitorStatus {
     /// The URL or host:port checked (a heartbeat: its ping path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// `up`, `down`, `pending` (not decided yet), `invalid` (spec rejected) or
-    /// `conflict`; a heartbeat: `new`, `up`, `started`, `late`, `down`, `paused`.
+    /// `up`, `down`, `pending` (not decided yet), `invalid` (spec rejected),
+    /// `conflict` or `refused` (the target policy refused the address); a
+    /// heartbeat: `new`, `up`, `started`, `late`, `down`, `paused`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// When the last check finished (a heartbeat: the last ping) (RFC 3339).

@@ -114,7 +114,14 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     let heartbeats = HeartbeatHub::start_supervised(store.clone(), tasks.clone())?;
     let ctx = CheckContext {
         store: store.clone(),
-        clients: HttpClients::new(),
+        // main refused a policy that does not parse before starting; a
+        // library caller gets the defaults rather than no restriction.
+        clients: HttpClients::with_policy(
+            crate::checks::targets::TargetPolicy::from_settings(&settings).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "target policy: using the defaults");
+                crate::checks::targets::TargetPolicy::default()
+            }),
+        ),
         observed: observed.clone(),
         signals: crate::alerts::SignalSender::new(signals_tx.clone()),
         heartbeats: heartbeats.clone(),
@@ -350,7 +357,8 @@ fn start_update_scans(
         tracing::error!(error = %e, "Docker config unreadable: image update scans are anonymous");
         Credentials::default()
     });
-    let client = RegistryClient::new(creds, settings.insecure_registries.clone());
+    let client = RegistryClient::new(creds, settings.insecure_registries.clone())
+        .allow_cross_host_realms(settings.registry_allow_cross_host_realm.clone());
     let scanner = crate::updates::scan::Scanner::new(
         runtimes,
         client,

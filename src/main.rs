@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use maintenant::checks::targets::TargetPolicy;
 use maintenant::engine::{self, Role};
 use maintenant::settings::Settings;
 use maintenant::{config, http, mcp, serve};
@@ -50,10 +51,19 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // A policy that does not parse would leave declared monitors unguarded
+    // or wrongly refused: refuse to start, naming the setting.
+    let policy = match TargetPolicy::from_settings(&cli.settings) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("maintenant: {e}");
+            return ExitCode::from(2);
+        }
+    };
 
     match cli.command {
         Some(Command::CheckConfig { file }) => {
-            check_config(file.or_else(|| cli.settings.config_path()))
+            check_config(file.or_else(|| cli.settings.config_path()), &policy)
         }
         Some(Command::Schema) => {
             println!(
@@ -86,13 +96,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(path: Option<PathBuf>) -> ExitCode {
+fn check_config(path: Option<PathBuf>, policy: &TargetPolicy) -> ExitCode {
     let Some(path) = path else {
         eprintln!("maintenant check-config: no file given and MAINTENANT_CONFIG is not set");
         return ExitCode::from(2);
     };
     match config::load(&path) {
         Ok(loaded) => {
+            // Only what the file says: an address, or maintenant's own
+            // address. A host name is decided when the check resolves it.
+            let refused: Vec<String> = loaded
+                .monitors
+                .iter()
+                .filter(|m| policy.applies_to(&m.origin))
+                .filter_map(|m| {
+                    policy
+                        .refuse_literal(&m.spec)
+                        .map(|r| format!("{}: {}: {r}", m.origin, m.spec.key().id()))
+                })
+                .collect();
+            if !refused.is_empty() {
+                for r in &refused {
+                    println!("{r}");
+                }
+                return ExitCode::from(1);
+            }
             println!(
                 "{}: ok, {} monitors in {} file(s)",
                 path.display(),

@@ -31,6 +31,31 @@ pub struct Observed {
     pub task: Option<TaskInfo>,
     /// Checks and their durations since the process started (`/metrics`).
     pub checks: crate::metrics::histogram::CheckStats,
+    /// What the last check of this process may show to whoever declared the
+    /// monitor (see [`Observed::public`]).
+    public: Option<Box<PublicCheck>>,
+}
+
+/// The part of a check result that may be shown to the person who declared
+/// the monitor (a `Monitor` resource's status), who may not own maintenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublicCheck {
+    /// `last_check.at` of the check this describes.
+    pub at: OffsetDateTime,
+    /// The error without the values conditions read from the response body.
+    pub error: Option<String>,
+    /// The target policy refused the connection (no packet was sent).
+    pub refused: Option<crate::checks::targets::Refusal>,
+}
+
+impl Observed {
+    /// The public side of the last check, when this process made it. A
+    /// state loaded from the store (after a restart) has none: its error
+    /// may quote a body.
+    pub fn public(&self) -> Option<&PublicCheck> {
+        let at = self.state.last_check.as_ref()?.at;
+        self.public.as_deref().filter(|p| p.at == at)
+    }
 }
 
 /// Shared map of observed state, cheap to clone.
@@ -56,14 +81,17 @@ impl ObservedMap {
     }
 
     /// The state after a finished check (`state.last_check`), counted in
-    /// the monitor's check stats under the same lock.
-    pub fn set_checked(&self, key: &MonitorKey, state: ObservedState) {
+    /// the monitor's check stats under the same lock, with its public side.
+    pub fn set_checked(&self, key: &MonitorKey, state: ObservedState, public: PublicCheck) {
         let mut map = self.0.write().expect("observed map lock");
         let entry = map.entry(key.clone()).or_default();
         if let Some(c) = &state.last_check {
             entry.checks.observe(c.response_time_ms / 1000.0, c.up);
         }
         entry.state = state;
+        // Nothing to keep for the common case (up, allowed): no allocation.
+        entry.public =
+            (public.error.is_some() || public.refused.is_some()).then(|| Box::new(public));
     }
 
     /// Record that a task started for `key`; returns the start count.

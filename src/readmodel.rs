@@ -526,10 +526,26 @@ pub struct Health {
     pub desired: DesiredSummary,
     pub reconciler: ReconcileStatus,
     pub drift: Drift,
+    /// Monitors whose last check the target policy refused (no connection
+    /// was made), with the rule; they keep being retried and the others run.
+    /// Does not make `status` degraded: the policy did its job.
+    pub refused: Vec<RefusedMonitor>,
     /// `ok`, or `degraded` when a source has an error, a runtime is disconnected, or desired and running differ.
     pub status: String,
     /// Notification channels, active alerts and failed deliveries.
     pub alerting: crate::views::alerts::AlertingHealth,
+}
+
+/// A monitor the target policy refused to connect for (see `docs/security.md`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RefusedMonitor {
+    pub id: String,
+    /// Where it was declared (a label, an annotation, a `Monitor` resource).
+    pub origin: String,
+    /// The address refused, and the host name that resolved to it if any.
+    pub target: String,
+    /// The rule that refused it, and the setting that changes it.
+    pub rule: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -585,6 +601,21 @@ pub fn health(app: &App) -> Health {
     }
     drift.in_sync =
         drift.missing.is_empty() && drift.orphaned.is_empty() && drift.outdated.is_empty();
+    let refused = app.observed.with(|obs| {
+        state
+            .monitors
+            .iter()
+            .filter_map(|(k, d)| {
+                let r = obs.get(k)?.public()?.refused.as_ref()?;
+                Some(RefusedMonitor {
+                    id: k.id(),
+                    origin: d.origin.to_string(),
+                    target: r.target_and_via(),
+                    rule: r.rule.clone(),
+                })
+            })
+            .collect()
+    });
     let mut monitors = BTreeMap::new();
     for k in state.monitors.keys() {
         *monitors.entry(k.kind.to_string()).or_insert(0) += 1;
@@ -617,6 +648,7 @@ pub fn health(app: &App) -> Health {
         },
         reconciler: app.reconcile.read().expect("reconcile status lock").clone(),
         drift,
+        refused,
         alerting: crate::views::alerts::alerting_health(app),
     }
 }

@@ -59,6 +59,10 @@ pub type RunningIndex = Arc<RwLock<BTreeMap<MonitorKey, Running>>>;
 pub struct Running {
     pub task_id: u64,
     pub spec_hash: u64,
+    /// Held to the target policy (decided by the origin, which the spec
+    /// hash does not cover: a monitor moved from a label to the file
+    /// restarts).
+    restricted: bool,
     /// Heartbeats are tasks; endpoints and certificates are queued in the
     /// scheduler under `task_id`.
     heartbeat: Option<JoinHandle<()>>,
@@ -113,7 +117,9 @@ impl Reconciler {
                     gone.push(rk.clone());
                 }
                 match running.next_if(|(rk, _)| *rk == k) {
-                    Some((_, r)) if r.spec_hash == d.spec_hash => {}
+                    Some((_, r))
+                        if r.spec_hash == d.spec_hash
+                            && r.restricted == self.restricted(&d.origin) => {}
                     _ => to_start.push(k),
                 }
             }
@@ -172,13 +178,19 @@ impl Reconciler {
             } else {
                 std::time::Duration::ZERO
             };
+            let restricted = self.restricted(&d.origin);
             let heartbeat = match &*d.spec {
                 MonitorSpec::Heartbeat(h) => {
                     Some(checks::spawn_heartbeat(key.clone(), h, &self.ctx))
                 }
                 _ => {
-                    self.scheduler
-                        .schedule(task_id, key.clone(), d.spec.clone(), delay);
+                    self.scheduler.schedule(
+                        task_id,
+                        key.clone(),
+                        d.spec.clone(),
+                        restricted,
+                        delay,
+                    );
                     None
                 }
             };
@@ -187,6 +199,7 @@ impl Reconciler {
                 Running {
                     task_id,
                     spec_hash: d.spec_hash,
+                    restricted,
                     heartbeat,
                 },
             );
@@ -237,6 +250,11 @@ impl Reconciler {
         for (_, r) in all {
             self.stop(r);
         }
+    }
+
+    /// Whether checks of a monitor declared there are held to the target policy.
+    fn restricted(&self, origin: &crate::monitor::Origin) -> bool {
+        self.ctx.clients.policy().applies_to(origin)
     }
 
     /// Stop a monitor: a queued check is removed, a check in flight aborted

@@ -7,6 +7,7 @@
 //! side and recorded. A failure to connect or to shake hands is `error`,
 //! never `expired`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::targets::{Refusal, ResolveError, TargetPolicy};
 use crate::config::model::CertificateSpec;
 
 /// Extra trusted roots (PEM file), added to the system roots: a private CA,
@@ -252,15 +254,35 @@ fn provider() -> Arc<CryptoProvider> {
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
 }
 
-/// Check one certificate. `prev` carries `since` over when the status did not change.
+/// Check one certificate. `prev` carries `since` over when the status did
+/// not change. With a `policy` (a restricted monitor), the addresses
+/// connected to are the host's addresses the policy allows; the refusal
+/// is returned when it allows none (no packet was sent).
 pub async fn check(
     spec: &CertificateSpec,
     timeout: Duration,
     prev: Option<&CertificateCheck>,
-) -> CertificateCheck {
+    policy: Option<&TargetPolicy>,
+) -> (CertificateCheck, Option<Refusal>) {
     let began = std::time::Instant::now();
     let now = OffsetDateTime::now_utc();
-    let outcome = tokio::time::timeout(timeout, handshake(spec)).await;
+    let mut refused = None;
+    let outcome = tokio::time::timeout(timeout, async {
+        let addrs = match policy {
+            None => None,
+            Some(p) => match p.resolve(&spec.host, spec.port).await {
+                Ok(a) => Some(a),
+                Err(ResolveError::Refused(r)) => {
+                    let e = r.to_string();
+                    refused = Some(r);
+                    return Err(e);
+                }
+                Err(e) => return Err(e.to_string()),
+            },
+        };
+        handshake(spec, addrs).await
+    })
+    .await;
     let mut c = CertificateCheck {
         at: now,
         status: CertStatus::Error,
@@ -301,17 +323,21 @@ pub async fn check(
     {
         c.since = p.since;
     }
-    c
+    (c, refused)
 }
 
-async fn handshake(spec: &CertificateSpec) -> Result<Seen, String> {
+/// `addrs`: the addresses to connect to, already resolved (and allowed by
+/// the target policy); `None` resolves the host here.
+async fn handshake(spec: &CertificateSpec, addrs: Option<Vec<SocketAddr>>) -> Result<Seen, String> {
     let target = format!("{}:{}", spec.host, spec.port);
-    let tcp = tokio::net::TcpStream::connect((spec.host.as_str(), spec.port))
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => format!("connection refused by {target}"),
-            _ => format!("cannot connect to {target}: {e}"),
-        })?;
+    let connected = match addrs {
+        Some(a) => tokio::net::TcpStream::connect(&a[..]).await,
+        None => tokio::net::TcpStream::connect((spec.host.as_str(), spec.port)).await,
+    };
+    let tcp = connected.map_err(|e| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => format!("connection refused by {target}"),
+        _ => format!("cannot connect to {target}: {e}"),
+    })?;
     let provider = provider();
     let seen = Arc::new(Mutex::new(None));
     let verifier = Recorder {
@@ -489,7 +515,9 @@ mod tests {
                 held.push(s);
             }
         });
-        let c = check(&spec(port), Duration::from_millis(300), None).await;
+        let c = check(&spec(port), Duration::from_millis(300), None, None)
+            .await
+            .0;
         assert_eq!(c.status, CertStatus::Error);
         assert!(c.error.as_deref().unwrap().starts_with("timeout"), "{c:?}");
         assert_eq!((c.days_left, c.not_after), (None, None));
@@ -507,7 +535,9 @@ mod tests {
                     .await;
             }
         });
-        let c = check(&spec(port), Duration::from_secs(5), None).await;
+        let c = check(&spec(port), Duration::from_secs(5), None, None)
+            .await
+            .0;
         assert_eq!(c.status, CertStatus::Error);
         assert!(
             c.error.as_deref().unwrap().contains("TLS handshake"),
@@ -521,14 +551,56 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let first = check(&spec(port), Duration::from_secs(2), None).await;
+        let first = check(&spec(port), Duration::from_secs(2), None, None)
+            .await
+            .0;
         assert_eq!(first.status, CertStatus::Error);
         assert!(
             first.error.as_deref().unwrap().contains("refused"),
             "{first:?}"
         );
-        let second = check(&spec(port), Duration::from_secs(2), Some(&first)).await;
+        let second = check(&spec(port), Duration::from_secs(2), Some(&first), None)
+            .await
+            .0;
         assert_eq!(second.since, first.since);
         assert!(second.at > first.at);
+    }
+
+    #[tokio::test]
+    async fn a_restricted_check_connects_only_where_the_policy_allows() {
+        use crate::checks::targets::StaticLookup;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let a = accepts.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                drop(s);
+            }
+        });
+        let policy = TargetPolicy::new(&["127.0.0.2/32".into()], &[], None, false)
+            .unwrap()
+            .with_lookup(Arc::new(StaticLookup(vec![(
+                "meta.test".into(),
+                "127.0.0.2".parse().unwrap(),
+            )])));
+        for host in ["127.0.0.2", "meta.test"] {
+            let mut s = spec(port);
+            s.host = host.into();
+            let (c, refused) = check(&s, Duration::from_secs(2), None, Some(&policy)).await;
+            let r = refused.unwrap_or_else(|| panic!("{host}: not refused: {c:?}"));
+            assert_eq!(c.status, CertStatus::Error);
+            assert_eq!(c.error.as_deref(), Some(r.to_string().as_str()));
+            assert!(r.rule.contains("MAINTENANT_TARGET_DENY"), "{r}");
+        }
+        assert_eq!(accepts.load(Ordering::SeqCst), 0, "no connection was made");
+        // Unrestricted, the same check connects (and fails the handshake).
+        let mut s = spec(port);
+        s.host = "127.0.0.2".into();
+        let (c, refused) = check(&s, Duration::from_secs(2), None, None).await;
+        assert!(refused.is_none() && c.error.is_some());
+        assert_eq!(accepts.load(Ordering::SeqCst), 1);
     }
 }

@@ -17,9 +17,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::model::{CertificateSpec, EndpointSpec, HeartbeatSpec};
 use crate::monitor::{MonitorKey, MonitorSpec};
-use crate::observed::ObservedMap;
+use crate::observed::{ObservedMap, PublicCheck};
 use crate::store::{CheckRecord, ObservedState, Status, Store};
 use probe::{HttpClients, ProbeOutcome};
+
+/// Refused checks repeat every interval: one log line per interval for all.
+static REFUSALS: std::sync::LazyLock<crate::repeated::Repeated> =
+    std::sync::LazyLock::new(|| crate::repeated::Repeated::new(crate::repeated::INTERVAL));
 
 /// What every check needs, shared.
 #[derive(Clone)]
@@ -49,13 +53,15 @@ pub fn spawn_heartbeat(
 
 /// One check of an endpoint or a certificate, its result stored and its
 /// state moved on. Heartbeats are not checked: they are pinged.
-async fn check_once(key: &MonitorKey, spec: &MonitorSpec, ctx: &CheckContext) {
+/// `restricted`: held to the target policy (the monitor was declared by a
+/// label, an annotation or a `Monitor` resource).
+async fn check_once(key: &MonitorKey, spec: &MonitorSpec, restricted: bool, ctx: &CheckContext) {
     match spec {
         MonitorSpec::Endpoint(e) => {
-            let outcome = probe::probe(e, &ctx.clients).await;
+            let outcome = probe::probe_as(e, &ctx.clients, restricted).await;
             record(key, e, ctx, outcome);
         }
-        MonitorSpec::Certificate(c) => check_certificate(key, c, ctx).await,
+        MonitorSpec::Certificate(c) => check_certificate(key, c, restricted, ctx).await,
         MonitorSpec::Heartbeat(_) => {}
     }
 }
@@ -68,6 +74,16 @@ fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: Pr
         response_time_ms: (outcome.response_time.as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
         error: outcome.error,
     };
+    let public = PublicCheck {
+        at: rec.at,
+        error: outcome.public_error,
+        refused: outcome.refused,
+    };
+    if let Some(r) = &public.refused
+        && let Some(n) = REFUSALS.hit("target-refused")
+    {
+        tracing::warn!(monitor = %key, refusal = %r, "check not made{}", crate::repeated::times(n));
+    }
     let prev = ctx.observed.get(key).map(|o| o.state).unwrap_or_default();
     let next = next_state(
         &prev,
@@ -106,18 +122,29 @@ fn record(key: &MonitorKey, spec: &EndpointSpec, ctx: &CheckContext, outcome: Pr
             });
         }
     }
-    ctx.observed.set_checked(key, next);
+    ctx.observed.set_checked(key, next, public);
 }
 
 /// A certificate check. The result is stored (latest per monitor), mirrored
 /// in the observed map (`up` while the certificate is valid or expiring,
 /// `down` otherwise) and sent to the alert engine.
-async fn check_certificate(key: &MonitorKey, spec: &CertificateSpec, ctx: &CheckContext) {
+async fn check_certificate(
+    key: &MonitorKey,
+    spec: &CertificateSpec,
+    restricted: bool,
+    ctx: &CheckContext,
+) {
     // A handshake that takes longer than this is an error, not a slow success.
     let timeout = spec.interval.std().min(std::time::Duration::from_secs(10));
     // The previous result decides what changed (and what to log).
     let prev = certificate::load(&ctx.store, key).ok().flatten();
-    let c = certificate::check(spec, timeout, prev.as_ref()).await;
+    let policy = restricted.then(|| ctx.clients.policy().as_ref());
+    let (c, refused) = certificate::check(spec, timeout, prev.as_ref(), policy).await;
+    if let Some(r) = &refused
+        && let Some(n) = REFUSALS.hit("target-refused")
+    {
+        tracing::warn!(monitor = %key, refusal = %r, "check not made{}", crate::repeated::times(n));
+    }
     if let Err(e) = certificate::save(&ctx.store, key, &c)
         && let Some(n) = crate::repeated::STORE_ERRORS.hit("certificate-result")
     {
@@ -137,8 +164,15 @@ async fn check_certificate(key: &MonitorKey, spec: &CertificateSpec, ctx: &Check
         response_time_ms: c.duration_ms,
         error: c.error.clone(),
     };
+    // A certificate's error never quotes a response body.
+    let public = PublicCheck {
+        at: rec.at,
+        error: rec.error.clone(),
+        refused,
+    };
     let old = ctx.observed.get(key).map(|o| o.state).unwrap_or_default();
-    ctx.observed.set_checked(key, next_state(&old, rec, 1, 1));
+    ctx.observed
+        .set_checked(key, next_state(&old, rec, 1, 1), public);
     ctx.signals.send(crate::alerts::Signal {
         monitor: key.clone(),
         group: spec.group.clone(),

@@ -1186,4 +1186,278 @@ mod tests {
             "{e}"
         );
     }
+
+    // ------------------------------------------------ the target policy
+
+    use crate::checks::targets::{StaticLookup, TargetPolicy};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A raw listener on `ip` that counts the connections it accepts and
+    /// answers each with `200 ok`: a policy that works sees zero accepts.
+    async fn counting_listener(ip: &str) -> (u16, Arc<AtomicUsize>) {
+        let l = TcpListener::bind((ip, 0)).await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let a = accepts.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                });
+            }
+        });
+        (port, accepts)
+    }
+
+    /// 127.0.0.2 denied; `meta.test` resolves there, `ok.test` to 127.0.0.1
+    /// (a table, not DNS: deterministic, and nothing leaves loopback).
+    fn deny_127_0_0_2(own: Option<SocketAddr>) -> HttpClients {
+        let lookup = StaticLookup(vec![
+            ("meta.test".into(), "127.0.0.2".parse().unwrap()),
+            ("ok.test".into(), "127.0.0.1".parse().unwrap()),
+        ]);
+        HttpClients::with_policy(
+            TargetPolicy::new(&["127.0.0.2/32".into()], &[], own, false)
+                .unwrap()
+                .with_lookup(Arc::new(lookup)),
+        )
+    }
+
+    /// A 127.0.0.1 server whose `/to?u=URL` answers `CODE` to URL.
+    async fn redirector() -> String {
+        #[derive(serde::Deserialize)]
+        struct Q {
+            u: String,
+            code: Option<u16>,
+        }
+        let app = Router::new()
+            .route(
+                "/to",
+                any(
+                    |axum::extract::Query(q): axum::extract::Query<Q>| async move {
+                        (
+                            StatusCode::from_u16(q.code.unwrap_or(302)).unwrap(),
+                            [("location", q.u)],
+                        )
+                    },
+                ),
+            )
+            .route(
+                "/seen",
+                any(
+                    |method: Method, headers: HeaderMap, body: String| async move {
+                        let auth = headers.contains_key("authorization");
+                        format!("{method} auth={auth} body={body}")
+                    },
+                ),
+            );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}")
+    }
+
+    fn enc(u: &str) -> String {
+        u.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_denied_address_is_refused_before_any_connection() {
+        init();
+        let (port, accepts) = counting_listener("127.0.0.2").await;
+        let clients = deny_127_0_0_2(None);
+        let s = http_spec(format!("http://127.0.0.2:{port}/"));
+
+        let o = probe_as(&s, &clients, true).await;
+        let r = o.refused.as_ref().expect("refused");
+        assert_eq!(r.target, "127.0.0.2");
+        assert_eq!(r.rule, "is in 127.0.0.2/32 (MAINTENANT_TARGET_DENY)");
+        assert!(!o.up);
+        assert_eq!(o.error.as_deref(), Some(r.to_string().as_str()));
+        assert_eq!(o.status, None);
+
+        // A name that resolves there, over HTTP and TCP.
+        let o = probe_as(
+            &http_spec(format!("http://meta.test:{port}/")),
+            &clients,
+            true,
+        )
+        .await;
+        assert_eq!(
+            o.error.as_deref(),
+            Some(
+                "refused by target policy: 127.0.0.2 (resolved from meta.test) is in 127.0.0.2/32 (MAINTENANT_TARGET_DENY)"
+            )
+        );
+        for host in ["127.0.0.2", "meta.test", "::ffff:127.0.0.2"] {
+            let t = spec(Target::Tcp {
+                host: host.into(),
+                port,
+            });
+            let o = probe_as(&t, &clients, true).await;
+            assert!(o.refused.is_some(), "tcp {host}: {o:?}");
+        }
+        assert_eq!(accepts.load(Ordering::SeqCst), 0, "no connection was made");
+
+        // The listener is real: an unrestricted check of the same URL gets there.
+        let o = probe_as(&s, &clients, false).await;
+        assert!(o.up, "{o:?}");
+        assert_eq!(accepts.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn allowed_names_and_addresses_are_checked_as_usual() {
+        init();
+        let base = server().await;
+        let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+        let clients = deny_127_0_0_2(None);
+        for url in [
+            format!("{base}/json"),
+            format!("http://ok.test:{port}/json"),
+        ] {
+            let mut s = http_spec(url.clone());
+            s.conditions = conds(&["[BODY].status == UP"]);
+            let o = probe_as(&s, &clients, true).await;
+            assert!(o.up && o.refused.is_none(), "{url}: {o:?}");
+        }
+        let o = probe_as(
+            &spec(Target::Tcp {
+                host: "ok.test".into(),
+                port,
+            }),
+            &clients,
+            true,
+        )
+        .await;
+        assert!(o.up, "{o:?}");
+    }
+
+    #[tokio::test]
+    async fn every_redirect_hop_is_held_to_the_policy() {
+        init();
+        let (port, accepts) = counting_listener("127.0.0.2").await;
+        let base = redirector().await;
+        let clients = deny_127_0_0_2(None);
+        for (code, to) in [
+            (302, format!("http://127.0.0.2:{port}/x")),
+            (307, format!("http://meta.test:{port}/x")),
+            (301, format!("http://[::ffff:127.0.0.2]:{port}/x")),
+        ] {
+            let s = http_spec(format!("{base}/to?code={code}&u={}", enc(&to)));
+            let o = probe_as(&s, &clients, true).await;
+            assert!(o.refused.is_some(), "{code} to {to}: {o:?}");
+        }
+        // Two hops: allowed, allowed, then refused.
+        let last = format!("http://127.0.0.2:{port}/x");
+        let second = format!("{base}/to?u={}", enc(&last));
+        let s = http_spec(format!("{base}/to?u={}", enc(&second)));
+        assert!(probe_as(&s, &clients, true).await.refused.is_some());
+        assert_eq!(
+            accepts.load(Ordering::SeqCst),
+            0,
+            "no hop reached 127.0.0.2"
+        );
+
+        // Unrestricted, the same redirect is followed (by reqwest).
+        let s = http_spec(format!("{base}/to?u={}", enc(&last)));
+        assert!(probe_as(&s, &clients, false).await.up);
+        assert_eq!(accepts.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn restricted_redirects_behave_like_reqwest() {
+        init();
+        let base = redirector().await;
+        let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+        let clients = deny_127_0_0_2(None);
+        let post = |url: String| {
+            let mut s = http_spec(url);
+            s.method = HttpMethod::Post;
+            s.body = Some("b".into());
+            s.headers.insert("authorization".into(), "Bearer t".into());
+            s.conditions = conds(&["[STATUS] == 200"]);
+            s
+        };
+        // (code, target, what /seen must have received)
+        let same = format!("{base}/seen");
+        let other = format!("http://ok.test:{port}/seen");
+        for (code, to, want) in [
+            (303, &same, "GET auth=true body="),
+            (307, &same, "POST auth=true body=b"),
+            (308, &other, "POST auth=false body=b"),
+        ] {
+            let mut s = post(format!("{base}/to?code={code}&u={}", enc(to)));
+            s.conditions = conds(&[&format!("[BODY] == {want}")]);
+            let o = probe_as(&s, &clients, true).await;
+            assert!(o.up, "{code} to {to}: {o:?}");
+        }
+        // The limit counts hops.
+        let mut s = http_spec(format!("{base}/to?u=%2Fto%3Fu%3D%252Fseen"));
+        s.max_redirects = 1;
+        let o = probe_as(&s, &clients, true).await;
+        assert_eq!(
+            o.error.as_deref(),
+            Some("too many redirects (more than max_redirects = 1)")
+        );
+        s.max_redirects = 2;
+        assert!(probe_as(&s, &clients, true).await.up);
+        // Not followed at all: the redirect is the answer.
+        s.max_redirects = 0;
+        assert_eq!(probe_as(&s, &clients, true).await.status, Some(302));
+    }
+
+    #[tokio::test]
+    async fn maintenant_s_own_address_is_refused_by_name_too() {
+        init();
+        let base = server().await;
+        let own: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+        let clients = deny_127_0_0_2(Some(own));
+        for url in [
+            format!("{base}/ok"),
+            format!("http://ok.test:{}/ok", own.port()),
+        ] {
+            let o = probe_as(&http_spec(url.clone()), &clients, true).await;
+            let r = o.refused.unwrap_or_else(|| panic!("{url}: not refused"));
+            assert!(r.rule.contains("own listen address"), "{r}");
+        }
+        // Another port of the same host is not maintenant.
+        let other = server().await;
+        assert!(
+            probe_as(&http_spec(format!("{other}/ok")), &clients, true)
+                .await
+                .up
+        );
+    }
+
+    #[tokio::test]
+    async fn the_public_error_quotes_nothing_from_the_body() {
+        init();
+        let base = server().await;
+        let clients = HttpClients::new();
+        let mut s = http_spec(format!("{base}/json"));
+        s.conditions = conds(&["[STATUS] == 201", "[BODY].status == DOWN"]);
+        let o = probe(&s, &clients).await;
+        let full = o.error.unwrap();
+        let public = o.public_error.unwrap();
+        assert!(full.contains("UP"), "{full}");
+        assert!(!public.contains("UP"), "{public}");
+        assert_eq!(
+            public,
+            "[STATUS] == 201 failed: [STATUS] was 200; [BODY].status == DOWN failed"
+        );
+    }
 }

@@ -33,6 +33,7 @@ enum Command {
         id: u64,
         key: MonitorKey,
         spec: Arc<MonitorSpec>,
+        restricted: bool,
         first_delay: Duration,
     },
     Cancel {
@@ -61,18 +62,21 @@ impl Scheduler {
     }
 
     /// Check this monitor after `first_delay`, then every interval, under
-    /// task id `id`, until [`Scheduler::cancel`].
+    /// task id `id`, until [`Scheduler::cancel`]. `restricted`: its checks
+    /// are held to the target policy (see `checks::targets`).
     pub fn schedule(
         &self,
         id: u64,
         key: MonitorKey,
         spec: Arc<MonitorSpec>,
+        restricted: bool,
         first_delay: Duration,
     ) {
         let _ = self.tx.send(Command::Schedule {
             id,
             key,
             spec,
+            restricted,
             first_delay,
         });
     }
@@ -92,6 +96,7 @@ enum Phase {
 struct Slot {
     key: MonitorKey,
     spec: Arc<MonitorSpec>,
+    restricted: bool,
     phase: Phase,
     /// When the current check was due: the next one is due an interval later.
     due: Instant,
@@ -114,10 +119,10 @@ async fn run(
             biased;
             cmd = rx.recv() => match cmd {
                 None => break,
-                Some(Command::Schedule { id, key, spec, first_delay }) => {
+                Some(Command::Schedule { id, key, spec, restricted, first_delay }) => {
                     let due = Instant::now() + first_delay;
                     let phase = Phase::Queued(queue.insert_at(id, due));
-                    slots.insert(id, Slot { key, spec, phase, due });
+                    slots.insert(id, Slot { key, spec, restricted, phase, due });
                 }
                 Some(Command::Cancel { id }) => {
                     if let Some(slot) = slots.remove(&id) {
@@ -146,8 +151,9 @@ async fn run(
                 }
                 let Some(done) = tx.upgrade() else { break };
                 let (key, spec, ctx) = (slot.key.clone(), slot.spec.clone(), ctx.clone());
+                let restricted = slot.restricted;
                 let task = tokio::spawn(async move {
-                    super::check_once(&key, &spec, &ctx).await;
+                    super::check_once(&key, &spec, restricted, &ctx).await;
                     let _ = done.send(Command::Finished { id });
                 });
                 slot.phase = Phase::Checking(task.abort_handle());
@@ -228,6 +234,7 @@ mod tests {
             7,
             key.clone(),
             Arc::new(MonitorSpec::Endpoint(e)),
+            false,
             Duration::ZERO,
         );
 
@@ -258,7 +265,7 @@ mod tests {
         assert_eq!(hits.load(SeqCst), at_cancel, "checked after cancel");
 
         // A finished check of a cancelled id queues nothing; a new id runs.
-        sched.schedule(8, key.clone(), m.spec.clone(), Duration::ZERO);
+        sched.schedule(8, key.clone(), m.spec.clone(), false, Duration::ZERO);
         wait_for("the new task's first check", || {
             hits.load(SeqCst) > at_cancel
         })

@@ -141,6 +141,11 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// `ip` or `ip (resolved from NAME)`.
+    pub fn target_and_via(&self) -> String {
+        format!("{}{}", self.target, self.via)
+    }
+
     /// The same refusal, saying which host name resolved to the address.
     pub fn via(mut self, host: &str) -> Refusal {
         if host.parse::<IpAddr>().is_err() {
@@ -325,6 +330,31 @@ impl TargetPolicy {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// The refusal of a monitor whose target is an address (not a host
+    /// name) the policy refuses: what can be known without resolving
+    /// (`check-config`).
+    pub fn refuse_literal(&self, spec: &crate::monitor::MonitorSpec) -> Option<Refusal> {
+        use crate::config::model::Target;
+        use crate::monitor::MonitorSpec;
+        let (host, port) = match spec {
+            MonitorSpec::Endpoint(e) => match &e.target {
+                Target::Http { url } => {
+                    let u = reqwest::Url::parse(url).ok()?;
+                    (u.host_str()?.to_owned(), u.port_or_known_default()?)
+                }
+                Target::Tcp { host, port } => (host.clone(), *port),
+            },
+            MonitorSpec::Certificate(c) => (c.host.clone(), c.port),
+            MonitorSpec::Heartbeat(_) => return None,
+        };
+        let ip: IpAddr = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?;
+        self.decide(SocketAddr::new(ip, port)).err()
     }
 
     /// The addresses of `host:port` this policy allows, or the refusal of

@@ -212,8 +212,23 @@ pub fn status_for(
                         .last_check
                         .as_ref()
                         .and_then(|c| c.at.format(&Rfc3339).ok());
-                    s.message = state.last_check.as_ref().and_then(|c| c.error.clone());
-                    if running {
+                    // Whoever created the resource reads its status: never
+                    // a value the check read from a response body.
+                    let public = obs.as_ref().and_then(|o| o.public());
+                    s.message = match public {
+                        Some(p) => p.error.clone(),
+                        None => state
+                            .last_check
+                            .as_ref()
+                            .and_then(|c| c.error.as_deref())
+                            .map(|e| withheld(spec, e)),
+                    };
+                    let refused = public.and_then(|p| p.refused.as_ref());
+                    if running && let Some(r) = refused {
+                        s.observed_generation = origin_generation;
+                        s.state = Some("refused".into());
+                        (false, "TargetRefused", r.to_string())
+                    } else if running {
                         s.observed_generation = origin_generation;
                         let m = match state.status {
                             Status::Pending => format!("{} is checked; not decided yet", key.id()),
@@ -261,6 +276,20 @@ pub fn status_for(
         observed_generation: s.observed_generation,
     }];
     s
+}
+
+/// The error of a check this process did not make (a state read back from
+/// the store after a restart): kept when the monitor's conditions read
+/// nothing from the body, else replaced, since it may quote the body.
+fn withheld(spec: &MonitorSpec, error: &str) -> String {
+    match spec {
+        MonitorSpec::Endpoint(e) if e.conditions.iter().any(|c| c.needs_body()) => {
+            "the last check failed; its message may quote the response body and is shown \
+             by get_endpoint_status only"
+                .to_owned()
+        }
+        _ => error.to_owned(),
+    }
 }
 
 /// The Type and Target printer columns: `endpoint/https` and its URL.

@@ -52,6 +52,15 @@ pub enum RegistryError {
     },
     #[error("registry {registry} answered {detail}")]
     Protocol { registry: String, detail: String },
+    /// The registry's token realm may not receive its credentials.
+    #[error(
+        "registry {registry} asks for a token from {realm}, {rule}: its Docker-config credentials were not sent"
+    )]
+    RealmRefused {
+        registry: String,
+        realm: String,
+        rule: String,
+    },
 }
 
 impl RegistryError {
@@ -180,7 +189,21 @@ pub struct RegistryClient {
     creds: Arc<Credentials>,
     /// Registries spoken to over plain HTTP (loopback ones always are).
     insecure: Arc<Vec<String>>,
+    /// Token realms (`host`, `host:port`, `*`) on another host than their
+    /// registry that may receive its credentials
+    /// (MAINTENANT_REGISTRY_ALLOW_CROSS_HOST_REALM).
+    cross_host_realms: Arc<Vec<String>>,
     tokens: Arc<Mutex<TokenCache>>,
+}
+
+/// Docker Hub's registry sends its clients to this realm.
+const DOCKER_HUB_REALM: &str = "auth.docker.io";
+
+fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 impl RegistryClient {
@@ -194,8 +217,59 @@ impl RegistryClient {
                 .expect("reqwest client"),
             creds: Arc::new(creds),
             insecure: Arc::new(insecure),
+            cross_host_realms: Arc::default(),
             tokens: Arc::default(),
         }
+    }
+
+    /// Realms on another host than their registry that may receive its
+    /// credentials (`host`, `host:port`, or `*` for any).
+    pub fn allow_cross_host_realms(mut self, realms: Vec<String>) -> RegistryClient {
+        self.cross_host_realms = Arc::new(
+            realms
+                .into_iter()
+                .map(|r| r.trim().to_ascii_lowercase())
+                .filter(|r| !r.is_empty())
+                .collect(),
+        );
+        self
+    }
+
+    /// Why the token realm `realm` of `registry` may not receive the
+    /// registry's credentials, or `None` when it may. The registry names
+    /// the realm: whoever runs it (or sits on a plain-HTTP path to it) would
+    /// otherwise collect the password.
+    fn realm_refusal(&self, registry: &str, realm: &reqwest::Url) -> Option<String> {
+        let realm_host = realm.host_str().unwrap_or_default().to_ascii_lowercase();
+        if realm.scheme() != "https" && !is_loopback_host(&realm_host) {
+            return Some(format!(
+                "which is plain {}: credentials go over HTTPS only (plain HTTP to a loopback realm only)",
+                realm.scheme()
+            ));
+        }
+        let registry_host = registry
+            .rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(registry, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let realm_bare = realm_host.trim_start_matches('[').trim_end_matches(']');
+        if realm_bare == registry_host || (registry == DOCKER_HUB && realm_bare == DOCKER_HUB_REALM)
+        {
+            return None;
+        }
+        let with_port = realm
+            .port_or_known_default()
+            .map(|p| format!("{realm_host}:{p}"));
+        let allowed = self.cross_host_realms.iter().any(|a| {
+            a == "*" || *a == realm_host || *a == realm_bare || Some(a) == with_port.as_ref()
+        });
+        (!allowed).then(|| {
+            format!(
+                "on another host than the registry (allow it with MAINTENANT_REGISTRY_ALLOW_CROSS_HOST_REALM={realm_bare})"
+            )
+        })
     }
 
     fn base(&self, registry: &str) -> String {
@@ -334,6 +408,17 @@ impl RegistryClient {
                         q.append_pair("service", s);
                     }
                 }
+                if creds.is_some()
+                    && let Some(rule) = self.realm_refusal(&r.registry, &url)
+                {
+                    return Err(RegistryError::RealmRefused {
+                        registry: r.registry.clone(),
+                        realm: realm.clone(),
+                        rule,
+                    });
+                }
+                // A redirect of the realm to another host or port loses the
+                // Authorization header (reqwest drops it).
                 let mut req = self.http.get(url);
                 if let Some(c) = creds {
                     req = req.header(AUTHORIZATION, basic(c));
@@ -541,5 +626,163 @@ mod tests {
             Some("sha256:v6")
         );
         assert_eq!(select_platform(&index, &p("s390x", None)), None);
+    }
+
+    /// A registry on 127.0.0.1 that sends clients to the token realm
+    /// `realm` (a path is appended), and a realm server on `realm_ip` that
+    /// records the Authorization header of each token request.
+    async fn registry_with_realm(
+        realm_ip: &str,
+        realm_scheme_host: impl Fn(u16) -> String,
+    ) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+        use axum::http::{HeaderMap as AxHeaders, StatusCode as AxStatus};
+        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let realm_listener = tokio::net::TcpListener::bind((realm_ip, 0)).await.unwrap();
+        let realm_port = realm_listener.local_addr().unwrap().port();
+        let s = seen.clone();
+        let realm_app = axum::Router::new().fallback(move |h: AxHeaders| {
+            s.lock().unwrap().push(
+                h.get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            );
+            async { axum::Json(serde_json::json!({"token": "tok", "expires_in": 300})) }
+        });
+        tokio::spawn(async move { axum::serve(realm_listener, realm_app).await });
+        let challenge = format!(
+            r#"Bearer realm="{}/token",service="test""#,
+            realm_scheme_host(realm_port)
+        );
+        let registry_app = axum::Router::new().fallback(move |h: AxHeaders| {
+            let challenge = challenge.clone();
+            async move {
+                if h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer tok") {
+                    (
+                        AxStatus::OK,
+                        [("docker-content-digest", "sha256:abc".to_owned())],
+                    )
+                } else {
+                    (AxStatus::UNAUTHORIZED, [("www-authenticate", challenge)])
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let registry = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, registry_app).await });
+        (registry, seen)
+    }
+
+    fn creds_for(registry: &str) -> Credentials {
+        Credentials(HashMap::from([(
+            registry.to_owned(),
+            ("user".to_owned(), "secret".to_owned()),
+        )]))
+    }
+
+    fn image(registry: &str) -> ImageRef {
+        ImageRef::parse(&format!("{registry}/app:latest")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn credentials_go_to_a_realm_on_another_host_only_when_allowed() {
+        let (registry, seen) =
+            registry_with_realm("127.0.0.2", |p| format!("http://127.0.0.2:{p}")).await;
+        let client = RegistryClient::new(creds_for(&registry), vec![]);
+        let e = client.head(&image(&registry)).await.unwrap_err();
+        assert!(matches!(e, RegistryError::RealmRefused { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("on another host than the registry")
+                && msg.contains("MAINTENANT_REGISTRY_ALLOW_CROSS_HOST_REALM=127.0.0.2"),
+            "{msg}"
+        );
+        assert!(seen.lock().unwrap().is_empty(), "the realm was not asked");
+
+        // Without credentials nothing is at stake: the anonymous token is fetched.
+        let anonymous = RegistryClient::new(Credentials::default(), vec![]);
+        assert_eq!(
+            anonymous.head(&image(&registry)).await.unwrap().digest,
+            "sha256:abc"
+        );
+        assert_eq!(*seen.lock().unwrap(), vec![None]);
+
+        // Allowed by name (with or without its port): the credentials go.
+        for allow in ["127.0.0.2", "*"] {
+            seen.lock().unwrap().clear();
+            let client = RegistryClient::new(creds_for(&registry), vec![])
+                .allow_cross_host_realms(vec![allow.into()]);
+            assert_eq!(
+                client.head(&image(&registry)).await.unwrap().digest,
+                "sha256:abc"
+            );
+            let basic = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("user:secret")
+            );
+            assert_eq!(*seen.lock().unwrap(), vec![Some(basic)], "{allow}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_realm_on_the_registry_s_host_gets_the_credentials() {
+        // Another port of the same host: the same machine, not another host.
+        let (registry, seen) =
+            registry_with_realm("127.0.0.1", |p| format!("http://127.0.0.1:{p}")).await;
+        let client = RegistryClient::new(creds_for(&registry), vec![]);
+        assert_eq!(
+            client.head(&image(&registry)).await.unwrap().digest,
+            "sha256:abc"
+        );
+        assert!(
+            seen.lock().unwrap()[0]
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Basic "))
+        );
+    }
+
+    #[test]
+    fn plain_http_realms_are_refused_except_on_loopback() {
+        let client = RegistryClient::new(Credentials::default(), vec![])
+            .allow_cross_host_realms(vec!["*".into()]);
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        // Decided on the URL, before any connection: nothing is sent to these.
+        let r = client
+            .realm_refusal("registry.invalid", &url("http://registry.invalid/token"))
+            .unwrap();
+        assert!(r.contains("plain http"), "{r}");
+        assert!(
+            client
+                .realm_refusal("registry.invalid", &url("http://auth.invalid/token"))
+                .unwrap()
+                .contains("plain http"),
+            "allowing the host does not allow plain HTTP"
+        );
+        for ok in [
+            "https://auth.invalid/token",
+            "http://127.0.0.5:9/token",
+            "http://[::1]:9/token",
+            "http://localhost:9/token",
+        ] {
+            assert_eq!(
+                client.realm_refusal("registry.invalid", &url(ok)),
+                None,
+                "{ok}"
+            );
+        }
+        // Docker Hub's own realm needs no setting.
+        let strict = RegistryClient::new(Credentials::default(), vec![]);
+        assert_eq!(
+            strict.realm_refusal(DOCKER_HUB, &url("https://auth.docker.io/token")),
+            None
+        );
+        assert!(
+            strict
+                .realm_refusal("ghcr.io", &url("https://auth.docker.io/token"))
+                .is_some()
+        );
+        assert_eq!(
+            strict.realm_refusal("ghcr.io:443", &url("https://GHCR.io/token")),
+            None
+        );
     }
 }
