@@ -287,11 +287,10 @@ async fn a_non_atomic_rewrite_applies_only_the_settled_file() {
     d.write_in_place("");
     tokio::time::sleep(Duration::from_millis(50)).await;
     d.write_in_place(
-        &monitors(&target, "/b", "")
+        monitors(&target, "/b", "")
             .split("  - name: b")
             .next()
-            .unwrap()
-            .to_owned(),
+            .unwrap(),
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
     d.write_in_place(&monitors(&target, "/b-changed", ""));
