@@ -181,6 +181,24 @@ fn chart_schema_rejects_allowed_email_without_issuer() {
     )
     .unwrap_err();
     assert!(err.contains("/mcp/issuer"), "{err}");
+    // And the templates refuse it when the schema is skipped.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(&helm)
+        .args([
+            "template",
+            "maintenant",
+            &format!("{root}/charts/maintenant"),
+        ])
+        .args([
+            "--skip-schema-validation",
+            "--set",
+            "mcp.allowedEmail=ops@example.com",
+        ])
+        .output()
+        .expect("run helm");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("mcp.allowedEmail needs mcp.issuer"), "{err}");
     // The opt-in needs at least one admitted peer, and no Ingress.
     let err = render(
         &helm,

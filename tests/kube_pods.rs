@@ -613,3 +613,52 @@ async fn pod_annotations_declare_monitors_that_follow_the_workload() {
     })
     .await;
 }
+
+/// `MAINTENANT_KUBERNETES_LOGS=false` (the chart's `kubernetes.podLogs:
+/// false`, which also drops the `pods/log` grant): get_container_logs says
+/// logs are off, and no log request reaches the API server.
+#[tokio::test]
+async fn pod_logs_off_answers_why_and_never_asks_the_api() {
+    let fake = FakeKube::start().await;
+    let web = "web-7d4b9c8f5-abcde";
+    fake.apply(PODS, pod("shop", web, "Running", true, 0, None));
+    let now = time::OffsetDateTime::now_utc();
+    fake.set_logs("shop", web, vec![(now, "secret line".into())]);
+    let d = fake
+        .daemon(
+            "endpoints: []\n",
+            &[
+                ("MAINTENANT_DOCKER", "false"),
+                ("MAINTENANT_KUBERNETES_LOGS", "false"),
+            ],
+        )
+        .await;
+    let mcp = d.mcp().await;
+    wait_for("the pod listed", T, async || {
+        let p = mcp.ok("list_containers", json!({})).await;
+        (p["total"] == 1).then_some(())
+    })
+    .await;
+    let a = mcp
+        .call(
+            "get_container_logs",
+            json!({"container_id": format!("shop/{web}")}),
+        )
+        .await;
+    assert!(a.is_error, "{}", a.text);
+    assert!(
+        a.text.contains("disabled by configuration")
+            && a.text.contains("MAINTENANT_KUBERNETES_LOGS=false"),
+        "{}",
+        a.text
+    );
+    assert!(!a.text.contains("secret line"));
+    let asked: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/log"))
+        .collect();
+    assert!(asked.is_empty(), "{asked:?}");
+    // The rest of the pod is still there.
+    mcp.ok("get_container", json!({"container_id": web})).await;
+}

@@ -89,6 +89,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
      explicit, fenced opt-in (docs/security.md). */}}
 {{- define "maintenant.checkMcp" -}}
 {{- $m := .Values.mcp -}}
+{{- /* The schema refuses this too; this also holds with --skip-schema-validation. */ -}}
+{{- if and $m.allowedEmail (not $m.issuer) -}}
+{{- fail "mcp.allowedEmail needs mcp.issuer: tokens are verified against that issuer's keys, and maintenant refuses to start without it." -}}
+{{- end -}}
 {{- if and $m.enabled (not (include "maintenant.mcpAuthenticated" .)) (not $m.unauthenticated.enabled) -}}
 {{- fail "mcp.enabled=true without authentication would let every pod that reaches the Service call every tool (pod logs, pause, maintenance, incidents). Set mcp.allowedEmail and mcp.issuer, or opt in with mcp.unauthenticated.enabled=true and mcp.unauthenticated.allowFrom (a NetworkPolicy admits only those peers)." -}}
 {{- end -}}
