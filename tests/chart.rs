@@ -301,3 +301,80 @@ fn chart_unauthenticated_mcp_is_fenced_by_a_network_policy() {
     );
     assert!(out.contains("the write tools are off"), "{out}");
 }
+
+/// Prometheus: the pod carries the scrape annotations and MAINTENANT_METRICS
+/// by default; a ServiceMonitor is rendered only when asked for, and both
+/// go away with `metrics.enabled: false`. The log format is a value too.
+#[test]
+fn chart_metrics_annotations_service_monitor_and_log_format() {
+    let Some(helm) = helm() else { return };
+    let (docs, _) = render(&helm, "{}", false).unwrap();
+    let pod = &of_kind(&docs, "Deployment")[0]["spec"]["template"]["metadata"];
+    assert_eq!(pod["annotations"]["prometheus.io/scrape"], "true");
+    assert_eq!(pod["annotations"]["prometheus.io/port"], "8080");
+    assert_eq!(pod["annotations"]["prometheus.io/path"], "/metrics");
+    assert_eq!(
+        env_var(&docs, "MAINTENANT_METRICS").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        env_var(&docs, "MAINTENANT_LOG_FORMAT").as_deref(),
+        Some("text")
+    );
+    assert!(
+        of_kind(&docs, "ServiceMonitor").is_empty(),
+        "off by default"
+    );
+
+    let (docs, _) = render(
+        &helm,
+        "logFormat: json\npodAnnotations: {team: ops}\nmetrics:\n  serviceMonitor: {enabled: true, interval: 15s, labels: {release: prometheus}}\n",
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        env_var(&docs, "MAINTENANT_LOG_FORMAT").as_deref(),
+        Some("json")
+    );
+    let pod = &of_kind(&docs, "Deployment")[0]["spec"]["template"]["metadata"];
+    assert_eq!(pod["annotations"]["team"], "ops", "user annotations kept");
+    assert_eq!(pod["annotations"]["prometheus.io/scrape"], "true");
+    let sm = of_kind(&docs, "ServiceMonitor");
+    assert_eq!(sm.len(), 1);
+    assert_eq!(sm[0]["metadata"]["labels"]["release"], "prometheus");
+    let ep = &sm[0]["spec"]["endpoints"][0];
+    assert_eq!(ep["port"], "http");
+    assert_eq!(ep["path"], "/metrics");
+    assert_eq!(ep["interval"], "15s");
+    let svc = of_kind(&docs, "Service")[0];
+    for (k, v) in sm[0]["spec"]["selector"]["matchLabels"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert_eq!(
+            &svc["metadata"]["labels"][k], v,
+            "the ServiceMonitor selects the Service"
+        );
+    }
+
+    let (docs, _) = render(
+        &helm,
+        "metrics: {enabled: false, serviceMonitor: {enabled: true}}",
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        env_var(&docs, "MAINTENANT_METRICS").as_deref(),
+        Some("false")
+    );
+    assert!(of_kind(&docs, "ServiceMonitor").is_empty());
+    let pod = &of_kind(&docs, "Deployment")[0]["spec"]["template"]["metadata"];
+    assert!(
+        pod["annotations"].is_null(),
+        "no scrape annotations: {pod:?}"
+    );
+    assert!(
+        render(&helm, "logFormat: yaml", false).is_err(),
+        "the schema refuses it"
+    );
+}
