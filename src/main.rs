@@ -76,10 +76,18 @@ fn main() -> ExitCode {
             } else {
                 runtime.block_on(daemon(cli.settings))
             };
-            // Check tasks may be mid-probe; don't wait for them.
-            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            if matches!(result, Ok(Exit::StoreFailing | Exit::StoreGaveUp)) {
+                // Not dropped: every sled tree the tasks hold would flush as
+                // it goes and log "failed to flush data to disk", once per
+                // tree, after the one line that says what happened.
+                // Everything acknowledged is on disk already.
+                std::mem::forget(runtime);
+            } else {
+                // Check tasks may be mid-probe; don't wait for them.
+                runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            }
             match result {
-                Ok(Exit::Stopped) => ExitCode::SUCCESS,
+                Ok(Exit::Stopped | Exit::StoreFailing) => ExitCode::SUCCESS,
                 Ok(Exit::StoreGaveUp) => ExitCode::from(watchdog::EXIT_CODE),
                 Err(e) => {
                     eprintln!("maintenant: {e:#}");
@@ -115,9 +123,13 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
 }
 
 /// How the daemon ended, when it ended well.
+#[derive(Debug, PartialEq, Eq)]
 enum Exit {
     /// A signal asked it to stop.
     Stopped,
+    /// A signal asked it to stop while the database could not write (said
+    /// in the log, see `Store::flush_at_exit`).
+    StoreFailing,
     /// The database cannot write again in this process (see
     /// `store::watchdog`): exit with its code for the supervisor to restart
     /// the daemon, which reopens the database.
@@ -173,15 +185,26 @@ async fn daemon(settings: Settings) -> anyhow::Result<Exit> {
     // The accept loop puts the peer address in each request (ConnectInfo),
     // for the per-IP rate limit.
     connections.serve(listener, router, cancel).await;
-    if app.store.health().gave_up_reason().is_some() {
+    let health = app.store.health().clone();
+    let exit = if health.gave_up_reason().is_some() {
         // Nothing to flush: everything acknowledged was flushed before it
         // was acknowledged, and sled refuses every write now.
-        return Ok(Exit::StoreGaveUp);
+        Exit::StoreGaveUp
+    } else {
+        app.store
+            .flush_at_exit()
+            .context("the database could not be flushed at shutdown: check results since the last flush are lost (pings and changes were acknowledged only once on disk)")?;
+        if health.is_failing() {
+            Exit::StoreFailing
+        } else {
+            Exit::Stopped
+        }
+    };
+    if exit != Exit::Stopped {
+        // Its trees would flush as they drop (see main).
+        std::mem::forget(app);
     }
-    app.store
-        .flush_at_exit()
-        .context("the database could not be flushed at shutdown: check results since the last flush are lost (pings and changes were acknowledged only once on disk)")?;
-    Ok(Exit::Stopped)
+    Ok(exit)
 }
 
 async fn shutdown_signal() {
