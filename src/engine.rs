@@ -238,6 +238,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
 /// `Monitor` resources as a source, and the status writer, when a Kubernetes
 /// API server is configured (`MAINTENANT_KUBERNETES`). A connection problem
 /// is reported as the source's error (`get_health`), not a failed start.
+#[allow(clippy::too_many_arguments)] // the wiring's handles; issue 19 regroups them
 async fn start_kubernetes(
     settings: &Settings,
     heartbeats: HeartbeatHub,

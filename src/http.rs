@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::App;
 use crate::mcp::Maintenant;
 use crate::mcp::auth::{self, Auth};
+use crate::mcp::sessions::{self, SessionLimits, Sessions};
 use crate::ratelimit::{self, RateLimiter};
 use crate::serve::Connections;
 
@@ -87,11 +88,16 @@ pub fn allowed_hosts(app: &App) -> Vec<String> {
     hosts
 }
 
+/// The MCP service and the bound on its sessions, which the router must
+/// layer around it ([`sessions::bound`]).
 pub fn mcp_service(
     app: Arc<App>,
     hosts: Vec<String>,
     cancel: CancellationToken,
-) -> StreamableHttpService<Maintenant, LocalSessionManager> {
+) -> (
+    StreamableHttpService<Maintenant, LocalSessionManager>,
+    Arc<Sessions>,
+) {
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_allowed_origins(allowed_origins(&app))
@@ -103,11 +109,18 @@ pub fn mcp_service(
         // rmcp falls back to SSE by itself when a handler sends anything first.
         .with_json_response(true)
         .with_cancellation_token(cancel);
-    StreamableHttpService::new(
-        move || Ok(Maintenant::new(app.clone())),
-        Default::default(),
-        config,
-    )
+    let manager = Arc::new(LocalSessionManager::default());
+    let sessions = Sessions::new(
+        manager.clone(),
+        SessionLimits {
+            total: app.settings.mcp_max_sessions as usize,
+            per_client: app.settings.mcp_max_sessions_per_client as usize,
+        },
+        app.settings.trust_forwarded_for,
+    );
+    let service =
+        StreamableHttpService::new(move || Ok(Maintenant::new(app.clone())), manager, config);
+    (service, sessions)
 }
 
 /// Liveness: 503 while the database cannot write (a full disk), so a
@@ -262,10 +275,12 @@ pub fn router(app: Arc<App>, cancel: CancellationToken, auth: Option<Arc<Auth>>)
     // The public status page: read-only, rate limited like the rest.
     r = r.merge(rate_limited(status_routes(), limiter.as_ref()));
     if app.settings.mcp {
-        let mut mcp = Router::new().nest_service(
-            "/mcp",
-            mcp_service(app.clone(), allowed_hosts(&app), cancel),
-        );
+        let (service, sessions) = mcp_service(app.clone(), allowed_hosts(&app), cancel);
+        // Inside authentication: a caller without a valid token opens no
+        // session, so it cannot push out anyone's.
+        let mut mcp = Router::new()
+            .nest_service("/mcp", service)
+            .layer(middleware::from_fn_with_state(sessions, sessions::bound));
         if let Some(auth) = auth {
             mcp = mcp.layer(middleware::from_fn_with_state(
                 auth.clone(),
@@ -296,9 +311,10 @@ pub async fn serve_unix(
     let _ = std::fs::remove_file(path);
     let listener = tokio::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    let service = mcp_service(app, vec!["localhost".into()], cancel.clone());
+    let (service, sessions) = mcp_service(app, vec!["localhost".into()], cancel.clone());
     let router = Router::new()
         .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(sessions, sessions::bound))
         .layer(middleware::from_fn(delete_answers_no_content));
     let path = path.to_path_buf();
     tokio::spawn(async move {

@@ -71,6 +71,11 @@ async fn action(
     }
     let (kind, code) = match parse_action(&action) {
         Ok(k) => k,
+        // With a ping key, `/ping/{x}/{name}` is a keyed URL with a wrong
+        // key: the same 404 as every refused ping, not a hint about actions.
+        Err(_) if app.settings.ping_key().ok().flatten().is_some() => {
+            return record(&app, Target::Refused, PingKind::Success, None, body).await;
+        }
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     record(&app, Target::Id(&id), kind, code, body).await

@@ -82,22 +82,32 @@ impl RateLimiter {
     }
 
     fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
-        if self.0.trust_forwarded_for {
-            // The last entry is the one our own proxy appended; earlier ones
-            // are whatever the client claimed, so never fall back to them.
-            let forwarded = headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .next_back()
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|s| s.trim().parse::<IpAddr>().ok());
-            if forwarded.is_some() {
-                return forwarded;
-            }
-        }
-        peer.map(|p| p.ip())
+        client_ip(headers, peer, self.0.trust_forwarded_for)
     }
+}
+
+/// Who a request comes from: the peer address, or with `trust_forwarded_for`
+/// the last `X-Forwarded-For` entry. Shared with the MCP session bound.
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        // The last entry is the one our own proxy appended; earlier ones
+        // are whatever the client claimed, so never fall back to them.
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|s| s.trim().parse::<IpAddr>().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer.map(|p| p.ip())
 }
 
 /// The middleware: `axum::middleware::from_fn_with_state(limiter, ratelimit::limit)`.

@@ -87,6 +87,17 @@ pub struct Settings {
     #[arg(long, env = "MAINTENANT_MCP_MAX_BODY", default_value = "1048576")]
     pub mcp_max_body: usize,
 
+    /// Most MCP sessions open at once on /mcp (and, separately, on the
+    /// attach socket). Past it, the session idle the longest is closed; when
+    /// all are busy, a new one is refused with 503.
+    #[arg(long, env = "MAINTENANT_MCP_MAX_SESSIONS", default_value = "256", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub mcp_max_sessions: u32,
+
+    /// Most MCP sessions one client IP may hold open; past it, that client's
+    /// own session idle the longest is closed first.
+    #[arg(long, env = "MAINTENANT_MCP_MAX_SESSIONS_PER_CLIENT", default_value = "32", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub mcp_max_sessions_per_client: u32,
+
     /// Most HTTP connections open at once (TCP and the unix socket together).
     /// Narrowed at start so a quarter of the open-file limit (at least 64)
     /// stays free for the daemon's own files and checks. At the cap, a new

@@ -182,3 +182,109 @@ async fn with_nofile_256_three_hundred_idle_sockets_leave_probes_and_reload_work
     assert!(plain.contains("max_connections=192"), "{plain}");
     drop(held);
 }
+
+/// `initialize` from `from` (a loopback source address): the session id.
+async fn open_session(d: &Daemon, from: std::net::IpAddr) -> reqwest::Response {
+    let c = reqwest::Client::builder()
+        .local_address(from)
+        .build()
+        .unwrap();
+    c.post(d.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .json(&serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "session-flood", "version": "1"}
+            }
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn session_id(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("mcp-session-id")
+        .unwrap_or_else(|| panic!("no session id: {}", r.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Whether the daemon still knows the session (a notification to it is
+/// accepted; to a closed one, 404).
+async fn session_alive(d: &Daemon, id: &str) -> bool {
+    let r = reqwest::Client::new()
+        .post(d.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap();
+    match r.status().as_u16() {
+        202 | 200 => true,
+        404 => false,
+        s => panic!("unexpected {s} for session {id}"),
+    }
+}
+
+#[tokio::test]
+async fn mcp_sessions_are_bounded_overall_and_per_client_the_oldest_idle_closed_first() {
+    let d = Daemon::start_with(
+        MONITORS,
+        &[
+            ("MAINTENANT_MCP_MAX_SESSIONS", "5"),
+            ("MAINTENANT_MCP_MAX_SESSIONS_PER_CLIENT", "3"),
+        ],
+    )
+    .await;
+    let a: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let b: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+
+    // A flood of 40 initialize calls from one client: each one is answered,
+    // and only its 3 newest sessions stay open.
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        let r = open_session(&d, a).await;
+        assert_eq!(r.status(), 200, "initialize is answered");
+        flood.push(session_id(&r));
+    }
+    for id in &flood[..37] {
+        assert!(!session_alive(&d, id).await, "old session {id} was closed");
+    }
+    for id in &flood[37..] {
+        assert!(session_alive(&d, id).await, "newest session {id} stays");
+    }
+
+    // Another client gets its own sessions; past the total of 5, the oldest
+    // idle session of anyone (the flooder's oldest left) goes first.
+    let b1 = session_id(&open_session(&d, b).await);
+    let b2 = session_id(&open_session(&d, b).await);
+    assert!(session_alive(&d, &b1).await && session_alive(&d, &b2).await);
+    // Touching flood[37] makes flood[38] the least recently used.
+    assert!(session_alive(&d, &flood[37]).await);
+    let b3 = session_id(&open_session(&d, b).await);
+    assert!(session_alive(&d, &b3).await);
+    assert!(
+        !session_alive(&d, &flood[38]).await,
+        "least recently used closed"
+    );
+    assert!(session_alive(&d, &flood[37]).await);
+    assert!(session_alive(&d, &flood[39]).await);
+    assert!(session_alive(&d, &b1).await);
+
+    // A closed session's client can start again: sessions are not leaked.
+    let again = open_session(&d, a).await;
+    assert_eq!(again.status(), 200);
+    assert!(session_alive(&d, &session_id(&again)).await);
+    assert!(
+        d.log().contains("closed the MCP session idle the longest"),
+        "evictions are logged"
+    );
+}

@@ -626,3 +626,110 @@ async fn a_stalled_process_applies_queued_pings_before_judging_deadlines() {
         "only new -> up: {changes:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_global_ping_key_makes_name_urls_refuse_and_keyed_urls_work() {
+    const KEY: &str = "pk_0123456789abcdef";
+    let env = [
+        ("MAINTENANT_BASE_URL", "https://mon.example.com"),
+        ("MAINTENANT_PING_KEY", KEY),
+    ];
+    let d = Daemon::start_with(
+        &format!(
+            "heartbeats:\n  - name: job\n    period: 1h\n  - name: secret\n    period: 1h\n    token: {TOKEN}\n"
+        ),
+        &env,
+    )
+    .await;
+    let mcp = d.mcp().await;
+    ready(&mcp, 2).await;
+    let c = reqwest::Client::new();
+    use reqwest::Method;
+
+    // The ping URL an assistant is given is the keyed one; a token stays.
+    assert_eq!(
+        heartbeat(&mcp, "job").await["ping_url"],
+        format!("https://mon.example.com/ping/{KEY}/job")
+    );
+    assert_eq!(
+        heartbeat(&mcp, "secret").await["ping_url"],
+        format!("https://mon.example.com/ping/{TOKEN}")
+    );
+
+    // A name alone, a wrong key or a key of another length: the same 404.
+    for path in [
+        "/ping/job".to_owned(),
+        "/ping/job/start".to_owned(),
+        "/ping/pk_0123456789abcdeX/job".to_owned(),
+        "/ping/pk_0123456789abcdeX/job/fail".to_owned(),
+        "/ping/short/job".to_owned(),
+        // A token is not a key: it pings only its own heartbeat.
+        format!("/ping/{TOKEN}/job"),
+    ] {
+        let (code, body) = ping(&c, Method::GET, &d.url(&path), None).await;
+        assert_eq!(code, 404, "{path}: {body}");
+        assert!(
+            !body["error"].as_str().unwrap().contains("job"),
+            "the answer does not confirm the name: {body}"
+        );
+    }
+    assert_eq!(heartbeat(&mcp, "job").await["observed"]["status"], "new");
+
+    // Keyed: success, start, exit code, fail.
+    let (code, body) = ping(&c, Method::POST, &d.url(&format!("/ping/{KEY}/job")), None).await;
+    assert_eq!((code, &body["status"]), (200, &json!("up")), "{body}");
+    let (code, body) = ping(
+        &c,
+        Method::GET,
+        &d.url(&format!("/ping/{KEY}/job/start")),
+        None,
+    )
+    .await;
+    assert_eq!((code, &body["status"]), (200, &json!("started")), "{body}");
+    let (code, body) = ping(&c, Method::GET, &d.url(&format!("/ping/{KEY}/job/0")), None).await;
+    assert_eq!((code, &body["status"]), (200, &json!("up")), "{body}");
+    let (code, body) = ping(
+        &c,
+        Method::GET,
+        &d.url(&format!("/ping/{KEY}/job/fail")),
+        None,
+    )
+    .await;
+    assert_eq!((code, &body["status"]), (200, &json!("down")), "{body}");
+    let (code, _) = ping(&c, Method::GET, &d.url(&format!("/ping/{KEY}/nope")), None).await;
+    assert_eq!(code, 404, "an unknown name under the key");
+    let (code, body) = ping(&c, Method::GET, &d.url(&format!("/ping/{TOKEN}")), None).await;
+    assert_eq!(
+        (code, &body["id"]),
+        (200, &json!("heartbeat/secret")),
+        "{body}"
+    );
+    let row = heartbeat(&mcp, "job").await;
+    assert_eq!(row["observed"]["pings_total"], 4, "{row}");
+}
+
+#[tokio::test]
+async fn a_ping_key_too_short_or_with_odd_characters_stops_the_start() {
+    for (key, says) in [
+        ("short", "characters long"),
+        ("has a space in it!!!!", "letters, digits"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(common::BIN)
+            .env("MAINTENANT_DB", dir.path().join("db"))
+            .env(
+                "MAINTENANT_ADDR",
+                format!("127.0.0.1:{}", common::free_port()),
+            )
+            .env("MAINTENANT_DOCKER", "false")
+            .env("MAINTENANT_KUBERNETES", "false")
+            .env("MAINTENANT_PING_KEY", key)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{key:?} refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("MAINTENANT_PING_KEY"), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!err.contains(key), "the key is never echoed: {err}");
+    }
+}

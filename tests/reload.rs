@@ -211,3 +211,193 @@ async fn invalid_reload_keeps_the_last_good_state_and_is_reported() {
     );
     assert_eq!(health(&mcp).await["status"], "ok");
 }
+
+/// name -> starts, from the task of every endpoint.
+async fn starts(mcp: &Mcp) -> std::collections::BTreeMap<String, u64> {
+    tasks(mcp)
+        .await
+        .into_iter()
+        .map(|(n, t)| (n, t.1))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_emptied_file_is_refused_and_keeps_every_monitor() {
+    let target = Target::start().await;
+    let good = monitors(&target, "/b", "");
+    let d = Daemon::start(&good).await;
+    let mcp = d.mcp().await;
+    for n in ["a", "b", "c"] {
+        mcp.wait_status(n, "up", T).await;
+    }
+    let before = tasks(&mcp).await;
+
+    // What `: > monitors.yaml`, a full disk or an interrupted `cat >` leaves.
+    d.write_in_place("");
+    let h = wait_for("get_health to report the empty file", T, async || {
+        let h = health(&mcp).await;
+        h["sources"][0]["last_error"].is_object().then_some(h)
+    })
+    .await;
+    assert_eq!(h["status"], "degraded");
+    let problem = h["sources"][0]["last_error"]["problems"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(problem.contains("empty"), "{problem}");
+    assert!(
+        problem.contains("endpoints: []"),
+        "says how to mean it: {problem}"
+    );
+    assert_eq!(tasks(&mcp).await, before, "no monitor stopped");
+    // Blanks and comments only are empty too.
+    d.write_in_place("\n# nothing here\n   \n");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(tasks(&mcp).await, before);
+    assert!(
+        !d.log().contains("stopped=3"),
+        "the reconciler never stopped everything"
+    );
+
+    // Emptying it on purpose is written out, and applies.
+    d.write_in_place("endpoints: []\n");
+    wait_for("the explicit empty set to apply", T, async || {
+        tasks(&mcp).await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(health(&mcp).await["sources"][0]["last_error"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_non_atomic_rewrite_applies_only_the_settled_file() {
+    let target = Target::start().await;
+    let good = monitors(&target, "/b", "");
+    let d = Daemon::start(&good).await;
+    let mcp = d.mcp().await;
+    for n in ["a", "b", "c"] {
+        mcp.wait_status(n, "up", T).await;
+    }
+    let before = tasks(&mcp).await;
+    let gen_before = health(&mcp).await["desired"]["generation"]
+        .as_u64()
+        .unwrap();
+
+    // truncate, 50 ms, a half-written file (only `a`), 50 ms, the whole file
+    // with one change: only the end state may apply.
+    d.write_in_place("");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    d.write_in_place(
+        &monitors(&target, "/b", "")
+            .split("  - name: b")
+            .next()
+            .unwrap()
+            .to_owned(),
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    d.write_in_place(&monitors(&target, "/b-changed", ""));
+    wait_for("the final file's change", T, async || {
+        (target.hits("/b-changed") > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s = starts(&mcp).await;
+    assert_eq!(s["a"], 1, "a never restarted: {s:?}");
+    assert_eq!(
+        s["c"], 1,
+        "c never stopped by the half-written middle: {s:?}"
+    );
+    assert_eq!(s["b"], 2, "b restarted once, for its real change: {s:?}");
+    let after = tasks(&mcp).await;
+    assert_eq!(after["a"], before["a"]);
+    assert_eq!(
+        health(&mcp).await["desired"]["generation"]
+            .as_u64()
+            .unwrap(),
+        gen_before + 1,
+        "one reload, not three"
+    );
+}
+
+#[tokio::test]
+async fn a_dangling_symlink_in_a_directory_is_an_error_and_keeps_its_monitors() {
+    use std::os::unix::fs::symlink;
+    let target = Target::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let a_yaml = format!(
+        "endpoints:\n  - name: a\n    url: {}\n    interval: 1s\n",
+        target.url("/a")
+    );
+    std::fs::write(conf.join("a.yaml"), &a_yaml).unwrap();
+    let b_real = elsewhere.join("b.yaml");
+    std::fs::write(
+        &b_real,
+        format!(
+            "endpoints:\n  - name: b\n    url: {}\n    interval: 1s\n",
+            target.url("/b")
+        ),
+    )
+    .unwrap();
+    symlink(&b_real, conf.join("b.yaml")).unwrap();
+    let db = dir.path().join("db");
+    let d = Daemon::spawn(dir, conf.clone(), db, &[]).await;
+    let mcp = d.mcp().await;
+    mcp.wait_status("a", "up", T).await;
+    mcp.wait_status("b", "up", T).await;
+    let before = tasks(&mcp).await;
+
+    // The link's target moves away: the folder sends no event for that; the
+    // next re-read (here an edit of a.yaml) finds it.
+    std::fs::rename(&b_real, elsewhere.join("moved.yaml")).unwrap();
+    std::fs::write(conf.join("a.yaml"), &a_yaml).unwrap();
+    let h = wait_for("get_health to report the dangling link", T, async || {
+        let h = health(&mcp).await;
+        h["sources"][0]["last_error"].is_object().then_some(h)
+    })
+    .await;
+    assert_eq!(h["status"], "degraded");
+    let problem = h["sources"][0]["last_error"]["problems"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(problem.contains("b.yaml"), "names the entry: {problem}");
+    assert!(problem.contains("dangling"), "{problem}");
+    assert_eq!(tasks(&mcp).await, before, "b's monitors keep running");
+    mcp.wait_status("b", "up", T).await;
+}
+
+#[tokio::test]
+async fn a_valid_reload_that_stops_most_monitors_is_reported() {
+    let target = Target::start().await;
+    let many: String = (0..8)
+        .map(|i| {
+            format!(
+                "  - name: m{i}\n    url: {}\n    interval: 1s\n",
+                target.url("/m")
+            )
+        })
+        .collect();
+    let d = Daemon::start(&format!("endpoints:\n{many}")).await;
+    let mcp = d.mcp().await;
+    mcp.wait_status("m7", "up", T).await;
+    d.write_atomic(&format!(
+        "endpoints:\n  - name: m0\n    url: {}\n    interval: 1s\n",
+        target.url("/m")
+    ));
+    let h = wait_for("get_health to carry the warning", T, async || {
+        let h = health(&mcp).await;
+        h["sources"][0]["warning"].is_object().then_some(h)
+    })
+    .await;
+    let msg = h["sources"][0]["warning"]["message"].as_str().unwrap();
+    assert_eq!(msg, "the last reload stopped 7 of 8 monitors");
+    assert_eq!(
+        tasks(&mcp).await.len(),
+        1,
+        "it is applied: the file is valid"
+    );
+    assert!(d.log().contains("stopped 7 of 8"), "and logged");
+}

@@ -15,6 +15,7 @@ mod health;
 mod heartbeats;
 pub mod read_only;
 mod resources;
+pub mod sessions;
 mod status;
 pub mod stdio;
 mod updates;
