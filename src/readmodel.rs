@@ -570,7 +570,12 @@ fn in_sync(app: &App, state: &crate::desired::DesiredState) -> bool {
 }
 
 /// get_health's `status` rule, shared with `/healthz` and `/metrics`.
-fn status_of(store_failing: bool, source_error: bool, runtime_down: bool, in_sync: bool) -> &'static str {
+fn status_of(
+    store_failing: bool,
+    source_error: bool,
+    runtime_down: bool,
+    in_sync: bool,
+) -> &'static str {
     if store_failing || source_error || runtime_down || !in_sync {
         "degraded"
     } else {
@@ -591,7 +596,11 @@ pub fn liveness(app: &App) -> Liveness {
         status,
         version: env!("CARGO_PKG_VERSION"),
         generation: state.generation,
-        applied_generation: app.reconcile.read().expect("reconcile status lock").generation,
+        applied_generation: app
+            .reconcile
+            .read()
+            .expect("reconcile status lock")
+            .generation,
         writable: store_failure.is_none(),
         store_failure,
     }

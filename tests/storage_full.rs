@@ -156,7 +156,10 @@ impl Pinger {
         self.stop.store(true, Ordering::SeqCst);
         let counts = (self.acked.clone(), self.refused.clone());
         self.task.await.unwrap();
-        (counts.0.load(Ordering::SeqCst), counts.1.load(Ordering::SeqCst))
+        (
+            counts.0.load(Ordering::SeqCst),
+            counts.1.load(Ordering::SeqCst),
+        )
     }
 }
 
@@ -176,15 +179,16 @@ async fn job(mcp: &Mcp) -> Value {
 async fn ready(mcp: &Mcp) {
     wait_for("every monitor to run", T, async || {
         let h = mcp.ok("get_health", json!({})).await;
-        (h["desired"]["monitors"]["endpoint"] == ENDPOINTS as u64
-            && h["drift"]["in_sync"] == true)
+        (h["desired"]["monitors"]["endpoint"] == ENDPOINTS as u64 && h["drift"]["in_sync"] == true)
             .then_some(())
     })
     .await;
 }
 
 async fn healthz(d: &Daemon) -> (u16, Value) {
-    let r = reqwest::get(d.url("/healthz")).await.expect("/healthz answers");
+    let r = reqwest::get(d.url("/healthz"))
+        .await
+        .expect("/healthz answers");
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
@@ -226,7 +230,10 @@ async fn fill_and_see_it(d: &Daemon, mcp: &Mcp, disk: &Tmpfs, pinger: &Pinger) -
         "{db}"
     );
     assert!(db["failure"]["since"].is_string(), "{db}");
-    assert!(db["failure"]["action"].as_str().unwrap().contains("75"), "{db}");
+    assert!(
+        db["failure"]["action"].as_str().unwrap().contains("75"),
+        "{db}"
+    );
     filler
 }
 

@@ -566,7 +566,11 @@ mod tests {
             alerts.record_delivery(3, &delivery(false, 5)).unwrap();
             alerts.record_delivery(9, &delivery(true, 0)).unwrap();
             let (n, last) = alerts.failed_deliveries();
-            assert_eq!((n, last.unwrap().0.as_str()), (2, "7"), "the most recent failure");
+            assert_eq!(
+                (n, last.unwrap().0.as_str()),
+                (2, "7"),
+                "the most recent failure"
+            );
             store.flush().unwrap();
         }
         let store = crate::store::Store::open(&dir.path().join("db")).unwrap();

@@ -174,7 +174,11 @@ impl StoreHealth {
     pub async fn given_up(&self) -> String {
         let mut rx = self.gave_up.subscribe();
         // The guard `wait_for` returns must not live across an await.
-        let reason = rx.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
+        let reason = rx
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|r| r.clone());
         match reason {
             Some(reason) => reason,
             // The sender lives as long as `self`.
