@@ -194,7 +194,7 @@ async fn healthz(d: &Daemon) -> (u16, Value) {
 
 /// Fill the disk under a running daemon and wait until it says so, on
 /// every surface: a ping answered 503, `/healthz` 503, get_health degraded.
-/// Returns get_health's `database`.
+/// Returns the filler file (remove it to free the space).
 async fn fill_and_see_it(d: &Daemon, mcp: &Mcp, disk: &Tmpfs, pinger: &Pinger) -> PathBuf {
     let filler = disk.fill();
     wait_for("a ping answered 503", T, async || {
@@ -427,6 +427,51 @@ async fn sigterm_on_a_full_disk_exits_cleanly_and_says_why() {
         job(&mcp).await["observed"]["pings_total"].as_u64(),
         Some(acked),
         "every acknowledged ping survived"
+    );
+    drop(mcp);
+    drop(d);
+    drop(disk);
+}
+
+/// A disk that stays full: the daemon gives up after
+/// MAINTENANT_STORE_EXIT_AFTER, for a supervisor without a liveness probe.
+#[tokio::test]
+async fn a_disk_that_stays_full_exits_75_after_store_exit_after() {
+    let Some(disk) = Tmpfs::mount() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let config = conf.join("monitors.yaml");
+    std::fs::write(&config, monitors(&target)).unwrap();
+    let db = disk.path.join("db");
+    let env = [("MAINTENANT_STORE_EXIT_AFTER", "5s")];
+    let mut d = Daemon::spawn(dir, config, db, &env).await;
+    let mcp = d.mcp().await;
+    ready(&mcp).await;
+    let pinger = Pinger::start(d.url("/ping/job"));
+    wait_for("an acknowledged ping", T, async || {
+        (pinger.acked() >= 1).then_some(())
+    })
+    .await;
+    let filler = fill_and_see_it(&d, &mcp, &disk, &pinger).await;
+    let (acked, _) = pinger.stop().await;
+    drop(mcp);
+    let code = exit_code(&mut d, T).await;
+    let log = d.log();
+    assert_eq!(code, Some(EXIT_TEMPFAIL), "{log}");
+    assert!(log.contains("MAINTENANT_STORE_EXIT_AFTER is 5s"), "{log}");
+    assert!(!log.contains("failed to flush data to disk"), "{log}");
+
+    // The supervisor's restart once space is back.
+    std::fs::remove_file(&filler).unwrap();
+    let d = restart(d).await;
+    let mcp = d.mcp().await;
+    assert_eq!(
+        job(&mcp).await["observed"]["pings_total"].as_u64(),
+        Some(acked)
     );
     drop(mcp);
     drop(d);
