@@ -209,10 +209,14 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     )
     .await;
 
-    tokio::spawn(crate::store::watchdog::run(
-        store.clone(),
-        settings.store_exit_after(),
-    ));
+    {
+        // Its state is the store's health, which outlives it: a fresh start
+        // after a panic picks the failure up where it was.
+        let (s, exit_after) = (store.clone(), settings.store_exit_after());
+        tasks.spawn("store-watchdog", move || {
+            crate::store::watchdog::run(s.clone(), exit_after)
+        });
+    }
     {
         let (s, a, keep) = (store.clone(), alerts.clone(), settings.retention.std());
         tasks.spawn("retention", move || retention(s.clone(), keep));

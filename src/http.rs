@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -123,14 +123,18 @@ pub fn mcp_service(
     (service, sessions)
 }
 
-async fn healthz(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    let h = crate::readmodel::health(&app);
-    Json(serde_json::json!({
-        "status": h.status,
-        "version": h.version,
-        "generation": h.desired.generation,
-        "applied_generation": h.reconciler.generation,
-    }))
+/// Liveness: 503 while the database cannot write (a full disk), so a
+/// probe sees a daemon that answers every ping 503; otherwise 200, `status`
+/// saying `degraded` for what a restart would not fix (a source's error, a
+/// disconnected runtime).
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let live = crate::readmodel::liveness(&app);
+    let code = if live.writable {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(live)).into_response()
 }
 
 fn status_routes() -> Router<Arc<App>> {

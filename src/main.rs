@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use maintenant::checks::targets::TargetPolicy;
 use maintenant::engine::{self, Role};
 use maintenant::settings::Settings;
+use maintenant::store::watchdog;
 use maintenant::{config, http, mcp, serve};
 
 #[derive(Parser)]
@@ -79,14 +80,25 @@ fn main() -> ExitCode {
         None => {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
             let result = if cli.mcp_stdio {
-                runtime.block_on(mcp::stdio::run(cli.settings))
+                runtime
+                    .block_on(mcp::stdio::run(cli.settings))
+                    .map(|()| Exit::Stopped)
             } else {
                 runtime.block_on(daemon(cli.settings))
             };
-            // Check tasks may be mid-probe; don't wait for them.
-            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            if matches!(result, Ok(Exit::StoreFailing | Exit::StoreGaveUp)) {
+                // Not dropped: every sled tree the tasks hold would flush as
+                // it goes and log "failed to flush data to disk", once per
+                // tree, after the one line that says what happened.
+                // Everything acknowledged is on disk already.
+                std::mem::forget(runtime);
+            } else {
+                // Check tasks may be mid-probe; don't wait for them.
+                runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            }
             match result {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(Exit::Stopped | Exit::StoreFailing) => ExitCode::SUCCESS,
+                Ok(Exit::StoreGaveUp) => ExitCode::from(watchdog::EXIT_CODE),
                 Err(e) => {
                     eprintln!("maintenant: {e:#}");
                     ExitCode::FAILURE
@@ -138,7 +150,21 @@ fn check_config(path: Option<PathBuf>, policy: &TargetPolicy) -> ExitCode {
     }
 }
 
-async fn daemon(settings: Settings) -> anyhow::Result<()> {
+/// How the daemon ended, when it ended well.
+#[derive(Debug, PartialEq, Eq)]
+enum Exit {
+    /// A signal asked it to stop.
+    Stopped,
+    /// A signal asked it to stop while the database could not write (said
+    /// in the log, see `Store::flush_at_exit`).
+    StoreFailing,
+    /// The database cannot write again in this process (see
+    /// `store::watchdog`): exit with its code for the supervisor to restart
+    /// the daemon, which reopens the database.
+    StoreGaveUp,
+}
+
+async fn daemon(settings: Settings) -> anyhow::Result<Exit> {
     let addr = settings.addr;
     let socket = settings.socket_path();
     // Refuse to start with settings that cannot work, before anything runs.
@@ -171,17 +197,42 @@ async fn daemon(settings: Settings) -> anyhow::Result<()> {
     let router = http::router(app.clone(), cancel.clone(), auth);
     tokio::spawn({
         let cancel = cancel.clone();
+        let health = app.store.health().clone();
         async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
+            tokio::select! {
+                _ = shutdown_signal() => tracing::info!("shutting down"),
+                reason = health.given_up() => tracing::error!(
+                    %reason,
+                    exit_code = watchdog::EXIT_CODE,
+                    "the database cannot write again in this process: exiting for the supervisor to restart maintenant"
+                ),
+            }
             cancel.cancel();
         }
     });
     // The accept loop puts the peer address in each request (ConnectInfo),
     // for the per-IP rate limit.
     connections.serve(listener, router, cancel).await;
-    app.store.flush()?;
-    Ok(())
+    let health = app.store.health().clone();
+    let exit = if health.gave_up_reason().is_some() {
+        // Nothing to flush: everything acknowledged was flushed before it
+        // was acknowledged, and sled refuses every write now.
+        Exit::StoreGaveUp
+    } else {
+        app.store
+            .flush_at_exit()
+            .context("the database could not be flushed at shutdown: check results since the last flush are lost (pings and changes were acknowledged only once on disk)")?;
+        if health.is_failing() {
+            Exit::StoreFailing
+        } else {
+            Exit::Stopped
+        }
+    };
+    if exit != Exit::Stopped {
+        // Its trees would flush as they drop (see main).
+        std::mem::forget(app);
+    }
+    Ok(exit)
 }
 
 async fn shutdown_signal() {

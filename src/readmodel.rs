@@ -530,7 +530,7 @@ pub struct Health {
     /// was made), with the rule; they keep being retried and the others run.
     /// Does not make `status` degraded: the policy did its job.
     pub refused: Vec<RefusedMonitor>,
-    /// `ok`, or `degraded` when a source has an error, a runtime is disconnected, or desired and running differ.
+    /// `ok`, or `degraded` when the database cannot write (see `database.failure`), a source has an error, a runtime is disconnected, or desired and running differ.
     pub status: String,
     /// Notification channels, active alerts and failed deliveries.
     pub alerting: crate::views::alerts::AlertingHealth,
@@ -552,6 +552,74 @@ pub struct RefusedMonitor {
 pub struct DatabaseInfo {
     pub path: String,
     pub size_bytes: u64,
+    /// `false` from the first failed write or flush (a full disk, an I/O
+    /// error) until the daemon has checked that the disk writes again.
+    pub writable: bool,
+    /// Why the database cannot write, and what the daemon does about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::store::health::StoreFailure>,
+}
+
+/// What `/healthz` answers: get_health's `status` and the database's
+/// failure, from memory only (no disk access, no list built), since a
+/// liveness probe calls it every few seconds.
+#[derive(Debug, Serialize)]
+pub struct Liveness {
+    pub status: &'static str,
+    pub version: &'static str,
+    pub generation: u64,
+    pub applied_generation: u64,
+    pub writable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_failure: Option<crate::store::health::StoreFailure>,
+}
+
+/// Whether desired and running agree, without building the drift lists.
+fn in_sync(app: &App, state: &crate::desired::DesiredState) -> bool {
+    // Read in place; the reconciler waits for this walk.
+    let running = app.running.read().expect("running index lock");
+    running.len() == state.monitors.len()
+        && state
+            .monitors
+            .iter()
+            .all(|(k, d)| running.get(k).is_some_and(|r| r.spec_hash == d.spec_hash))
+}
+
+/// get_health's `status` rule, shared with `/healthz` and `/metrics`.
+fn status_of(
+    store_failing: bool,
+    source_error: bool,
+    runtime_down: bool,
+    in_sync: bool,
+) -> &'static str {
+    if store_failing || source_error || runtime_down || !in_sync {
+        "degraded"
+    } else {
+        "ok"
+    }
+}
+
+pub fn liveness(app: &App) -> Liveness {
+    let state = app.desired();
+    let store_failure = app.store.health().failure();
+    let status = status_of(
+        store_failure.is_some(),
+        state.sources.iter().any(|s| s.last_error.is_some()),
+        app.runtimes.statuses().iter().any(|r| !r.connected),
+        in_sync(app, &state),
+    );
+    Liveness {
+        status,
+        version: env!("CARGO_PKG_VERSION"),
+        generation: state.generation,
+        applied_generation: app
+            .reconcile
+            .read()
+            .expect("reconcile status lock")
+            .generation,
+        writable: store_failure.is_none(),
+        store_failure,
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -624,6 +692,7 @@ pub fn health(app: &App) -> Health {
     let runtimes = app.runtimes.statuses();
     let runtime_down = runtimes.iter().any(|r| !r.connected);
     let now = OffsetDateTime::now_utc();
+    let store_failure = app.store.health().failure();
     Health {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         role: app.role,
@@ -632,13 +701,16 @@ pub fn health(app: &App) -> Health {
         database: DatabaseInfo {
             path: app.settings.db.display().to_string(),
             size_bytes: app.store.size_on_disk(),
+            writable: store_failure.is_none(),
+            failure: store_failure.clone(),
         },
         runtimes,
-        status: if source_error || runtime_down || !drift.in_sync {
-            "degraded"
-        } else {
-            "ok"
-        }
+        status: status_of(
+            store_failure.is_some(),
+            source_error,
+            runtime_down,
+            drift.in_sync,
+        )
         .to_owned(),
         sources: state.sources.clone(),
         desired: DesiredSummary {

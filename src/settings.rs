@@ -144,7 +144,7 @@ pub struct Settings {
     /// full), the daemon exits with code 75 so its supervisor restarts it,
     /// even while the disk is still full; `0` waits for space however long it
     /// takes. The daemon exits at once, whatever this is, when space is back
-    /// but sled still refuses to write (docs/storage-faults.md).
+    /// but sled still refuses to write (docs/storage.md, When the disk fills).
     #[arg(long, env = "MAINTENANT_STORE_EXIT_AFTER", default_value = "5m")]
     pub store_exit_after: Duration,
 

@@ -527,14 +527,55 @@ mod tests {
                 },
             )
             .unwrap();
+        assert_eq!(store.failed_deliveries().0, 1);
+        assert_eq!(store.failed_deliveries().1.unwrap().0, "1");
         e.apply(&hb(HeartbeatEvent::Down)).unwrap();
         let cutoff = OffsetDateTime::now_utc() - time::Duration::days(30);
         assert_eq!(store.prune_resolved(cutoff).unwrap(), 1);
         assert!(store.deliveries(1).unwrap().is_empty());
+        assert_eq!(
+            store.failed_deliveries(),
+            (0, None),
+            "the pruned delivery is no longer counted"
+        );
         let left = store.list(|_| true).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].status, AlertStatus::Active);
         assert_eq!(left[0].id, "2", "ids keep growing");
+    }
+
+    /// The count `get_health` shows is kept in memory; a reopened store
+    /// counts what is on disk.
+    #[test]
+    fn failed_deliveries_are_counted_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let delivery = |ok: bool, minutes: i64| super::super::store::Delivery {
+            channel: "x".into(),
+            event: AlertEventKind::Raised,
+            at: OffsetDateTime::now_utc() - time::Duration::minutes(minutes),
+            attempts: 3,
+            ok,
+            status_code: Some(500),
+            error: None,
+        };
+        {
+            let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
+            let alerts = AlertStore::new(&store).unwrap();
+            assert_eq!(alerts.failed_deliveries(), (0, None));
+            alerts.record_delivery(7, &delivery(false, 1)).unwrap();
+            alerts.record_delivery(3, &delivery(false, 5)).unwrap();
+            alerts.record_delivery(9, &delivery(true, 0)).unwrap();
+            let (n, last) = alerts.failed_deliveries();
+            assert_eq!(
+                (n, last.unwrap().0.as_str()),
+                (2, "7"),
+                "the most recent failure"
+            );
+            store.flush().unwrap();
+        }
+        let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
+        let (n, last) = AlertStore::new(&store).unwrap().failed_deliveries();
+        assert_eq!((n, last.unwrap().0.as_str()), (2, "7"));
     }
 
     /// Heartbeat signals fed straight to the engine reach real Slack- and

@@ -8,8 +8,14 @@
 //!
 //! Every change to an alert is a compare-and-swap of its record, so the
 //! engine, an acknowledgement and a delivery never overwrite each other.
+//!
+//! The failed deliveries `get_health` shows are counted in memory (one scan
+//! at open, then kept by [`AlertStore::record_delivery`] and
+//! [`AlertStore::prune_resolved`]): health was a scan of every delivery per
+//! call, and a liveness probe calls it every few seconds.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,6 +49,26 @@ pub struct AlertStore {
     active: sled::Tree,
     deliveries: sled::Tree,
     meta: sled::Tree,
+    failed: Arc<Mutex<FailedCount>>,
+}
+
+/// Failed deliveries over every alert: how many, and the most recent.
+#[derive(Debug, Clone, Default)]
+struct FailedCount {
+    n: u64,
+    last: Option<(String, Delivery)>,
+}
+
+impl FailedCount {
+    fn add(&mut self, id: u64, d: &Delivery) {
+        if d.ok {
+            return;
+        }
+        self.n += 1;
+        if self.last.as_ref().is_none_or(|(_, l)| l.at <= d.at) {
+            self.last = Some((id.to_string(), d.clone()));
+        }
+    }
 }
 
 fn active_key(monitor: &MonitorKey, t: AlertType) -> Vec<u8> {
@@ -58,13 +84,32 @@ pub fn parse_id(id: &str) -> Option<u64> {
 
 impl AlertStore {
     pub fn new(store: &Store) -> Result<AlertStore> {
-        Ok(AlertStore {
+        let s = AlertStore {
             db: store.db().clone(),
             alerts: store.db().open_tree("alerts")?,
             active: store.db().open_tree("alerts_active")?,
             deliveries: store.db().open_tree("alert_deliveries")?,
             meta: store.db().open_tree("alerts_meta")?,
-        })
+            failed: Arc::default(),
+        };
+        *s.lock_failed() = s.count_failed()?;
+        Ok(s)
+    }
+
+    fn lock_failed(&self) -> std::sync::MutexGuard<'_, FailedCount> {
+        // Plain numbers, consistent at every step.
+        self.failed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Count the failed deliveries on disk (at open, and after a prune).
+    fn count_failed(&self) -> Result<FailedCount> {
+        let mut c = FailedCount::default();
+        for item in self.deliveries.iter() {
+            let (k, v) = item?;
+            let d: Delivery = serde_json::from_slice(&v)?;
+            c.add(u64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])), &d);
+        }
+        Ok(c)
     }
 
     /// The id for a new alert: a counter of its own (not sled's shared id
@@ -196,6 +241,10 @@ impl AlertStore {
             }
             self.deliveries.apply_batch(batch)?;
         }
+        if !gone.is_empty() {
+            // Hourly at most, and only when something went.
+            *self.lock_failed() = self.count_failed()?;
+        }
         Ok(gone.len())
     }
 
@@ -204,6 +253,7 @@ impl AlertStore {
         let mut k = id.to_be_bytes().to_vec();
         k.extend_from_slice(&seq.to_be_bytes());
         self.deliveries.insert(k, serde_json::to_vec(d)?)?;
+        self.lock_failed().add(id, d);
         Ok(())
     }
 
@@ -217,19 +267,10 @@ impl AlertStore {
         Ok(out)
     }
 
-    /// Failed deliveries (after retries) over every alert, newest last, and their count.
-    pub fn failed_deliveries(&self) -> Result<(u64, Option<(String, Delivery)>)> {
-        let mut n = 0;
-        let mut last = None;
-        for item in self.deliveries.iter() {
-            let (k, v) = item?;
-            let d: Delivery = serde_json::from_slice(&v)?;
-            if !d.ok {
-                n += 1;
-                let id = u64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8]));
-                last = Some((id.to_string(), d));
-            }
-        }
-        Ok((n, last))
+    /// Failed deliveries (after retries) over every alert: their count and
+    /// the most recent, with its alert id. From memory: no disk access.
+    pub fn failed_deliveries(&self) -> (u64, Option<(String, Delivery)>) {
+        let c = self.lock_failed().clone();
+        (c.n, c.last)
     }
 }

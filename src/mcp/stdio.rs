@@ -68,7 +68,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await?;
     service.waiting().await?;
     cancel.cancel();
-    app.store.flush()?;
+    app.store.flush_at_exit()?;
     Ok(())
 }
 

@@ -567,13 +567,14 @@ fn write_pipeline<S: Sink>(app: &App, state: &DesiredState, w: &mut Writer<S>) {
         w.sample(CONNECTED, &[("runtime", r.name.as_str())], &[], r.connected);
     }
 
-    let degraded = by_kind.iter().any(|(_, n)| *n > 0)
+    let degraded = app.store.health().is_failing()
+        || by_kind.iter().any(|(_, n)| *n > 0)
         || runtimes.iter().any(|r| !r.connected)
         || missing + outdated + orphaned > 0;
     gauge(
         w,
         "maintenant_degraded",
-        "1 when get_health says degraded: a source has an error, a runtime is disconnected, or desired and running differ.",
+        "1 when get_health says degraded: the database cannot write, a source has an error, a runtime is disconnected, or desired and running differ.",
         degraded.into(),
     );
 }
@@ -588,6 +589,13 @@ fn write_store<S: Sink>(app: &App, w: &mut Writer<S>) {
     for (part, n) in app.store.sizes_on_disk() {
         w.sample(SIZE, &[("part", part)], &[], n);
     }
+    const WRITABLE: &str = "maintenant_store_writable";
+    w.family(
+        WRITABLE,
+        Kind::Gauge,
+        "0 from a failed write or flush of the database (a full disk) until the disk writes again; see get_health.",
+    );
+    w.sample(WRITABLE, &[], &[], !app.store.health().is_failing());
 }
 
 fn write_process<S: Sink>(w: &mut Writer<S>) {

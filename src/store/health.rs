@@ -51,7 +51,7 @@ pub struct StoreFailure {
     pub since: OffsetDateTime,
     /// Failed writes and flushes since then.
     pub failed_writes: u64,
-    /// What the daemon does about it (see docs/storage-faults.md).
+    /// What the daemon does about it (see docs/storage.md, When the disk fills).
     pub action: String,
 }
 
@@ -165,13 +165,24 @@ impl StoreHealth {
         self.gave_up.send_replace(Some(reason));
     }
 
+    /// Why the watchdog gave up, once it has.
+    pub fn gave_up_reason(&self) -> Option<String> {
+        self.gave_up.borrow().clone()
+    }
+
     /// Resolves with the reason once [`StoreHealth::give_up`] was called.
     pub async fn given_up(&self) -> String {
         let mut rx = self.gave_up.subscribe();
-        match rx.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_default(),
+        // The guard `wait_for` returns must not live across an await.
+        let reason = rx
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|r| r.clone());
+        match reason {
+            Some(reason) => reason,
             // The sender lives as long as `self`.
-            Err(_) => std::future::pending().await,
+            None => std::future::pending().await,
         }
     }
 

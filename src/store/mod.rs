@@ -816,6 +816,24 @@ impl Store {
         })())
     }
 
+    /// The last flush, at shutdown. A store that is already failing is not
+    /// flushed (sled would only return its first error again): what it could
+    /// not write was never acknowledged (pings were answered 503, check
+    /// results were not applied), so the shutdown says so and succeeds.
+    pub fn flush_at_exit(&self) -> Result<()> {
+        if let Some(f) = self.health.failure() {
+            tracing::warn!(
+                part = f.part.as_str(),
+                error = %f.error,
+                since = %f.since,
+                failed_writes = f.failed_writes,
+                "shutting down with a database that cannot write: every acknowledged ping and change is on disk; what failed to write was answered as failed and is not kept"
+            );
+            return Ok(());
+        }
+        self.flush()
+    }
+
     pub fn flush(&self) -> Result<()> {
         self.report((|| {
             self.history.flush()?;

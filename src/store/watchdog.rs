@@ -10,7 +10,9 @@
 //! heartbeat hub while they run; a restart does exactly that, and sled's
 //! recovery at open is the path its authors test. Nothing acknowledged is
 //! lost by exiting: a ping is answered 2xx only after its batch was flushed
-//! and fsynced, and a tool's change is reported only after its write.
+//! and fsynced, and once sled has met the error every later write fails
+//! (its log reservations return it), so no tool reports a change it keeps
+//! in memory only.
 //!
 //! So, once a write or flush fails (see [`super::health`]):
 //! - every [`PROBE_EVERY`] the watchdog writes a key to sled and flushes it,

@@ -143,7 +143,7 @@ pub struct FailedDelivery {
 }
 
 pub fn alerting_health(app: &App) -> AlertingHealth {
-    let (failed, last) = app.alerts.failed_deliveries().unwrap_or((0, None));
+    let (failed, last) = app.alerts.failed_deliveries();
     AlertingHealth {
         channels: app
             .alerting
