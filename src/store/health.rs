@@ -12,6 +12,10 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+/// The daemon's exit code when the store cannot recover in the process
+/// (`EX_TEMPFAIL` of sysexits.h: try again later). The watchdog decides when.
+pub const EXIT_CODE: u8 = 75;
+
 /// The part of the database a write failed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -160,7 +164,7 @@ impl StoreHealth {
     pub fn give_up(&self, reason: String) {
         self.set_action(format!(
             "the daemon is exiting with code {} for its supervisor to restart it",
-            super::watchdog::EXIT_CODE
+            EXIT_CODE
         ));
         self.gave_up.send_replace(Some(reason));
     }

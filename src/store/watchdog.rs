@@ -46,9 +46,7 @@ pub const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// The size of the probe file: more than sled's 512 KiB log segment, so
 /// "there is space" means sled has room for a segment after a restart.
 pub const PROBE_BYTES: usize = 1024 * 1024;
-/// The daemon's exit code when the store cannot recover in the process
-/// (`EX_TEMPFAIL` of sysexits.h: try again later).
-pub const EXIT_CODE: u8 = 75;
+pub use super::health::EXIT_CODE;
 
 /// The probe file, in the database directory (removed at open if left).
 pub fn probe_path(db: &Path) -> PathBuf {
