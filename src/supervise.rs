@@ -8,7 +8,7 @@
 //! others are spawned with [`Supervisor::spawn_once`], so their death at least
 //! shows in health.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,16 +46,47 @@ pub enum TaskState {
     Stopped,
 }
 
+/// What get_health shows of the supervised tasks.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct TasksHealth {
+    /// Every long-lived task started under supervision, by name.
+    pub supervised: Vec<String>,
+    /// The ones that panicked since start (health is then `degraded`).
+    pub panicked: Vec<TaskPanics>,
+}
+
 /// The registry of panics, shared by whoever spawns and whoever reports.
 #[derive(Debug, Clone, Default)]
 pub struct Supervisor {
     panics: Arc<Mutex<BTreeMap<String, TaskPanics>>>,
+    names: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Supervisor {
     /// Every task that panicked since start, by name.
     pub fn panics(&self) -> Vec<TaskPanics> {
         self.lock().values().cloned().collect()
+    }
+
+    /// Note a task (or thread) started under supervision.
+    pub fn register(&self, name: &str) {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned());
+    }
+
+    pub fn health(&self) -> TasksHealth {
+        TasksHealth {
+            supervised: self
+                .names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
+            panicked: self.panics(),
+        }
     }
 
     /// Record a panic of `name` (also for threads, which catch their own).
@@ -94,6 +125,7 @@ impl Supervisor {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        self.register(name);
         let sup = self.clone();
         let name = name.to_owned();
         tokio::spawn(async move {
@@ -120,6 +152,7 @@ impl Supervisor {
     where
         Fut: Future<Output = ()> + Send + 'static,
     {
+        self.register(name);
         let sup = self.clone();
         let name = name.to_owned();
         tokio::spawn(async move {

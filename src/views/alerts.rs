@@ -81,6 +81,11 @@ const SOURCE_KINDS: [&str; 3] = ["endpoint", "certificate", "heartbeat"];
 /// alerts; anything else is a typo that would silently match nothing.
 fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
     let s = source.trim();
+    crate::readmodel::suggest::check_query(
+        "source",
+        s,
+        crate::readmodel::MAX_MONITOR_ID_CHARS,
+    )?;
     if SOURCE_KINDS.iter().any(|k| k.eq_ignore_ascii_case(s)) {
         return Ok(());
     }
@@ -92,13 +97,12 @@ fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
     if declared || !app.alerts.list(|a| source_matches(a, s))?.is_empty() {
         return Ok(());
     }
-    let close: Vec<String> = SOURCE_KINDS
-        .iter()
-        .map(|k| (*k).to_owned())
-        .chain(state.monitors.keys().map(|k| k.id()))
-        .filter(|c| crate::readmodel::levenshtein(&c.to_lowercase(), &s.to_lowercase()) <= 2)
-        .take(3)
-        .collect();
+    let ids: Vec<String> = state.monitors.keys().map(|k| k.id()).collect();
+    let close: Vec<&str> = crate::readmodel::suggest::closest(
+        s,
+        SOURCE_KINDS.iter().copied().chain(ids.iter().map(String::as_str)),
+        3,
+    );
     let hint = if close.is_empty() {
         "use endpoint, certificate or heartbeat, or a monitor id like endpoint/api".to_owned()
     } else {
