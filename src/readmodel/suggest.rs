@@ -18,8 +18,9 @@ use super::ReadError;
 /// most 128 characters ([`crate::config::validate::MAX_NAME_CHARS`]).
 pub const MAX_QUERY_CHARS: usize = 512;
 
-/// Edit-distance cells computed per request, over every candidate: about a
-/// millisecond of work.
+/// Edit-distance cells computed per request, over every candidate: a few
+/// milliseconds of work, and room for about 700 full comparisons of
+/// 128-character names (most candidates stop after a few rows).
 pub const MAX_CELLS: usize = 2_000_000;
 
 /// Refuse `query` (what the caller called `field`) when it is longer than
@@ -38,10 +39,15 @@ pub fn check_query(field: &str, query: &str, max: usize) -> Result<(), ReadError
 }
 
 /// The largest distance at which a candidate is suggested: a third of the
-/// longer name, at least 2 (a typo or two in a short name).
+/// longer name, at least 2 (a typo or two in a short name), at most
+/// [`MAX_DISTANCE`].
 pub fn accepted_distance(a_chars: usize, b_chars: usize) -> usize {
-    (a_chars.max(b_chars) / 3).max(2)
+    (a_chars.max(b_chars) / 3).clamp(2, MAX_DISTANCE)
 }
+
+/// Past this many edits a name is another name, not a typo; it also keeps
+/// the band of [`distance_within`] narrow for long names.
+pub const MAX_DISTANCE: usize = 10;
 
 /// Levenshtein distance of `a` and `b` (by characters) when it is at most
 /// `max`, else `None`; computes at most `(2 * max + 1) * len(a)` cells, and
@@ -164,7 +170,7 @@ mod tests {
         let mut cells = 0;
         let (a, b): (Vec<char>, Vec<char>) = (names[0].chars().collect(), q.chars().collect());
         let _ = distance_within(&a, &b, accepted_distance(a.len(), b.len()), &mut cells);
-        assert!(cells <= (2 * 43 + 1) * 128, "banded: {cells}");
+        assert!(cells <= (2 * MAX_DISTANCE + 1) * 128, "banded: {cells}");
     }
 
     #[test]
