@@ -118,6 +118,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         observed: observed.clone(),
         signals: crate::alerts::SignalSender::new(signals_tx.clone()),
         heartbeats: heartbeats.clone(),
+        tasks: tasks.clone(),
     };
 
     let (updates_tx, updates_rx) = mpsc::channel(16);
@@ -202,10 +203,10 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     )
     .await;
 
-    tokio::spawn(crate::store::watchdog::run(
-        store.clone(),
-        settings.store_exit_after(),
-    ));
+    tasks.spawn_once(
+        "store-watchdog",
+        crate::store::watchdog::run(store.clone(), settings.store_exit_after()),
+    );
     {
         let (s, a, keep) = (store.clone(), alerts.clone(), settings.retention.std());
         tasks.spawn("retention", move || retention(s.clone(), keep));
