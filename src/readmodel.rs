@@ -257,6 +257,10 @@ pub fn list_endpoints(
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<Page<EndpointRow>, ReadError> {
+    suggest::check_filters([
+        ("group", filter.group.as_deref()),
+        ("name", filter.name.as_deref()),
+    ])?;
     let state = app.desired();
     let pauses = app.store.pauses()?;
     let paused_at = |k: &MonitorKey| {

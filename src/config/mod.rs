@@ -1481,7 +1481,10 @@ heartbeats:
                 "alerting:\n  channels:\n    - name: o\n      type: webhook\n      url: http://127.0.0.1:1/\n      retry_backoff: 9999d\n",
                 "alerting.channels[0].retry_backoff: ",
             ),
-            ("alerting:\n  repeat_interval: 400d\n", "alerting.repeat_interval: "),
+            (
+                "alerting:\n  repeat_interval: 400d\n",
+                "alerting.repeat_interval: ",
+            ),
         ] {
             let errs = located(text);
             assert!(errs[0].2.starts_with(field), "{errs:?}");

@@ -99,9 +99,11 @@ fn failing_in(map: &Mapping, path: &[Seg], only: Option<&str>) -> Option<Vec<Seg
         [Some("certificates"), None] => {
             find::<CertificateDecl>(map, &[NAME, ("host", "placeholder")], only)
         }
-        [Some("endpoints" | "heartbeats" | "certificates"), None, Some("alert")] => {
-            find::<AlertDecl>(map, &[], only)
-        }
+        [
+            Some("endpoints" | "heartbeats" | "certificates"),
+            None,
+            Some("alert"),
+        ] => find::<AlertDecl>(map, &[], only),
         [Some("alerting")] => find::<AlertingDecl>(map, &[], only),
         [Some("alerting"), Some("channels"), None] => {
             find::<ChannelDecl>(map, &[NAME, URL, ("type", "webhook")], only)

@@ -8,9 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{
-    DesiredView, ObservedView, Page, ReadError, desired_view, observed_view, paginate,
-};
+use super::{DesiredView, ObservedView, Page, ReadError, desired_view, observed_view, paginate};
 use crate::desired::Conflict;
 use crate::engine::App;
 use crate::monitor::Origin;
@@ -39,6 +37,11 @@ pub fn list_containers(
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<Page<Container>, ReadError> {
+    super::suggest::check_filters([
+        ("state", filter.state.as_deref()),
+        ("group", filter.group.as_deref()),
+        ("name", filter.name.as_deref()),
+    ])?;
     let set = app.runtimes.containers();
     let mut rows: Vec<Container> = set
         .values()

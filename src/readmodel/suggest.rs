@@ -38,6 +38,19 @@ pub fn check_query(field: &str, query: &str, max: usize) -> Result<(), ReadError
     )))
 }
 
+/// Check every text filter of a list (`name`, `group`, `state`): none longer
+/// than [`MAX_QUERY_CHARS`], since nothing that long can match.
+pub fn check_filters<'a>(
+    filters: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<(), ReadError> {
+    for (field, v) in filters {
+        if let Some(v) = v {
+            check_query(field, v, MAX_QUERY_CHARS)?;
+        }
+    }
+    Ok(())
+}
+
 /// The largest distance at which a candidate is suggested: a third of the
 /// longer name, at least 2 (a typo or two in a short name), at most
 /// [`MAX_DISTANCE`].

@@ -12,7 +12,9 @@ use super::limits::{
     MAX_WINDOWS, check_chars, check_items,
 };
 use super::scope;
-use super::store::{AddError, Incident, IncidentStatus, IncidentUpdate, Maintenance, WindowState, parse_id};
+use super::store::{
+    AddError, Incident, IncidentStatus, IncidentUpdate, Maintenance, WindowState, parse_id,
+};
 use crate::engine::App;
 use crate::readmodel::{ReadError, suggest};
 
@@ -206,7 +208,12 @@ pub fn create_maintenance(app: &App, w: NewWindow<'_>) -> Result<MaintenanceAnsw
                 None if known.is_empty() => "no monitor declares a group yet".to_owned(),
                 None => format!(
                     "declared groups: {}{}",
-                    known.iter().take(20).copied().collect::<Vec<_>>().join(", "),
+                    known
+                        .iter()
+                        .take(20)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     if known.len() > 20 { ", ..." } else { "" }
                 ),
             };

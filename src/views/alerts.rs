@@ -81,11 +81,7 @@ const SOURCE_KINDS: [&str; 3] = ["endpoint", "certificate", "heartbeat"];
 /// alerts; anything else is a typo that would silently match nothing.
 fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
     let s = source.trim();
-    crate::readmodel::suggest::check_query(
-        "source",
-        s,
-        crate::readmodel::MAX_MONITOR_ID_CHARS,
-    )?;
+    crate::readmodel::suggest::check_query("source", s, crate::readmodel::MAX_MONITOR_ID_CHARS)?;
     if SOURCE_KINDS.iter().any(|k| k.eq_ignore_ascii_case(s)) {
         return Ok(());
     }
@@ -100,7 +96,10 @@ fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
     let ids: Vec<String> = state.monitors.keys().map(|k| k.id()).collect();
     let close: Vec<&str> = crate::readmodel::suggest::closest(
         s,
-        SOURCE_KINDS.iter().copied().chain(ids.iter().map(String::as_str)),
+        SOURCE_KINDS
+            .iter()
+            .copied()
+            .chain(ids.iter().map(String::as_str)),
         3,
     );
     let hint = if close.is_empty() {
@@ -113,12 +112,21 @@ fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
     )))
 }
 
+/// Longest alert id accepted (a 64-bit number, with room for `#` and blanks).
+const MAX_ALERT_ID_CHARS: usize = 32;
+
 pub fn acknowledge_alert(
     app: &App,
     id: &str,
     by: &str,
     note: Option<String>,
 ) -> Result<AlertRow, ReadError> {
+    // Alert ids are numbers; a note is kept with the alert.
+    crate::readmodel::suggest::check_query("alert_id", id.trim(), MAX_ALERT_ID_CHARS)?;
+    if let Some(n) = &note {
+        crate::status::limits::check_chars("note", n, crate::status::limits::MAX_MESSAGE_CHARS)
+            .map_err(ReadError::BadArgument)?;
+    }
     let alert = acknowledge(&app.alerts, id, by, note).map_err(|e| match e {
         AckError::Store(e) => ReadError::Store(e.to_string()),
         other => ReadError::NotFound(other.to_string()),
