@@ -122,10 +122,10 @@ async fn check_certificate(key: &MonitorKey, spec: &CertificateSpec, ctx: &Check
     // The previous result decides what changed (and what to log).
     let prev = certificate::load(&ctx.store, key).ok().flatten();
     let c = certificate::check(spec, timeout, prev.as_ref()).await;
-    if let Err(e) = certificate::save(&ctx.store, key, &c) {
-        if let Some(n) = crate::repeated::STORE_ERRORS.hit("certificate-result") {
-            tracing::error!(monitor = %key, error = %e, "could not store a certificate result{}", crate::repeated::times(n));
-        }
+    if let Err(e) = certificate::save(&ctx.store, key, &c)
+        && let Some(n) = crate::repeated::STORE_ERRORS.hit("certificate-result")
+    {
+        tracing::error!(monitor = %key, error = %e, "could not store a certificate result{}", crate::repeated::times(n));
     }
     if prev.as_ref().is_none_or(|p| p.status != c.status) {
         tracing::info!(monitor = %key, status = c.status.as_str(), days_left = ?c.days_left, error = ?c.error, "certificate status");

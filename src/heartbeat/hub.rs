@@ -427,7 +427,7 @@ fn writer(shared: &Shared, rx: &mut mpsc::UnboundedReceiver<Command>) {
                 }
             }
         }
-        let result = persist(&shared, &next_states);
+        let result = persist(shared, &next_states);
         if result.is_ok() {
             let mut states = shared.states.write().expect("heartbeat states lock");
             for (key, state) in &next_states {
