@@ -415,4 +415,74 @@ mod tests {
         assert_eq!(parse_id("maintenance/3", "maintenance"), Some(3));
         assert_eq!(parse_id("#7", "incident"), Some(7));
     }
+
+    #[test]
+    fn counts_are_kept_by_pruning_what_ended_or_refusing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let s = StatusStore::new(&store).unwrap();
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let h = time::Duration::hours;
+        let window = |n: u64, start: time::Duration| Maintenance {
+            id: format!("maintenance/{n}"),
+            title: format!("w{n}"),
+            message: None,
+            start_time: now + start,
+            end_time: now + start + h(1),
+            monitors: vec![],
+            groups: vec!["db".into()],
+            created_at: now,
+            created_by: "mcp".into(),
+        };
+        // Two ended (the first to end is 2), one to come.
+        s.add_maintenance(1, &window(1, h(-2)), 3, now).unwrap();
+        s.add_maintenance(2, &window(2, h(-5)), 3, now).unwrap();
+        s.add_maintenance(3, &window(3, h(5)), 3, now).unwrap();
+        let order: Vec<String> = s.windows().into_iter().map(|w| w.title).collect();
+        assert_eq!(order, ["w2", "w1", "w3"], "in memory, by start time");
+        let pruned = s.add_maintenance(4, &window(4, h(6)), 3, now).unwrap();
+        assert_eq!(
+            pruned.unwrap().id,
+            "maintenance/2",
+            "the one that ended first"
+        );
+        s.add_maintenance(5, &window(5, h(7)), 3, now).unwrap();
+        let full = s.add_maintenance(6, &window(6, h(8)), 3, now).unwrap_err();
+        assert!(full.to_string().contains("3 maintenance windows"), "{full}");
+        // What memory holds is what sled holds.
+        let reopened: Vec<String> = read_windows(&s.maintenance)
+            .unwrap()
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        let in_memory: Vec<String> = s.windows().into_iter().map(|w| w.id).collect();
+        assert_eq!(reopened, in_memory);
+
+        let incident = |n: u64, status| Incident {
+            id: n.to_string(),
+            title: "t".into(),
+            status,
+            monitors: vec![],
+            created_at: now,
+            updated_at: now,
+            resolved_at: None,
+            updates: vec![],
+        };
+        s.add_incident(1, &incident(1, IncidentStatus::Investigating), 2)
+            .unwrap();
+        s.add_incident(2, &incident(2, IncidentStatus::Resolved), 2)
+            .unwrap();
+        let pruned = s
+            .add_incident(3, &incident(3, IncidentStatus::Investigating), 2)
+            .unwrap();
+        assert_eq!(
+            pruned.unwrap().id,
+            "2",
+            "the oldest resolved, not the oldest"
+        );
+        let full = s
+            .add_incident(4, &incident(4, IncidentStatus::Investigating), 2)
+            .unwrap_err();
+        assert!(full.to_string().contains("2 incidents are open"), "{full}");
+    }
 }
