@@ -125,6 +125,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         observed: observed.clone(),
         signals: crate::alerts::SignalSender::new(signals_tx.clone()),
         heartbeats: heartbeats.clone(),
+        tasks: tasks.clone(),
     };
 
     let (updates_tx, updates_rx) = mpsc::channel(16);
@@ -202,9 +203,11 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         heartbeats.clone(),
         &runtimes,
         &label_problems,
-        updates_tx.clone(),
-        desired_rx.clone(),
-        observed.clone(),
+        Pipeline {
+            updates: updates_tx.clone(),
+            desired: desired_rx.clone(),
+            observed: observed.clone(),
+        },
         &tasks,
     )
     .await;
@@ -246,6 +249,13 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     }))
 }
 
+/// The pipeline ends a source and a status writer are wired to.
+struct Pipeline {
+    updates: mpsc::Sender<SourceUpdate>,
+    desired: watch::Receiver<Arc<DesiredState>>,
+    observed: ObservedMap,
+}
+
 /// `Monitor` resources as a source, and the status writer, when a Kubernetes
 /// API server is configured (`MAINTENANT_KUBERNETES`). A connection problem
 /// is reported as the source's error (`get_health`), not a failed start.
@@ -255,11 +265,14 @@ async fn start_kubernetes(
     heartbeats: HeartbeatHub,
     runtimes: &Runtimes,
     pod_problems: &LabelProblems,
-    updates: mpsc::Sender<SourceUpdate>,
-    desired: watch::Receiver<Arc<DesiredState>>,
-    observed: ObservedMap,
+    pipeline: Pipeline,
     tasks: &Supervisor,
 ) -> Option<KubeRuntime> {
+    let Pipeline {
+        updates,
+        desired,
+        observed,
+    } = pipeline;
     use crate::kubeclient::{self, Namespaces};
     use crate::sources::kubernetes::KubernetesSource;
     use crate::sources::kubernetes_status::StatusWriter;

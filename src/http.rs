@@ -200,7 +200,7 @@ async fn status_json(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn status_feed(State(app): State<Arc<App>>) -> Response {
-    match app.status.incidents() {
+    match crate::status::page::feed_incidents(&app) {
         Ok(list) => (
             [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
             crate::status::page::render_atom(
@@ -210,7 +210,7 @@ async fn status_feed(State(app): State<Arc<App>>) -> Response {
             ),
         )
             .into_response(),
-        Err(e) => status_error(e.into()),
+        Err(e) => status_error(e),
     }
 }
 

@@ -18,12 +18,16 @@ use crate::store::{CheckRecord, Status};
 
 pub mod containers;
 pub mod heartbeats;
+pub mod suggest;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
 /// Largest list offset a cursor may carry: far past any list maintenant keeps
 /// (10k monitors is the tested scale), so `offset + limit` never overflows.
 pub const MAX_OFFSET: usize = 10_000_000;
+/// Longest monitor id a lookup accepts: `certificate/` and a name of
+/// [`crate::config::validate::MAX_NAME_CHARS`].
+pub const MAX_MONITOR_ID_CHARS: usize = crate::config::validate::MAX_NAME_CHARS + 12;
 /// Longest cursor accepted (ours are under 40 characters).
 const MAX_CURSOR_CHARS: usize = 100;
 
@@ -253,6 +257,10 @@ pub fn list_endpoints(
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<Page<EndpointRow>, ReadError> {
+    suggest::check_filters([
+        ("group", filter.group.as_deref()),
+        ("name", filter.name.as_deref()),
+    ])?;
     let state = app.desired();
     let pauses = app.store.pauses()?;
     let paused_at = |k: &MonitorKey| {
@@ -342,6 +350,7 @@ pub fn resolve(
     query: &str,
 ) -> Result<MonitorKey, ReadError> {
     let q = query.trim();
+    suggest::check_query(&format!("the {kind} id"), q, MAX_MONITOR_ID_CHARS)?;
     let name = q.strip_prefix(&format!("{kind}/")).unwrap_or(q);
     let exact = MonitorKey::new(kind, name);
     if state.monitors.contains_key(&exact) {
@@ -363,25 +372,12 @@ pub fn resolve(
             name: (**one).into(),
         });
     }
-    let mut scored: Vec<(usize, &str)> = names
-        .iter()
-        .map(|n| {
-            let (nl, ql) = (n.to_lowercase(), name.to_lowercase());
-            let d = if nl.contains(&ql) || ql.contains(&nl) {
-                0
-            } else {
-                levenshtein(&nl, &ql)
-            };
-            (d, *n)
-        })
-        .filter(|(d, n)| *d <= (n.len().max(name.len()) / 3).max(2))
-        .collect();
-    scored.sort();
-    let hint = match scored.as_slice() {
+    let close = suggest::closest(name, names.iter().copied(), 3);
+    let hint = match close.as_slice() {
         [] if names.is_empty() => format!("no {kind}s are declared yet"),
         [] => format!("call list_{kind}s to see the {} declared", names.len()),
         s => {
-            let alts: Vec<String> = s.iter().take(3).map(|(_, n)| format!("'{n}'")).collect();
+            let alts: Vec<String> = s.iter().map(|n| format!("'{n}'")).collect();
             format!("did you mean {}?", alts.join(" or "))
         }
     };
@@ -530,8 +526,11 @@ pub struct Health {
     /// was made), with the rule; they keep being retried and the others run.
     /// Does not make `status` degraded: the policy did its job.
     pub refused: Vec<RefusedMonitor>,
-    /// `ok`, or `degraded` when the database cannot write (see `database.failure`), a source has an error, a runtime is disconnected, or desired and running differ.
+    /// `ok`, or `degraded` when the database cannot write (see `database.failure`), a source has an error, a runtime is disconnected, desired and running differ, or a task panicked (see `tasks`).
     pub status: String,
+    /// maintenant's own long-lived tasks: a task that panics is restarted (or, for the few that
+    /// cannot be, reported `stopped`) and listed under `panicked`.
+    pub tasks: crate::supervise::TasksHealth,
     /// Notification channels, active alerts and failed deliveries.
     pub alerting: crate::views::alerts::AlertingHealth,
 }
@@ -591,8 +590,9 @@ fn status_of(
     source_error: bool,
     runtime_down: bool,
     in_sync: bool,
+    task_panicked: bool,
 ) -> &'static str {
-    if store_failing || source_error || runtime_down || !in_sync {
+    if store_failing || source_error || runtime_down || !in_sync || task_panicked {
         "degraded"
     } else {
         "ok"
@@ -607,6 +607,7 @@ pub fn liveness(app: &App) -> Liveness {
         state.sources.iter().any(|s| s.last_error.is_some()),
         app.runtimes.statuses().iter().any(|r| !r.connected),
         in_sync(app, &state),
+        !app.tasks.health().panicked.is_empty(),
     );
     Liveness {
         status,
@@ -693,6 +694,7 @@ pub fn health(app: &App) -> Health {
     let runtime_down = runtimes.iter().any(|r| !r.connected);
     let now = OffsetDateTime::now_utc();
     let store_failure = app.store.health().failure();
+    let tasks = app.tasks.health();
     Health {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         role: app.role,
@@ -710,6 +712,7 @@ pub fn health(app: &App) -> Health {
             source_error,
             runtime_down,
             drift.in_sync,
+            !tasks.panicked.is_empty(),
         )
         .to_owned(),
         sources: state.sources.clone(),
@@ -722,6 +725,7 @@ pub fn health(app: &App) -> Health {
         drift,
         refused,
         alerting: crate::views::alerts::alerting_health(app),
+        tasks,
     }
 }
 

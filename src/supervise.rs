@@ -8,7 +8,7 @@
 //! others are spawned with [`Supervisor::spawn_once`], so their death at least
 //! shows in health.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,16 +46,47 @@ pub enum TaskState {
     Stopped,
 }
 
+/// What get_health shows of the supervised tasks.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct TasksHealth {
+    /// Every long-lived task started under supervision, by name.
+    pub supervised: Vec<String>,
+    /// The ones that panicked since start (health is then `degraded`).
+    pub panicked: Vec<TaskPanics>,
+}
+
 /// The registry of panics, shared by whoever spawns and whoever reports.
 #[derive(Debug, Clone, Default)]
 pub struct Supervisor {
     panics: Arc<Mutex<BTreeMap<String, TaskPanics>>>,
+    names: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Supervisor {
     /// Every task that panicked since start, by name.
     pub fn panics(&self) -> Vec<TaskPanics> {
         self.lock().values().cloned().collect()
+    }
+
+    /// Note a task (or thread) started under supervision.
+    pub fn register(&self, name: &str) {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned());
+    }
+
+    pub fn health(&self) -> TasksHealth {
+        TasksHealth {
+            supervised: self
+                .names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
+            panicked: self.panics(),
+        }
     }
 
     /// Record a panic of `name` (also for threads, which catch their own).
@@ -89,26 +120,44 @@ impl Supervisor {
 
     /// Run `make()` as a task named `name`; when it panics, record it and run
     /// a fresh `make()` after a backoff. A task that returns is not restarted.
-    pub fn spawn<F, Fut>(&self, name: &str, mut make: F) -> tokio::task::JoinHandle<()>
+    pub fn spawn<F, Fut>(&self, name: &str, make: F) -> tokio::task::JoinHandle<()>
     where
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        self.register(name);
+        self.spawn_member(name, make)
+    }
+
+    /// [`Self::spawn`] for one of many tasks of a kind (a monitor's), which
+    /// `get_health` does not list by name unless it panics.
+    ///
+    /// The first `make()` is called before this returns, so what it does
+    /// synchronously (a heartbeat registering its ping route) is done when
+    /// the caller goes on. The task runs in place (not in a task of its own),
+    /// so aborting the returned handle stops it and drops what it holds.
+    pub fn spawn_member<F, Fut>(&self, name: &str, mut make: F) -> tokio::task::JoinHandle<()>
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        use futures::FutureExt as _;
         let sup = self.clone();
         let name = name.to_owned();
+        let first = make();
         tokio::spawn(async move {
             let mut backoff = FIRST_BACKOFF;
+            let mut next = Some(first);
             loop {
-                match tokio::spawn(make()).await {
+                let run = next.take().unwrap_or_else(&mut make);
+                match std::panic::AssertUnwindSafe(run).catch_unwind().await {
                     Ok(()) => return,
-                    Err(e) if e.is_panic() => {
-                        sup.record(&name, panic_message(e.into_panic()), TaskState::Restarting);
+                    Err(payload) => {
+                        sup.record(&name, panic_message(payload), TaskState::Restarting);
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                         sup.set_state(&name, TaskState::Running);
                     }
-                    // Cancelled: the runtime is shutting down.
-                    Err(_) => return,
                 }
             }
         })
@@ -120,13 +169,13 @@ impl Supervisor {
     where
         Fut: Future<Output = ()> + Send + 'static,
     {
+        use futures::FutureExt as _;
+        self.register(name);
         let sup = self.clone();
         let name = name.to_owned();
         tokio::spawn(async move {
-            if let Err(e) = tokio::spawn(fut).await
-                && e.is_panic()
-            {
-                sup.record(&name, panic_message(e.into_panic()), TaskState::Stopped);
+            if let Err(payload) = std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+                sup.record(&name, panic_message(payload), TaskState::Stopped);
             }
         })
     }
@@ -170,6 +219,30 @@ mod tests {
         assert_eq!(p[0].panics, 2);
         assert_eq!(p[0].message, "boom 2");
         assert_eq!(p[0].state, TaskState::Running);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn aborting_a_supervised_task_drops_what_it_holds() {
+        let sup = Supervisor::default();
+        let held = Arc::new(());
+        let h = held.clone();
+        let handle = sup.spawn_member("member", move || {
+            let h = h.clone();
+            async move {
+                let _h = h;
+                std::future::pending::<()>().await
+            }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(
+            Arc::strong_count(&held),
+            3,
+            "the closure's copy and the running one"
+        );
+        handle.abort();
+        let _ = handle.await;
+        assert_eq!(Arc::strong_count(&held), 1, "both dropped with the task");
+        assert!(sup.health().supervised.is_empty(), "members are not listed");
     }
 
     #[tokio::test]

@@ -34,6 +34,8 @@ pub struct CheckContext {
     /// Where status transitions go (the alert engine).
     pub signals: crate::alerts::SignalSender,
     pub heartbeats: crate::heartbeat::HeartbeatHub,
+    /// Where a check or heartbeat task that panicked is recorded (get_health).
+    pub tasks: crate::supervise::Supervisor,
 }
 
 /// Start the task of one heartbeat. Endpoints and certificates are not
@@ -43,12 +45,14 @@ pub fn spawn_heartbeat(
     spec: &HeartbeatSpec,
     ctx: &CheckContext,
 ) -> JoinHandle<()> {
-    // Registered before this returns, so pings work once the pass is applied.
-    tokio::spawn(heartbeat::task(
-        key,
-        Arc::new(spec.clone()),
-        ctx.heartbeats.clone(),
-    ))
+    // Registered before this returns, so pings work once the pass is
+    // applied; a panic restarts the task (registered again) and shows in
+    // get_health.
+    let (spec, hub) = (Arc::new(spec.clone()), ctx.heartbeats.clone());
+    let name = key.id();
+    ctx.tasks.spawn_member(&name, move || {
+        heartbeat::task(key.clone(), spec.clone(), hub.clone())
+    })
 }
 
 /// One check of an endpoint or a certificate, its result stored and its

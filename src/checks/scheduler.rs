@@ -153,7 +153,17 @@ async fn run(
                 let (key, spec, ctx) = (slot.key.clone(), slot.spec.clone(), ctx.clone());
                 let restricted = slot.restricted;
                 let task = tokio::spawn(async move {
-                    super::check_once(&key, &spec, restricted, &ctx).await;
+                    use futures::FutureExt as _;
+                    let check = std::panic::AssertUnwindSafe(super::check_once(&key, &spec, restricted, &ctx));
+                    if let Err(payload) = check.catch_unwind().await {
+                        // The next check is queued all the same: one bad
+                        // answer must not stop a monitor for good.
+                        ctx.tasks.record(
+                            &format!("check {}", key.id()),
+                            crate::supervise::panic_message(payload),
+                            crate::supervise::TaskState::Running,
+                        );
+                    }
                     let _ = done.send(Command::Finished { id });
                 });
                 slot.phase = Phase::Checking(task.abort_handle());
@@ -221,6 +231,7 @@ mod tests {
             observed: crate::observed::ObservedMap::default(),
             signals: crate::alerts::SignalSender::new(tx),
             heartbeats: crate::heartbeat::HeartbeatHub::start(store.clone()).unwrap(),
+            tasks: crate::supervise::Supervisor::default(),
         });
         let (port, hits) = target().await;
         let m = crate::desired::tests::endpoint("a", &format!("http://127.0.0.1:{port}/"));

@@ -308,7 +308,7 @@ pub(crate) fn parse_file(
         file: file.to_path_buf(),
         line: pos.line,
         column: pos.col,
-        message,
+        message: shorten_quoted(&message),
     };
     // Line indexes are built on first use: a file without `${` needs none.
     let original = std::cell::OnceCell::new();
@@ -591,6 +591,45 @@ fn resolve_split(
 
 /// serde_yaml's message without its trailing position (the error carries
 /// it), plus a suggestion for a misspelt key or value.
+/// A message with every quoted value (`"..."` or `` `...` ``) longer than
+/// [`QUOTE_KEEP`] characters cut to its start, and at most
+/// [`MESSAGE_KEEP`] characters in all: a value of 100 kB (a label, a file
+/// line) must not make an error of 100 kB in get_health, a resource's
+/// status or a log line.
+pub fn shorten_quoted(msg: &str) -> String {
+    const QUOTE_KEEP: usize = 60;
+    const MESSAGE_KEEP: usize = 2_000;
+    if msg.len() <= QUOTE_KEEP {
+        return msg.to_owned();
+    }
+    let cut = |s: &str, keep: usize, out: &mut String| {
+        if s.chars().nth(keep).is_some() {
+            out.extend(s.chars().take(keep));
+            out.push('…');
+        } else {
+            out.push_str(s);
+        }
+    };
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(i) = rest.find(['"', '`']) {
+        let q = &rest[i..=i];
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let Some(j) = rest.find(q) else { break };
+        cut(&rest[..j], QUOTE_KEEP, &mut out);
+        out.push_str(q);
+        rest = &rest[j + 1..];
+    }
+    cut(rest, MESSAGE_KEEP, &mut out);
+    if out.chars().nth(MESSAGE_KEEP).is_some() {
+        let mut short = String::new();
+        cut(&out, MESSAGE_KEEP, &mut short);
+        return short;
+    }
+    out
+}
+
 fn serde_message(e: &serde_yaml::Error) -> String {
     let mut msg = e.to_string();
     if let Some(l) = e.location() {
@@ -1419,6 +1458,37 @@ heartbeats:
         assert!(errs[3].2.contains("needs `period` (like 1h) or `schedule`"));
         assert!(errs[4].2.contains("`timezone` only applies to `schedule`"));
         assert!(errs[5].2.contains("at least 16"));
+
+        // A huge value is quoted by its start only.
+        let errs = located(&format!(
+            "endpoints:\n  - name: a\n    url: http://127.0.0.1:1/\n    failure_threshold: {}\n",
+            "9".repeat(100_000) + "d"
+        ));
+        assert!(errs[0].2.len() < 300, "{}", errs[0].2.len());
+        assert!(errs[0].2.contains("failure_threshold"), "{errs:?}");
+
+        // Issue 18: a grace past the bound is refused at its value, by name.
+        let errs = located("heartbeats:\n  - name: a\n    period: 1h\n    grace: 3000000d\n");
+        assert_eq!((errs[0].0, errs[0].1), (4, 12), "{errs:?}");
+        assert!(errs[0].2.starts_with("heartbeats[0].grace: "), "{errs:?}");
+        assert!(errs[0].2.contains("longer than 366d"), "{errs:?}");
+        for (text, field) in [
+            (
+                "certificates:\n  - name: c\n    host: h\n    interval: 400d\n",
+                "certificates[0].interval: ",
+            ),
+            (
+                "alerting:\n  channels:\n    - name: o\n      type: webhook\n      url: http://127.0.0.1:1/\n      retry_backoff: 9999d\n",
+                "alerting.channels[0].retry_backoff: ",
+            ),
+            (
+                "alerting:\n  repeat_interval: 400d\n",
+                "alerting.repeat_interval: ",
+            ),
+        ] {
+            let errs = located(text);
+            assert!(errs[0].2.starts_with(field), "{errs:?}");
+        }
 
         let errs = located("heartbeats:\n  - name: a\n    period: 1h\n    graze: 5m\n");
         assert_eq!((errs[0].0, errs[0].1), (4, 5), "{errs:?}");

@@ -11,7 +11,10 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use super::locate::Seg;
-use super::model::{AlertDecl, Defaults, EndpointDecl, EndpointDefaults};
+use super::model::{
+    AlertDecl, AlertingDecl, CertificateDecl, ChannelDecl, Defaults, EndpointDecl,
+    EndpointDefaults, HeartbeatDecl,
+};
 
 /// Parse a serde_yaml path (`endpoints[2].alert`) into segments. `None` for
 /// paths this module does not handle (aliases, unknown, odd keys).
@@ -91,8 +94,20 @@ fn failing_in(map: &Mapping, path: &[Seg], only: Option<&str>) -> Option<Vec<Seg
     let (field, element) = match shape.as_slice() {
         [Some("defaults")] => find::<Defaults>(map, &[], only),
         [Some("defaults"), Some("endpoint")] => find::<EndpointDefaults>(map, &[], only),
-        [Some("endpoints"), None] => find::<EndpointDecl>(map, &["name", "url"], only),
-        [Some("endpoints"), None, Some("alert")] => find::<AlertDecl>(map, &[], only),
+        [Some("endpoints"), None] => find::<EndpointDecl>(map, &[NAME, URL], only),
+        [Some("heartbeats"), None] => find::<HeartbeatDecl>(map, &[NAME], only),
+        [Some("certificates"), None] => {
+            find::<CertificateDecl>(map, &[NAME, ("host", "placeholder")], only)
+        }
+        [
+            Some("endpoints" | "heartbeats" | "certificates"),
+            None,
+            Some("alert"),
+        ] => find::<AlertDecl>(map, &[], only),
+        [Some("alerting")] => find::<AlertingDecl>(map, &[], only),
+        [Some("alerting"), Some("channels"), None] => {
+            find::<ChannelDecl>(map, &[NAME, URL, ("type", "webhook")], only)
+        }
         _ => None,
     }?;
     let mut out = path.to_vec();
@@ -101,18 +116,21 @@ fn failing_in(map: &Mapping, path: &[Seg], only: Option<&str>) -> Option<Vec<Seg
     Some(out)
 }
 
+const NAME: (&str, &str) = ("name", "placeholder");
+const URL: (&str, &str) = ("url", "placeholder");
+
 /// Deserialize `T` from each entry of `map` alone (plus placeholder values
 /// for the `required` fields): the first entry that fails, and for a list
 /// the first element that fails alone.
 fn find<T: DeserializeOwned>(
     map: &Mapping,
-    required: &[&str],
+    required: &[(&str, &str)],
     only: Option<&str>,
 ) -> Option<(String, Option<usize>)> {
     let fails = |key: &Value, value: Value| {
         let mut probe = Mapping::new();
-        for r in required {
-            probe.insert(Value::from(*r), Value::from("placeholder"));
+        for (k, v) in required {
+            probe.insert(Value::from(*k), Value::from(*v));
         }
         probe.insert(key.clone(), value);
         serde_yaml::from_value::<T>(Value::Mapping(probe)).is_err()

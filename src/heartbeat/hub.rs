@@ -151,6 +151,7 @@ impl HeartbeatHub {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_shared = shared.clone();
+        tasks.register(WRITER_TASK);
         std::thread::Builder::new()
             .name("heartbeat-writer".into())
             .spawn(move || supervised_writer(&writer_shared, rx, &tasks))

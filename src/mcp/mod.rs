@@ -25,8 +25,8 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -78,6 +78,21 @@ impl Maintenant {
         let tool_router = ROUTER.get_or_init(|| Arc::new(catalog::router())).clone();
         Maintenant { app, tool_router }
     }
+}
+
+/// An error answer longer than any of ours, with what it quotes cut short.
+fn short_error(r: CallToolResult) -> CallToolResult {
+    let text: String = r
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
+        .collect();
+    if text.len() <= 1_000 || r.structured_content.is_some() {
+        return r;
+    }
+    CallToolResult::error(vec![ContentBlock::text(crate::config::shorten_quoted(
+        &text,
+    ))])
 }
 
 /// A read error becomes a tool error (`isError: true`) whose text tells the
@@ -138,7 +153,19 @@ impl ServerHandler for Maintenant {
             return Ok(refused.into());
         }
         let tcc = ToolCallContext::new(self, request, context);
-        self.tool_router.call(tcc).await
+        // rmcp's "failed to deserialize parameters" quotes the bad value in
+        // full (serde's "unknown variant `...`"): a 100 kB argument would
+        // come back as a 100 kB error.
+        match self.tool_router.call(tcc).await {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                Ok(CallToolResponse::Complete(short_error(r)))
+            }
+            Ok(other) => Ok(other),
+            Err(mut e) => {
+                e.message = crate::config::shorten_quoted(&e.message).into();
+                Err(e)
+            }
+        }
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -8,9 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{
-    DesiredView, ObservedView, Page, ReadError, desired_view, levenshtein, observed_view, paginate,
-};
+use super::{DesiredView, ObservedView, Page, ReadError, desired_view, observed_view, paginate};
 use crate::desired::Conflict;
 use crate::engine::App;
 use crate::monitor::Origin;
@@ -39,6 +37,11 @@ pub fn list_containers(
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<Page<Container>, ReadError> {
+    super::suggest::check_filters([
+        ("state", filter.state.as_deref()),
+        ("group", filter.group.as_deref()),
+        ("name", filter.name.as_deref()),
+    ])?;
     let set = app.runtimes.containers();
     let mut rows: Vec<Container> = set
         .values()
@@ -72,6 +75,7 @@ pub fn list_containers(
 /// (at least 4 characters). The error names the closest names.
 pub fn resolve_container(app: &App, query: &str) -> Result<Container, ReadError> {
     let q = query.trim().trim_start_matches('/');
+    super::suggest::check_query("container_id", q, super::suggest::MAX_QUERY_CHARS)?;
     let set = app.runtimes.containers();
     if let Some(c) = set.get(q) {
         return Ok(c.clone());
@@ -107,22 +111,7 @@ pub fn resolve_container(app: &App, query: &str) -> Result<Container, ReadError>
             }
         }
     }
-    let ql = q.to_lowercase();
-    let mut scored: Vec<(usize, &str)> = set
-        .values()
-        .map(|c| {
-            let nl = c.name.to_lowercase();
-            let d = if nl.contains(&ql) || ql.contains(&nl) {
-                0
-            } else {
-                levenshtein(&nl, &ql)
-            };
-            (d, c.name.as_str())
-        })
-        .filter(|(d, n)| *d <= (n.len().max(q.len()) / 3).max(2))
-        .collect();
-    scored.sort();
-    scored.dedup();
+    let scored = super::suggest::closest(q, set.values().map(|c| c.name.as_str()), 3);
     let hint = match scored.as_slice() {
         [] if set.is_empty() => {
             let connected = app.runtimes.statuses().iter().any(|s| s.connected);
@@ -134,7 +123,7 @@ pub fn resolve_container(app: &App, query: &str) -> Result<Container, ReadError>
         }
         [] => format!("call list_containers to see the {} known", set.len()),
         s => {
-            let alts: Vec<String> = s.iter().take(3).map(|(_, n)| format!("'{n}'")).collect();
+            let alts: Vec<String> = s.iter().map(|n| format!("'{n}'")).collect();
             format!("did you mean {}?", alts.join(" or "))
         }
     };

@@ -152,6 +152,7 @@ pub fn list_heartbeats(
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<Page<HeartbeatRow>, ReadError> {
+    super::suggest::check_filters([("group", filter.group.as_deref())])?;
     let state = app.desired();
     let matching: Vec<_> = app.heartbeats.with_states(|states| {
         heartbeats(&state)

@@ -79,9 +79,10 @@ fn take<T>(problems: &mut Vec<LabelProblem>, r: Result<T, LabelProblem>) -> Opti
 }
 
 fn problem(label: &str, message: impl Into<String>) -> LabelProblem {
+    // Label keys and values are anyone's: keep what is quoted back short.
     LabelProblem {
-        label: label.to_owned(),
-        message: message.into(),
+        label: crate::config::shorten_quoted(label),
+        message: crate::config::shorten_quoted(&message.into()),
     }
 }
 

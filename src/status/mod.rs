@@ -8,7 +8,9 @@
 //!   window silences a monitor's alerts (the alert engine's hook).
 //! - [`tools`]: the write operations behind the MCP tools (input checks).
 //! - [`page`]: the status data, its HTML page and its Atom feed.
+//! - [`limits`]: how long and how many (docs/limits.md).
 
+pub mod limits;
 pub mod page;
 pub mod scope;
 pub mod store;

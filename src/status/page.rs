@@ -14,6 +14,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::limits::{
+    FEED_ENTRIES, PAGE_ACTIVE_INCIDENTS, PAGE_RECENT_INCIDENTS, PAGE_UPDATES, PAGE_WINDOWS,
+};
 use super::scope;
 use super::store::{Incident, IncidentStatus, Maintenance, WindowState};
 use crate::checks::certificate::CertStatus;
@@ -100,6 +103,35 @@ pub struct StatusData {
     pub recent_incidents: Vec<Incident>,
     pub ongoing_maintenance: Vec<Maintenance>,
     pub upcoming_maintenance: Vec<Maintenance>,
+    /// What this page leaves out to stay small (docs/limits.md): all false
+    /// when it shows everything.
+    pub truncated: Truncated,
+}
+
+/// Which lists of the page were cut (each carries its newest or soonest
+/// items), and whether some incident shows only its newest updates.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct Truncated {
+    pub active_incidents: bool,
+    pub recent_incidents: bool,
+    /// Some incident shows only its newest updates.
+    pub updates: bool,
+    pub ongoing_maintenance: bool,
+    pub upcoming_maintenance: bool,
+}
+
+/// Keep the newest [`PAGE_UPDATES`] of an incident's timeline; whether any was cut.
+fn newest_updates(mut i: Incident) -> (Incident, bool) {
+    let cut = i.updates.len().saturating_sub(PAGE_UPDATES);
+    i.updates.drain(..cut);
+    (i, cut > 0)
+}
+
+/// Keep at most `max` items; whether any was cut.
+fn at_most<T>(mut v: Vec<T>, max: usize) -> (Vec<T>, bool) {
+    let cut = v.len() > max;
+    v.truncate(max);
+    (v, cut)
 }
 
 /// The worst decided status: a paused monitor or one not decided yet (a
@@ -133,7 +165,7 @@ fn all<T>(
 
 pub fn status_data(app: &App) -> Result<StatusData, ReadError> {
     let now = OffsetDateTime::now_utc();
-    let windows = app.status.windows()?;
+    let windows = app.status.windows();
     let mut monitors: Vec<(Option<String>, MonitorState)> = Vec::new();
     let mut push = |kind: crate::monitor::MonitorKind,
                     name: String,
@@ -222,15 +254,38 @@ pub fn status_data(app: &App) -> Result<StatusData, ReadError> {
         })
         .collect();
     let recent_cutoff = now - time::Duration::days(RECENT_DAYS);
-    let (active, resolved): (Vec<Incident>, Vec<Incident>) = app
-        .status
-        .incidents()?
-        .into_iter()
-        .partition(|i| i.status != IncidentStatus::Resolved);
-    let recent = resolved
-        .into_iter()
-        .filter(|i| i.resolved_at.unwrap_or(i.updated_at) >= recent_cutoff)
-        .collect();
+    let mut truncated = Truncated::default();
+    // Newest first, one past each quota to know whether a list was cut.
+    let (mut active, mut recent) = (Vec::new(), Vec::new());
+    for i in app.status.newest_incidents() {
+        if active.len() > PAGE_ACTIVE_INCIDENTS && recent.len() > PAGE_RECENT_INCIDENTS {
+            break;
+        }
+        let i = i?;
+        let list = if i.status != IncidentStatus::Resolved {
+            &mut active
+        } else if i.resolved_at.unwrap_or(i.updated_at) >= recent_cutoff {
+            &mut recent
+        } else {
+            continue;
+        };
+        list.push(i);
+    }
+    let mut cut_updates = |list: Vec<Incident>| -> Vec<Incident> {
+        list.into_iter()
+            .map(|i| {
+                let (i, cut) = newest_updates(i);
+                truncated.updates |= cut;
+                i
+            })
+            .collect()
+    };
+    let (active, cut) = at_most(active, PAGE_ACTIVE_INCIDENTS);
+    truncated.active_incidents = cut;
+    let active = cut_updates(active);
+    let (recent, cut) = at_most(recent, PAGE_RECENT_INCIDENTS);
+    truncated.recent_incidents = cut;
+    let recent = cut_updates(recent);
     let (mut ongoing, mut upcoming) = (Vec::new(), Vec::new());
     for w in windows {
         match w.state_at(now) {
@@ -239,6 +294,10 @@ pub fn status_data(app: &App) -> Result<StatusData, ReadError> {
             WindowState::Completed => {}
         }
     }
+    let (ongoing, cut) = at_most(ongoing, PAGE_WINDOWS);
+    truncated.ongoing_maintenance = cut;
+    let (upcoming, cut) = at_most(upcoming, PAGE_WINDOWS);
+    truncated.upcoming_maintenance = cut;
     Ok(StatusData {
         title: "maintenant status".into(),
         generated_at: now,
@@ -252,7 +311,18 @@ pub fn status_data(app: &App) -> Result<StatusData, ReadError> {
         recent_incidents: recent,
         ongoing_maintenance: ongoing,
         upcoming_maintenance: upcoming,
+        truncated,
     })
+}
+
+/// The newest incidents the Atom feed carries ([`FEED_ENTRIES`], each with
+/// its newest updates).
+pub fn feed_incidents(app: &App) -> Result<Vec<Incident>, ReadError> {
+    app.status
+        .newest_incidents()
+        .take(FEED_ENTRIES)
+        .map(|i| -> Result<Incident, ReadError> { Ok(newest_updates(i?).0) })
+        .collect()
 }
 
 /// Escape text for HTML and XML content and attribute values.
@@ -489,6 +559,18 @@ pub fn render_html(d: &StatusData) -> String {
     for i in &d.recent_incidents {
         incident_html(&mut out, i);
     }
+    let t = &d.truncated;
+    if t.active_incidents
+        || t.recent_incidents
+        || t.updates
+        || t.ongoing_maintenance
+        || t.upcoming_maintenance
+    {
+        out.push_str(
+            "<div class=\"card muted\" id=\"truncated\">Only the newest incidents, updates and \
+             maintenance windows are shown.</div>",
+        );
+    }
     let _ = write!(
         out,
         "<footer>Updated <time datetime=\"{}\">{}</time> &middot; <a href=\"status.json\">JSON</a> &middot; <a href=\"status/feed.atom\">Atom feed</a></footer></main></body></html>",
@@ -588,6 +670,7 @@ mod tests {
             recent_incidents: vec![],
             ongoing_maintenance: vec![],
             upcoming_maintenance: vec![],
+            truncated: Truncated::default(),
         };
         let html = render_html(&d);
         assert!(!html.contains("<img"), "{html}");

@@ -20,6 +20,7 @@ const KINDS: [MonitorKind; 3] = [
 /// one kind declares it). A typo gets "did you mean".
 pub fn resolve_any(state: &DesiredState, query: &str) -> Result<MonitorKey, ReadError> {
     let q = query.trim();
+    readmodel::suggest::check_query("monitor", q, readmodel::MAX_MONITOR_ID_CHARS)?;
     if let Some((kind, _)) = q.split_once('/')
         && let Some(k) = KINDS.iter().find(|k| k.as_str() == kind)
     {
@@ -95,20 +96,13 @@ pub fn silencing_window(
         .map(|w| w.id.clone())
 }
 
-/// The alert engine's hook: reads the windows from sled on each call (a
-/// handful of records), so a window created a moment ago applies at once
-/// and nothing is cached that could go stale.
+/// The alert engine's hook: asks the windows kept in memory (see
+/// [`StatusStore`]), which a new window joins as soon as it is written, so
+/// it applies at once without a database read per signal.
 pub fn silence_predicate(store: StatusStore) -> crate::alerts::SilencePredicate {
     Arc::new(
         move |key: &MonitorKey, group: Option<&str>, at: OffsetDateTime| {
-            match store.windows() {
-                Ok(w) => silencing_window(&w, key, group, at),
-                Err(e) => {
-                    // Notifying too much beats losing an alert.
-                    tracing::error!(error = %e, "cannot read maintenance windows; alert not silenced");
-                    None
-                }
-            }
+            store.with_windows(|w| silencing_window(w, key, group, at))
         },
     )
 }

@@ -5,11 +5,16 @@
 //! - `status_meta`: `next_incident_id`, `next_maintenance_id` -> the last id
 //!   given (BE u64): ids are 1, 2, 3... per kind.
 //!
-//! Both sets are small (people write them by hand), so reads scan.
+//! Both sets are small (people write them by hand) and bounded
+//! ([`super::limits`]), so reads scan. Windows are also kept in memory: the
+//! alert engine asks on every signal whether one silences it, and a sled read
+//! and JSON decode per signal would cost more than the signal.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::store::{Result, Store, StoreError};
 
@@ -120,6 +125,20 @@ pub struct StatusStore {
     incidents: sled::Tree,
     maintenance: sled::Tree,
     meta: sled::Tree,
+    /// Every window, by start time: the same as the `maintenance` tree, which
+    /// only this process writes (sled has one opener), changed after sled.
+    windows: Arc<RwLock<Vec<Maintenance>>>,
+    /// Held while a record is added, so the count checked is the count kept.
+    adding: Arc<Mutex<()>>,
+}
+
+/// Adding a record would pass a count limit and nothing may be pruned.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    #[error("{0}")]
+    Full(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 fn json_err(e: serde_json::Error) -> StoreError {
@@ -137,11 +156,92 @@ pub fn parse_id(id: &str, prefix: &str) -> Option<u64> {
 
 impl StatusStore {
     pub fn new(store: &Store) -> Result<StatusStore> {
+        let maintenance = store.db().open_tree("maintenance")?;
+        let windows = read_windows(&maintenance)?;
         Ok(StatusStore {
             incidents: store.db().open_tree("incidents")?,
-            maintenance: store.db().open_tree("maintenance")?,
+            maintenance,
             meta: store.db().open_tree("status_meta")?,
+            windows: Arc::new(RwLock::new(windows)),
+            adding: Arc::new(Mutex::new(())),
         })
+    }
+
+    fn adding(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guard protects no data, only the order of adds.
+        self.adding.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add incident `n`, keeping at most `max`: past it the oldest resolved
+    /// incident is deleted; when every kept incident is open, refuse.
+    pub fn add_incident(
+        &self,
+        n: u64,
+        i: &Incident,
+        max: usize,
+    ) -> std::result::Result<Option<Incident>, AddError> {
+        let _adding = self.adding();
+        let mut pruned = None;
+        if self.incidents.len() >= max {
+            let oldest_resolved = self.incidents.iter().find_map(|kv| {
+                let (k, v) = kv.ok()?;
+                let old: Incident = serde_json::from_slice(&v).ok()?;
+                (old.status == IncidentStatus::Resolved).then_some((k, old))
+            });
+            let Some((k, old)) = oldest_resolved else {
+                return Err(AddError::Full(format!(
+                    "{max} incidents are open, the most kept: resolve one with update_incident                      (status resolved) before opening another"
+                )));
+            };
+            self.incidents.remove(k).map_err(StoreError::from)?;
+            pruned = Some(old);
+        }
+        self.put_incident(n, i)?;
+        Ok(pruned)
+    }
+
+    /// Add window `n`, keeping at most `max`: past it the window that ended
+    /// first is deleted; when none has ended at `now`, refuse.
+    pub fn add_maintenance(
+        &self,
+        n: u64,
+        m: &Maintenance,
+        max: usize,
+        now: OffsetDateTime,
+    ) -> std::result::Result<Option<Maintenance>, AddError> {
+        let _adding = self.adding();
+        let mut pruned = None;
+        if self.maintenance.len() >= max {
+            let ended = self
+                .windows()
+                .into_iter()
+                .filter(|w| w.state_at(now) == WindowState::Completed)
+                .min_by_key(|w| w.end_time);
+            let Some(old) = ended else {
+                return Err(AddError::Full(format!(
+                    "{max} maintenance windows are upcoming or ongoing, the most kept:                      wait for one to end before scheduling another"
+                )));
+            };
+            if let Some(k) = parse_id(&old.id, "maintenance") {
+                self.maintenance
+                    .remove(k.to_be_bytes())
+                    .map_err(StoreError::from)?;
+            }
+            self.write_windows().retain(|w| w.id != old.id);
+            pruned = Some(old);
+        }
+        self.put_maintenance(n, m)?;
+        Ok(pruned)
+    }
+
+    fn write_windows(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Maintenance>> {
+        // Windows are whole values pushed or removed in one step.
+        self.windows.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Look at the windows in place (the alert engine's path: no copy).
+    pub fn with_windows<R>(&self, f: impl FnOnce(&[Maintenance]) -> R) -> R {
+        f(&self.windows.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn next_id(&self, counter: &str) -> Result<u64> {
@@ -211,36 +311,45 @@ impl StatusStore {
 
     /// Newest first.
     pub fn incidents(&self) -> Result<Vec<Incident>> {
-        self.incidents
-            .iter()
-            .rev()
-            .map(|kv| {
-                let (_, v) = kv?;
-                serde_json::from_slice(&v).map_err(json_err)
-            })
-            .collect()
+        self.newest_incidents().collect()
+    }
+
+    /// Newest first, read as the caller goes: the public page stops once it
+    /// has what it shows.
+    pub fn newest_incidents(&self) -> impl Iterator<Item = Result<Incident>> + '_ {
+        self.incidents.iter().rev().map(|kv| {
+            let (_, v) = kv?;
+            serde_json::from_slice(&v).map_err(json_err)
+        })
     }
 
     pub fn put_maintenance(&self, n: u64, m: &Maintenance) -> Result<()> {
         let v = serde_json::to_vec(m).map_err(json_err)?;
         self.maintenance.insert(n.to_be_bytes(), v)?;
         self.maintenance.flush()?;
+        let mut windows = self.write_windows();
+        windows.retain(|w| w.id != m.id);
+        let at = windows.partition_point(|w| w.start_time <= m.start_time);
+        windows.insert(at, m.clone());
         Ok(())
     }
 
     /// By start time.
-    pub fn windows(&self) -> Result<Vec<Maintenance>> {
-        let mut out: Vec<Maintenance> = self
-            .maintenance
-            .iter()
-            .map(|kv| {
-                let (_, v) = kv?;
-                serde_json::from_slice(&v).map_err(json_err)
-            })
-            .collect::<Result<_>>()?;
-        out.sort_by_key(|m| m.start_time);
-        Ok(out)
+    pub fn windows(&self) -> Vec<Maintenance> {
+        self.with_windows(<[Maintenance]>::to_vec)
     }
+}
+
+fn read_windows(tree: &sled::Tree) -> Result<Vec<Maintenance>> {
+    let mut out: Vec<Maintenance> = tree
+        .iter()
+        .map(|kv| {
+            let (_, v) = kv?;
+            serde_json::from_slice(&v).map_err(json_err)
+        })
+        .collect::<Result<_>>()?;
+    out.sort_by_key(|m| m.start_time);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -293,7 +402,7 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].status, IncidentStatus::Resolved);
         assert_eq!(s.next_incident_id().unwrap(), 2, "ids are never reused");
-        let w = s.windows().unwrap();
+        let w = s.windows();
         assert_eq!(w[0].state_at(now), WindowState::Ongoing);
         assert_eq!(
             w[0].state_at(now + time::Duration::hours(1)),
@@ -305,5 +414,75 @@ mod tests {
         );
         assert_eq!(parse_id("maintenance/3", "maintenance"), Some(3));
         assert_eq!(parse_id("#7", "incident"), Some(7));
+    }
+
+    #[test]
+    fn counts_are_kept_by_pruning_what_ended_or_refusing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let s = StatusStore::new(&store).unwrap();
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let h = time::Duration::hours;
+        let window = |n: u64, start: time::Duration| Maintenance {
+            id: format!("maintenance/{n}"),
+            title: format!("w{n}"),
+            message: None,
+            start_time: now + start,
+            end_time: now + start + h(1),
+            monitors: vec![],
+            groups: vec!["db".into()],
+            created_at: now,
+            created_by: "mcp".into(),
+        };
+        // Two ended (the first to end is 2), one to come.
+        s.add_maintenance(1, &window(1, h(-2)), 3, now).unwrap();
+        s.add_maintenance(2, &window(2, h(-5)), 3, now).unwrap();
+        s.add_maintenance(3, &window(3, h(5)), 3, now).unwrap();
+        let order: Vec<String> = s.windows().into_iter().map(|w| w.title).collect();
+        assert_eq!(order, ["w2", "w1", "w3"], "in memory, by start time");
+        let pruned = s.add_maintenance(4, &window(4, h(6)), 3, now).unwrap();
+        assert_eq!(
+            pruned.unwrap().id,
+            "maintenance/2",
+            "the one that ended first"
+        );
+        s.add_maintenance(5, &window(5, h(7)), 3, now).unwrap();
+        let full = s.add_maintenance(6, &window(6, h(8)), 3, now).unwrap_err();
+        assert!(full.to_string().contains("3 maintenance windows"), "{full}");
+        // What memory holds is what sled holds.
+        let reopened: Vec<String> = read_windows(&s.maintenance)
+            .unwrap()
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        let in_memory: Vec<String> = s.windows().into_iter().map(|w| w.id).collect();
+        assert_eq!(reopened, in_memory);
+
+        let incident = |n: u64, status| Incident {
+            id: n.to_string(),
+            title: "t".into(),
+            status,
+            monitors: vec![],
+            created_at: now,
+            updated_at: now,
+            resolved_at: None,
+            updates: vec![],
+        };
+        s.add_incident(1, &incident(1, IncidentStatus::Investigating), 2)
+            .unwrap();
+        s.add_incident(2, &incident(2, IncidentStatus::Resolved), 2)
+            .unwrap();
+        let pruned = s
+            .add_incident(3, &incident(3, IncidentStatus::Investigating), 2)
+            .unwrap();
+        assert_eq!(
+            pruned.unwrap().id,
+            "2",
+            "the oldest resolved, not the oldest"
+        );
+        let full = s
+            .add_incident(4, &incident(4, IncidentStatus::Investigating), 2)
+            .unwrap_err();
+        assert!(full.to_string().contains("2 incidents are open"), "{full}");
     }
 }

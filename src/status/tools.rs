@@ -7,17 +7,38 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::limits::{
+    MAX_INCIDENTS, MAX_MESSAGE_CHARS, MAX_SCOPE_ITEMS, MAX_TITLE_CHARS, MAX_UPDATES, MAX_WINDOW,
+    MAX_WINDOWS, check_chars, check_items,
+};
 use super::scope;
-use super::store::{Incident, IncidentStatus, IncidentUpdate, Maintenance, WindowState, parse_id};
+use super::store::{
+    AddError, Incident, IncidentStatus, IncidentUpdate, Maintenance, WindowState, parse_id,
+};
 use crate::engine::App;
-use crate::readmodel::{ReadError, levenshtein};
+use crate::readmodel::{ReadError, suggest};
 
-fn required(field: &str, v: &str) -> Result<String, ReadError> {
+/// A text field: not empty, at most `max` characters.
+fn required(field: &str, v: &str, max: usize) -> Result<String, ReadError> {
     let v = v.trim();
     if v.is_empty() {
         return Err(ReadError::BadArgument(format!("{field} must not be empty")));
     }
+    check_chars(field, v, max).map_err(ReadError::BadArgument)?;
     Ok(v.to_owned())
+}
+
+fn bad(m: String) -> ReadError {
+    ReadError::BadArgument(m)
+}
+
+impl From<AddError> for ReadError {
+    fn from(e: AddError) -> Self {
+        match e {
+            AddError::Full(m) => ReadError::BadArgument(m),
+            AddError::Store(e) => e.into(),
+        }
+    }
 }
 
 pub fn create_incident(
@@ -28,8 +49,9 @@ pub fn create_incident(
     monitors: &[String],
     by: &str,
 ) -> Result<Incident, ReadError> {
-    let title = required("title", title)?;
-    let message = required("message", message)?;
+    let title = required("title", title, MAX_TITLE_CHARS)?;
+    let message = required("message", message, MAX_MESSAGE_CHARS)?;
+    check_items("monitors", monitors, MAX_SCOPE_ITEMS).map_err(bad)?;
     let monitors = scope::resolve_all(&app.desired(), monitors)?;
     let status = status.unwrap_or(IncidentStatus::Investigating);
     let now = OffsetDateTime::now_utc();
@@ -49,7 +71,9 @@ pub fn create_incident(
             by: by.to_owned(),
         }],
     };
-    app.status.put_incident(n, &incident)?;
+    if let Some(old) = app.status.add_incident(n, &incident, MAX_INCIDENTS)? {
+        tracing::info!(incident = %old.id, "deleted the oldest resolved incident: {MAX_INCIDENTS} are kept");
+    }
     Ok(incident)
 }
 
@@ -60,17 +84,25 @@ pub fn update_incident(
     message: &str,
     by: &str,
 ) -> Result<Incident, ReadError> {
-    let message = required("message", message)?;
+    let message = required("message", message, MAX_MESSAGE_CHARS)?;
     let not_found = || {
         ReadError::NotFound(format!(
-            "no incident with id {incident_id:?}; the ids are on /status.json (incidents[].id) \
-             or in create_incident's answer"
+            "no incident with id {:?}; the ids are on /status.json (incidents[].id) \
+             or in create_incident's answer",
+            incident_id.chars().take(40).collect::<String>()
         ))
     };
     let n = parse_id(incident_id, "incident").ok_or_else(not_found)?;
     let now = OffsetDateTime::now_utc();
-    app.status
+    let mut full = false;
+    let updated = app
+        .status
         .update_incident(n, |i| {
+            // Called again when another update won the race: decide afresh.
+            full = i.updates.len() >= MAX_UPDATES;
+            if full {
+                return;
+            }
             i.status = status;
             i.updated_at = now;
             i.resolved_at = match status {
@@ -85,7 +117,15 @@ pub fn update_incident(
                 by: by.to_owned(),
             });
         })?
-        .ok_or_else(not_found)
+        .ok_or_else(not_found)?;
+    if full {
+        return Err(bad(format!(
+            "incident {} has {MAX_UPDATES} updates, the most kept: resolve it and open a new \
+             incident for what follows",
+            updated.id
+        )));
+    }
+    Ok(updated)
 }
 
 /// `create_maintenance`'s answer: the window, where it stands now, and the
@@ -103,8 +143,9 @@ pub struct MaintenanceAnswer {
 fn parse_time(field: &str, v: &str) -> Result<OffsetDateTime, ReadError> {
     OffsetDateTime::parse(v.trim(), &Rfc3339).map_err(|e| {
         ReadError::BadArgument(format!(
-            "{field} {v:?} is not an RFC 3339 time ({e}); write it like 2026-11-25T22:00:00Z \
-             or 2026-11-25T23:00:00+01:00"
+            "{field} {:?} is not an RFC 3339 time ({e}); write it like 2026-11-25T22:00:00Z \
+             or 2026-11-25T23:00:00+01:00",
+            v.chars().take(40).collect::<String>()
         ))
     })
 }
@@ -120,7 +161,13 @@ pub struct NewWindow<'a> {
 }
 
 pub fn create_maintenance(app: &App, w: NewWindow<'_>) -> Result<MaintenanceAnswer, ReadError> {
-    let title = required("title", w.title)?;
+    let title = required("title", w.title, MAX_TITLE_CHARS)?;
+    let message = match w.message.map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) => Some(required("message", m, MAX_MESSAGE_CHARS)?),
+        None => None,
+    };
+    check_items("monitors", w.monitors, MAX_SCOPE_ITEMS).map_err(bad)?;
+    check_items("groups", w.groups, MAX_SCOPE_ITEMS).map_err(bad)?;
     let start = parse_time("start_time", w.start_time)?;
     let end = parse_time("end_time", w.end_time)?;
     if end <= start {
@@ -128,6 +175,13 @@ pub fn create_maintenance(app: &App, w: NewWindow<'_>) -> Result<MaintenanceAnsw
             "end_time {} is not after start_time {}: a window must end after it starts",
             w.end_time.trim(),
             w.start_time.trim()
+        )));
+    }
+    if end - start > MAX_WINDOW {
+        return Err(bad(format!(
+            "the window lasts {}: at most {} days",
+            crate::duration::Duration((end - start).unsigned_abs()),
+            MAX_WINDOW.as_secs() / 86_400
         )));
     }
     if w.monitors.is_empty() && w.groups.is_empty() {
@@ -146,19 +200,21 @@ pub fn create_maintenance(app: &App, w: NewWindow<'_>) -> Result<MaintenanceAnsw
     let mut groups: Vec<String> = Vec::new();
     for g in w.groups {
         let g = g.trim();
+        suggest::check_query("group", g, suggest::MAX_QUERY_CHARS)?;
         if !known.contains(g) {
-            let mut near: Vec<(usize, &str)> = known
-                .iter()
-                .map(|k| (levenshtein(&k.to_lowercase(), &g.to_lowercase()), *k))
-                .filter(|(d, k)| *d <= (k.len().max(g.len()) / 3).max(2))
-                .collect();
-            near.sort();
+            let near = suggest::closest(g, known.iter().copied(), 1);
             let hint = match near.first() {
-                Some((_, k)) => format!("did you mean '{k}'?"),
+                Some(k) => format!("did you mean '{k}'?"),
                 None if known.is_empty() => "no monitor declares a group yet".to_owned(),
                 None => format!(
-                    "declared groups: {}",
-                    known.iter().copied().collect::<Vec<_>>().join(", ")
+                    "declared groups: {}{}",
+                    known
+                        .iter()
+                        .take(20)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if known.len() > 20 { ", ..." } else { "" }
                 ),
             };
             return Err(ReadError::NotFound(format!("no group named '{g}'; {hint}")));
@@ -172,11 +228,7 @@ pub fn create_maintenance(app: &App, w: NewWindow<'_>) -> Result<MaintenanceAnsw
     let window = Maintenance {
         id: format!("maintenance/{n}"),
         title,
-        message: w
-            .message
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned),
+        message,
         start_time: start,
         end_time: end,
         monitors,
@@ -184,7 +236,9 @@ pub fn create_maintenance(app: &App, w: NewWindow<'_>) -> Result<MaintenanceAnsw
         created_at: now,
         created_by: w.by.to_owned(),
     };
-    app.status.put_maintenance(n, &window)?;
+    if let Some(old) = app.status.add_maintenance(n, &window, MAX_WINDOWS, now)? {
+        tracing::info!(window = %old.id, "deleted the window that ended first: {MAX_WINDOWS} are kept");
+    }
     let covered_monitors = desired
         .monitors
         .iter()

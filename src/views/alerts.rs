@@ -81,6 +81,7 @@ const SOURCE_KINDS: [&str; 3] = ["endpoint", "certificate", "heartbeat"];
 /// alerts; anything else is a typo that would silently match nothing.
 fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
     let s = source.trim();
+    crate::readmodel::suggest::check_query("source", s, crate::readmodel::MAX_MONITOR_ID_CHARS)?;
     if SOURCE_KINDS.iter().any(|k| k.eq_ignore_ascii_case(s)) {
         return Ok(());
     }
@@ -92,13 +93,15 @@ fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
     if declared || !app.alerts.list(|a| source_matches(a, s))?.is_empty() {
         return Ok(());
     }
-    let close: Vec<String> = SOURCE_KINDS
-        .iter()
-        .map(|k| (*k).to_owned())
-        .chain(state.monitors.keys().map(|k| k.id()))
-        .filter(|c| crate::readmodel::levenshtein(&c.to_lowercase(), &s.to_lowercase()) <= 2)
-        .take(3)
-        .collect();
+    let ids: Vec<String> = state.monitors.keys().map(|k| k.id()).collect();
+    let close: Vec<&str> = crate::readmodel::suggest::closest(
+        s,
+        SOURCE_KINDS
+            .iter()
+            .copied()
+            .chain(ids.iter().map(String::as_str)),
+        3,
+    );
     let hint = if close.is_empty() {
         "use endpoint, certificate or heartbeat, or a monitor id like endpoint/api".to_owned()
     } else {
@@ -109,12 +112,21 @@ fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
     )))
 }
 
+/// Longest alert id accepted (a 64-bit number, with room for `#` and blanks).
+const MAX_ALERT_ID_CHARS: usize = 32;
+
 pub fn acknowledge_alert(
     app: &App,
     id: &str,
     by: &str,
     note: Option<String>,
 ) -> Result<AlertRow, ReadError> {
+    // Alert ids are numbers; a note is kept with the alert.
+    crate::readmodel::suggest::check_query("alert_id", id.trim(), MAX_ALERT_ID_CHARS)?;
+    if let Some(n) = &note {
+        crate::status::limits::check_chars("note", n, crate::status::limits::MAX_MESSAGE_CHARS)
+            .map_err(ReadError::BadArgument)?;
+    }
     let alert = acknowledge(&app.alerts, id, by, note).map_err(|e| match e {
         AckError::Store(e) => ReadError::Store(e.to_string()),
         other => ReadError::NotFound(other.to_string()),
