@@ -555,3 +555,87 @@ async fn labelled_certificates_and_heartbeats_are_monitors_too() {
         ]
     );
 }
+
+/// Labels are written by whoever runs a container: their monitors may not
+/// reach maintenant's own address (refused by default) or an address a deny
+/// rule names; the container's other monitor and the operator's file keep
+/// running. (That no connection is made is shown by tests/targets.rs, whose
+/// API server is its own: every daemon on this shared engine sees these
+/// labels, and the others have no deny rule.)
+#[tokio::test]
+async fn label_monitors_are_held_to_the_target_policy() {
+    let Some(e) = engine() else { return };
+    let name = unique("ssrf");
+    let _cleanup = Cleanup(e.clone(), vec![name.clone()]);
+    let trap_port = free_port();
+    let target = Target::start().await;
+    let d = Daemon::start_with(
+        &format!(
+            "endpoints:\n  - name: file-trap\n    url: http://127.0.0.2:{}/\n    interval: 1s\n",
+            free_port()
+        ),
+        &[
+            ("MAINTENANT_DOCKER", e.host.as_str()),
+            ("MAINTENANT_TARGET_DENY", "127.0.0.2/32"),
+        ],
+    )
+    .await;
+    let mcp = d.mcp().await;
+    let port = free_port();
+    let labels = [
+        ("maintenant.endpoint.http", target.url("/fine")),
+        ("maintenant.endpoint.interval", "1s".into()),
+        (
+            "maintenant.endpoint.1.http",
+            format!("http://127.0.0.2:{trap_port}/"),
+        ),
+        ("maintenant.endpoint.1.interval", "1s".into()),
+        (
+            "maintenant.endpoint.2.http",
+            format!("http://127.0.0.1:{}/healthz", d.port),
+        ),
+        ("maintenant.endpoint.2.interval", "1s".into()),
+    ];
+    e.run_httpd(&name, port, &labels, &[]);
+
+    mcp.wait_status(&name, "up", T).await;
+    let refused = wait_for("both label monitors refused", T, async || {
+        let h = mcp.ok("get_health", json!({})).await;
+        let rows = h["refused"].as_array().cloned().unwrap_or_default();
+        (rows.len() >= 2).then_some(rows)
+    })
+    .await;
+    let rule = |id: String| {
+        refused
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .map(|r| r["rule"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        rule(format!("endpoint/{name}-1")).as_deref(),
+        Some("is in 127.0.0.2/32 (MAINTENANT_TARGET_DENY)"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        rule(format!("endpoint/{name}-2")),
+        Some(format!(
+            "is maintenant's own listen address 127.0.0.1:{} (MAINTENANT_ADDR)",
+            d.port
+        )),
+        "{refused:?}"
+    );
+    assert!(
+        !refused.iter().any(|r| r["id"] == "endpoint/file-trap"),
+        "the operator's file is not held to the policy: {refused:?}"
+    );
+    // The file's monitor to 127.0.0.2 is checked (a closed port: down);
+    // the refused one reports the rule as its error.
+    mcp.wait_status("file-trap", "down", T).await;
+    let row = mcp.endpoint(&format!("{name}-1")).await.unwrap();
+    let err = row["observed"]["error"].as_str().unwrap_or_default();
+    assert!(
+        err.starts_with("refused by target policy: 127.0.0.2"),
+        "{row}"
+    );
+    mcp.wait_status(&name, "up", T).await;
+}
