@@ -353,12 +353,11 @@ async fn top_consumers_answers_right_after_start() {
     // An hour between samples: only the one at start, or on demand, can answer.
     let d = daemon(&e.host, &hook).await;
     let mcp = d.mcp().await;
-    let first = wait_for("the container listed", T, async || {
+    wait_for("the container listed", T, async || {
         let page = mcp.ok("list_containers", json!({"name": name})).await;
         (page["total"] == 1).then_some(())
     })
     .await;
-    let _ = first;
     let top = mcp
         .ok(
             "get_top_consumers",
