@@ -369,4 +369,19 @@ async fn top_consumers_answers_right_after_start() {
         items.iter().any(|i| i["container"] == name.as_str()),
         "{top}"
     );
+    // That sample counts in the rollups too.
+    let hour = mcp
+        .ok(
+            "get_top_consumers",
+            json!({"metric": "memory", "period": "1h"}),
+        )
+        .await;
+    assert!(
+        hour["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["container"] == name.as_str()),
+        "{hour}"
+    );
 }

@@ -424,6 +424,7 @@ pub async fn top_consumers_now(
     if period == ConsumerPeriod::Current {
         crate::runtime::docker::sample_on_demand(
             &app.runtimes,
+            &app.history,
             crate::runtime::docker::ON_DEMAND_TIMEOUT,
         )
         .await;

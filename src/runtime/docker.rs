@@ -438,8 +438,9 @@ pub const ON_DEMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Take a sample now when there is none for any running container (right
 /// after start, before the engine answered the first one). One sampling at
 /// a time: a caller waits for the one in flight and uses its result. Bounded
-/// by `timeout`; what was not sampled by then is simply absent.
-pub async fn sample_on_demand(runtimes: &Runtimes, timeout: Duration) {
+/// by `timeout`; what was not sampled by then is simply absent. The sample
+/// goes into the rollups too, so a `current` answer implies a `1h` one.
+pub async fn sample_on_demand(runtimes: &Runtimes, history: &History, timeout: Duration) {
     let has_sample = |r: &Runtimes| {
         let usage = r.usage();
         r.containers()
@@ -452,15 +453,14 @@ pub async fn sample_on_demand(runtimes: &Runtimes, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, async {
         let _one = runtimes.sampling().lock().await;
         if !has_sample(runtimes) {
-            sample(runtimes, None).await;
+            sample(runtimes, Some(history)).await;
         }
     })
     .await;
 }
 
-/// One sample of every running Docker container, into the registry (and
-/// into the rollups when `history` is given: the periodic sampler's own, so
-/// minute buckets keep their rhythm).
+/// One sample of every running Docker container, into the registry and,
+/// when `history` is given, the rollups.
 async fn sample(runtimes: &Runtimes, history: Option<&History>) {
     let Some(docker) = runtimes.docker_client() else {
         return;
