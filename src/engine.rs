@@ -151,6 +151,17 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
     tasks.spawn_once("reconciler", reconciler.run(desired_rx.clone()));
 
     let runtimes = Runtimes::default();
+    {
+        let (runtimes, alerts, signals) = (runtimes.clone(), alerts.clone(), signals_tx.clone());
+        tasks.spawn("container-alerts", move || {
+            crate::alerts::containers::ContainerAlerts {
+                runtimes: runtimes.clone(),
+                alerts: alerts.clone(),
+                signals: crate::alerts::SignalSender::new(signals.clone()),
+            }
+            .run()
+        });
+    }
     let history = History::open(&store)?;
     let label_problems = LabelProblems::default();
     let docker = settings.docker_endpoint();

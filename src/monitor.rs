@@ -13,9 +13,11 @@ use crate::config::model::{
     AlertDecl, CertificateSpec, EndpointSpec, HeartbeatSchedule, HeartbeatSpec,
 };
 
-/// The kinds of monitor the monitors file can declare. Adding a kind means a
-/// variant here, a section in `config::model::MonitorsFile` and a check in
-/// `checks/`.
+/// The kinds of monitor. The first three are declared (the monitors file,
+/// labels, resources); adding one of those means a variant here, a section
+/// in `config::model::MonitorsFile` and a check in `checks/`. `Container` is
+/// not declared: every container and pod is watched for the container
+/// alerts (`alerts::containers`), named as `list_containers` names it.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
@@ -24,6 +26,7 @@ pub enum MonitorKind {
     Endpoint,
     Certificate,
     Heartbeat,
+    Container,
 }
 
 impl MonitorKind {
@@ -32,6 +35,7 @@ impl MonitorKind {
             MonitorKind::Endpoint => "endpoint",
             MonitorKind::Certificate => "certificate",
             MonitorKind::Heartbeat => "heartbeat",
+            MonitorKind::Container => "container",
         }
     }
 }
@@ -71,6 +75,11 @@ impl MonitorKey {
 
     pub fn heartbeat(name: impl Into<Arc<str>>) -> Self {
         MonitorKey::new(MonitorKind::Heartbeat, name)
+    }
+
+    /// A container (Docker: its name) or a pod (`namespace/name`).
+    pub fn container(name: impl Into<Arc<str>>) -> Self {
+        MonitorKey::new(MonitorKind::Container, name)
     }
 
     /// The id shown to users and accepted by tools: `endpoint/api-health`.

@@ -11,6 +11,10 @@
 //! - endpoint and certificate: not checked at all while paused (no results recorded, so its
 //!   uptime is not affected); it shows `paused`. Resume checks it again at
 //!   its next interval, from the state it had.
+//! - container (a Docker container or a pod, by the name `list_containers`
+//!   shows): its container alerts raise nothing while paused (the active
+//!   ones still resolve). The pause is kept by name, so it outlives a
+//!   recreate of the container.
 //!
 //! [`Store::is_paused`]: crate::store::Store::is_paused
 
@@ -29,6 +33,7 @@ pub enum MonitorType {
     Heartbeat,
     Endpoint,
     Certificate,
+    Container,
 }
 
 impl MonitorType {
@@ -37,6 +42,7 @@ impl MonitorType {
             MonitorType::Heartbeat => Ok(MonitorKind::Heartbeat),
             MonitorType::Endpoint => Ok(MonitorKind::Endpoint),
             MonitorType::Certificate => Ok(MonitorKind::Certificate),
+            MonitorType::Container => Ok(MonitorKind::Container),
         }
     }
 }
@@ -64,7 +70,12 @@ pub async fn set_paused(
     pause: bool,
 ) -> Result<PauseAnswer, ReadError> {
     let kind = monitor_type.kind()?;
-    let key = readmodel::resolve(&app.desired(), kind, monitor_id)?;
+    let key = match kind {
+        MonitorKind::Container => {
+            MonitorKey::container(readmodel::containers::resolve_container(app, monitor_id)?.name)
+        }
+        _ => readmodel::resolve(&app.desired(), kind, monitor_id)?,
+    };
     let was = app.store.is_paused(&key);
     match kind {
         MonitorKind::Heartbeat => {
@@ -73,7 +84,7 @@ pub async fn set_paused(
                 .await
                 .map_err(ReadError::Store)?;
         }
-        MonitorKind::Endpoint | MonitorKind::Certificate => {
+        MonitorKind::Endpoint | MonitorKind::Certificate | MonitorKind::Container => {
             if pause && !was {
                 app.store.set_paused(&key, OffsetDateTime::now_utc())?;
             } else if !pause {
@@ -116,6 +127,9 @@ fn monitor_row(app: &App, key: &MonitorKey) -> Result<serde_json::Value, ReadErr
         }
         MonitorKind::Certificate => to_json(serde_json::to_value(
             crate::views::certificates::certificate_row(app, key)?,
+        )),
+        MonitorKind::Container => to_json(serde_json::to_value(
+            readmodel::containers::resolve_container(app, &key.name)?,
         )),
     }
 }

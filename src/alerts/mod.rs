@@ -8,6 +8,7 @@
 //! - [`store`] keeps alerts, their history and delivery attempts in sled.
 //! - [`engine`] applies decisions, and hands notifications to [`notify`].
 
+pub mod containers;
 pub mod engine;
 pub mod heartbeats;
 pub mod notify;
@@ -58,8 +59,23 @@ pub enum Event {
         detail: Option<String>,
     },
     Heartbeat(HeartbeatEvent),
-    /// The monitor is no longer declared: its active alerts resolve.
+    /// Every container condition that holds now (level-triggered: a
+    /// container alert not in the list resolves). See [`containers`].
+    Container(Vec<ContainerCondition>),
+    /// The monitor is no longer declared (a container: it is gone, ignored,
+    /// or its alerts are switched off): its active alerts resolve.
     Removed,
+}
+
+/// One container condition that holds (see [`containers::evaluate`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerCondition {
+    pub alert_type: AlertType,
+    pub severity: Severity,
+    pub message: String,
+    /// False for a condition that may keep an active alert but not raise a
+    /// new one (an exit older than a day, found at start-up).
+    pub may_raise: bool,
 }
 
 /// What the heartbeat monitors report.
@@ -88,9 +104,34 @@ pub enum AlertType {
     /// Late (warning), escalated when the heartbeat is down.
     HeartbeatDown,
     HeartbeatFailed,
+    /// Docker: `restart_threshold` restarts within `restart_window`.
+    ContainerRestartLoop,
+    /// Killed by the OOM killer (Docker, or a pod's container `OOMKilled`).
+    ContainerOomKilled,
+    /// Docker: the health check says unhealthy.
+    ContainerUnhealthy,
+    /// Docker: exited non-zero, not stopped on purpose nor restarted.
+    ContainerUnexpectedExit,
+    /// A pod's container in `CrashLoopBackOff`.
+    ContainerCrashLoop,
+    /// A pod's image cannot be pulled (`ErrImagePull`, `ImagePullBackOff`, ...).
+    ContainerImagePull,
+    /// A pod not Ready for longer than `not_ready_after`.
+    ContainerNotReady,
 }
 
 impl AlertType {
+    /// Every container alert type, in a fixed order.
+    pub const CONTAINER: [AlertType; 7] = [
+        AlertType::ContainerRestartLoop,
+        AlertType::ContainerOomKilled,
+        AlertType::ContainerUnhealthy,
+        AlertType::ContainerUnexpectedExit,
+        AlertType::ContainerCrashLoop,
+        AlertType::ContainerImagePull,
+        AlertType::ContainerNotReady,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertType::EndpointDown => "endpoint_down",
@@ -99,6 +140,13 @@ impl AlertType {
             AlertType::CertificateInvalid => "certificate_invalid",
             AlertType::HeartbeatDown => "heartbeat_down",
             AlertType::HeartbeatFailed => "heartbeat_failed",
+            AlertType::ContainerRestartLoop => "container_restart_loop",
+            AlertType::ContainerOomKilled => "container_oom_killed",
+            AlertType::ContainerUnhealthy => "container_unhealthy",
+            AlertType::ContainerUnexpectedExit => "container_unexpected_exit",
+            AlertType::ContainerCrashLoop => "container_crash_loop",
+            AlertType::ContainerImagePull => "container_image_pull",
+            AlertType::ContainerNotReady => "container_not_ready",
         }
     }
 }
@@ -141,9 +189,10 @@ pub struct Alert {
     pub alert_type: AlertType,
     pub severity: Severity,
     pub status: AlertStatus,
-    /// The monitor's id (`endpoint/api`).
+    /// The monitor's id (`endpoint/api`; `container/web` for a Docker
+    /// container, `container/NAMESPACE/POD` for a pod).
     pub entity: String,
-    /// The monitor's kind: endpoint, certificate or heartbeat.
+    /// The monitor's kind: endpoint, certificate, heartbeat or container.
     pub source: MonitorKind,
     pub group: Option<String>,
     pub message: String,

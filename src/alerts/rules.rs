@@ -139,12 +139,17 @@ pub fn decide(
                 ),
             }
         }
+        Event::Container(conditions) => return container(&id, conditions, active, paused),
         Event::Removed => {
             return active
                 .keys()
                 .map(|t| Decision::Resolve {
                     alert_type: *t,
-                    message: format!("{id} is no longer declared"),
+                    message: if signal.monitor.kind == crate::monitor::MonitorKind::Container {
+                        format!("{id} is gone")
+                    } else {
+                        format!("{id} is no longer declared")
+                    },
                 })
                 .collect();
         }
@@ -226,6 +231,59 @@ pub fn decide(
         }
     }
     out
+}
+
+/// Container conditions are a whole set: each one raises (when it may) or
+/// escalates, and every active container alert not in the set resolves.
+fn container(
+    id: &str,
+    conditions: &[super::ContainerCondition],
+    active: &BTreeMap<AlertType, Active>,
+    paused: bool,
+) -> Vec<Decision> {
+    let mut out = Vec::new();
+    for t in AlertType::CONTAINER {
+        if active.contains_key(&t) && !conditions.iter().any(|c| c.alert_type == t) {
+            out.push(Decision::Resolve {
+                alert_type: t,
+                message: format!("{id}: {}", cleared(t)),
+            });
+        }
+    }
+    if paused {
+        return out;
+    }
+    for c in conditions {
+        match active.get(&c.alert_type) {
+            None if c.may_raise => out.push(Decision::Raise {
+                alert_type: c.alert_type,
+                severity: c.severity,
+                threshold_days: None,
+                message: c.message.clone(),
+            }),
+            Some(a) if c.severity > a.severity => out.push(Decision::Escalate {
+                alert_type: c.alert_type,
+                severity: c.severity,
+                threshold_days: None,
+                message: c.message.clone(),
+            }),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn cleared(t: AlertType) -> &'static str {
+    match t {
+        AlertType::ContainerRestartLoop => "no longer restarting in a loop",
+        AlertType::ContainerOomKilled => "no OOM kill within the restart window",
+        AlertType::ContainerUnhealthy => "the health check passes again",
+        AlertType::ContainerUnexpectedExit => "running again",
+        AlertType::ContainerCrashLoop => "out of CrashLoopBackOff for the restart window",
+        AlertType::ContainerImagePull => "the image was pulled",
+        AlertType::ContainerNotReady => "ready again",
+        _ => "cleared",
+    }
 }
 
 #[cfg(test)]
@@ -526,5 +584,67 @@ mod tests {
         );
         let d = decide(&sig(Event::EndpointUp), &active, true);
         assert!(matches!(&d[..], [Decision::Resolve { .. }]));
+    }
+
+    #[test]
+    fn container_conditions_are_a_level_set() {
+        use crate::alerts::ContainerCondition;
+        let cond = |t, may_raise| ContainerCondition {
+            alert_type: t,
+            severity: Severity::Critical,
+            message: "web restarted 3 times".into(),
+            may_raise,
+        };
+        let mut active = BTreeMap::new();
+        let d = decide(
+            &sig(Event::Container(vec![cond(
+                AlertType::ContainerRestartLoop,
+                true,
+            )])),
+            &active,
+            false,
+        );
+        assert!(
+            matches!(
+                &d[..],
+                [Decision::Raise {
+                    alert_type: AlertType::ContainerRestartLoop,
+                    ..
+                }]
+            ),
+            "{d:?}"
+        );
+        apply(&mut active, &d);
+        // Still looping: nothing new. An old exit found at start raises nothing.
+        let d = decide(
+            &sig(Event::Container(vec![
+                cond(AlertType::ContainerRestartLoop, true),
+                cond(AlertType::ContainerUnexpectedExit, false),
+            ])),
+            &active,
+            false,
+        );
+        assert!(d.is_empty(), "{d:?}");
+        // Paused: a new condition raises nothing, the cleared one still resolves.
+        let d = decide(
+            &sig(Event::Container(vec![cond(
+                AlertType::ContainerUnhealthy,
+                true,
+            )])),
+            &active,
+            true,
+        );
+        assert!(
+            matches!(
+                &d[..],
+                [Decision::Resolve {
+                    alert_type: AlertType::ContainerRestartLoop,
+                    ..
+                }]
+            ),
+            "{d:?}"
+        );
+        apply(&mut active, &d);
+        assert!(decide(&sig(Event::Container(vec![])), &active, false).is_empty());
     }
 }

@@ -18,7 +18,8 @@ pub struct ListAlertsParams {
     pub active_only: Option<bool>,
     /// Only this severity: info, warning or critical.
     pub severity: Option<Severity>,
-    /// Only alerts from this source: a monitor kind (endpoint, certificate, heartbeat) or a monitor id/name.
+    /// Only alerts from this source: a monitor kind (endpoint, certificate, heartbeat, container)
+    /// or a monitor id/name (a container's name: `web`, `container/web`).
     pub source: Option<String>,
     /// Page size (default 50, max 500).
     pub limit: Option<u32>,
@@ -47,7 +48,8 @@ impl Maintenant {
 #[tool_router(router = alert_tools, vis = "pub(super)")]
 impl Maintenant {
     /// List alerts, newest first: type (endpoint_down, certificate_expiring/expired/invalid,
-    /// heartbeat_down/failed), severity, status (active/resolved), entity (monitor id), when it
+    /// heartbeat_down/failed, container_restart_loop/oom_killed/unhealthy/unexpected_exit/
+    /// crash_loop/image_pull/not_ready), severity, status (active/resolved), entity (monitor id), when it
     /// fired, was acknowledged and resolved, its history, and the notifications sent (deliveries,
     /// failed ones included). active_only defaults to true; pass false for history. Paged.
     #[tool(

@@ -26,9 +26,10 @@ pub struct ListHeartbeatsParams {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct PauseParams {
-    /// The kind of monitor: `heartbeat`, `endpoint` or `certificate`.
+    /// The kind of monitor: `heartbeat`, `endpoint`, `certificate`, or `container` (a container
+    /// or pod: its container alerts).
     pub monitor_type: MonitorType,
-    /// The monitor's id (`heartbeat/backup`) or name (`backup`).
+    /// The monitor's id (`heartbeat/backup`) or name (`backup`); a container's name or id.
     pub monitor_id: String,
 }
 
@@ -66,8 +67,9 @@ impl Maintenant {
     }
 
     /// Pause a monitor: a paused heartbeat stays `paused` (pings are recorded but change
-    /// nothing) and a paused endpoint is not checked, until resume_monitor. The pause is
-    /// stored: it survives config reloads and restarts. Answers the monitor after.
+    /// nothing), a paused endpoint is not checked, a paused container raises no container
+    /// alerts, until resume_monitor. The pause is stored: it survives config reloads and
+    /// restarts. Answers the monitor after.
     #[tool(
         name = "pause_monitor",
         annotations(

@@ -46,6 +46,7 @@ impl Maintenant {
 
     /// Containers ranked by CPU (percent of one CPU) or memory (bytes), for the latest sample
     /// (`current`) or averaged over `1h` or `24h`; each with rank, value and percent of the host.
+    /// Right after start, `current` samples first (a few seconds at most).
     #[tool(
         name = "get_top_consumers",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -54,12 +55,13 @@ impl Maintenant {
         &self,
         Parameters(p): Parameters<TopConsumersParams>,
     ) -> Result<Json<TopConsumers>, String> {
-        containers::top_consumers(
+        containers::top_consumers_now(
             &self.app,
             p.metric.unwrap_or_default(),
             p.period.unwrap_or_default(),
             p.limit,
         )
+        .await
         .map(Json)
         .map_err(tool_error)
     }

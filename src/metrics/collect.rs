@@ -465,7 +465,7 @@ fn write_pipeline<S: Sink>(app: &App, state: &DesiredState, w: &mut Writer<S>) {
     };
     let rec = app.reconcile.read().expect("reconcile status lock").clone();
 
-    let mut declared = [0usize; 3];
+    let mut declared = [0usize; 4];
     for k in state.monitors.keys() {
         declared[k.kind as usize] += 1;
     }

@@ -400,6 +400,27 @@ pub struct TopConsumers {
     pub note: Option<String>,
 }
 
+/// [`top_consumers`], sampling first when the latest sample is asked for
+/// and none exists yet (bounded by [`docker::ON_DEMAND_TIMEOUT`]).
+///
+/// [`docker::ON_DEMAND_TIMEOUT`]: crate::runtime::docker::ON_DEMAND_TIMEOUT
+pub async fn top_consumers_now(
+    app: &App,
+    metric: ConsumerMetric,
+    period: ConsumerPeriod,
+    limit: Option<u32>,
+) -> Result<TopConsumers, ReadError> {
+    if period == ConsumerPeriod::Current {
+        crate::runtime::docker::sample_on_demand(
+            &app.runtimes,
+            &app.history,
+            crate::runtime::docker::ON_DEMAND_TIMEOUT,
+        )
+        .await;
+    }
+    top_consumers(app, metric, period, limit)
+}
+
 pub fn top_consumers(
     app: &App,
     metric: ConsumerMetric,

@@ -305,6 +305,16 @@ pub fn container_from_inspect(i: ContainerInspectResponse) -> Option<Container> 
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         });
+    // Docker reports "never finished" as year 1 too.
+    let finished_at = state
+        .finished_at
+        .as_deref()
+        .and_then(parse_time)
+        .filter(|t| t.year() > 1)
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
     let status = state.status.map(|s| s.to_string()).unwrap_or_default();
     let running = state.running.unwrap_or(false);
     let health = state
@@ -334,14 +344,12 @@ pub fn container_from_inspect(i: ContainerInspectResponse) -> Option<Container> 
         restarts: i.restart_count.unwrap_or(0).max(0) as u64,
         started_at,
         // Only a run that finished has an exit code (a created container reports 0).
-        exit_code: state.exit_code.filter(|_| !running).filter(|_| {
-            state
-                .finished_at
-                .as_deref()
-                .and_then(parse_time)
-                .is_some_and(|t| t.year() > 1)
-        }),
+        exit_code: state
+            .exit_code
+            .filter(|_| !running)
+            .filter(|_| finished_at.is_some()),
         oom_killed: state.oom_killed.unwrap_or(false),
+        finished_at,
         compose,
         pod: None,
         ignored,
@@ -400,65 +408,108 @@ pub fn usage_from_stats(s: &ContainerStatsResponse) -> Option<(f64, u64, Option<
     ))
 }
 
-/// Sample every running container's CPU and memory, forever.
+/// Sample every running container's CPU and memory, forever: the first
+/// time as soon as the engine is connected (not one interval after start, so
+/// `get_top_consumers` has an answer at once), then every `every`.
 async fn sample_loop(runtimes: Runtimes, history: History, every: Duration) {
     let every = every.max(Duration::from_secs(1));
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_prune = std::time::Instant::now();
     loop {
-        tick.tick().await;
-        let Some(docker) = runtimes.docker_client() else {
+        if runtimes.docker_client().is_none() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
-        };
-        let running: Vec<(String, String)> = runtimes
-            .containers()
-            .values()
-            .filter(|c| c.runtime == RUNTIME && c.state == "running")
-            .map(|c| (c.id.clone(), c.name.clone()))
-            .collect();
-        // Each non-one-shot stats call waits about a second for a second CPU
-        // reading; run a few at once.
-        let samples: Vec<_> = futures::stream::iter(running)
-            .map(|(id, name)| {
-                let docker = docker.clone();
-                async move {
-                    let mut s = Box::pin(docker.stats(
-                        &id,
-                        Some(StatsOptions {
-                            stream: false,
-                            one_shot: false,
-                        }),
-                    ));
-                    let r = s.next().await;
-                    (id, name, r)
-                }
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        let now = OffsetDateTime::now_utc();
-        for (id, name, r) in samples {
-            let Some(Ok(stats)) = r else { continue };
-            let Some((cpu, mem, limit)) = usage_from_stats(&stats) else {
-                continue;
-            };
-            runtimes.set_usage(
-                &id,
-                Usage {
-                    at: now,
-                    cpu_percent: cpu,
-                    memory_bytes: mem,
-                    memory_limit_bytes: limit,
-                },
-            );
-            if let Err(e) = history.add_usage(&name, now, cpu, mem) {
-                tracing::warn!(error = %e, "cannot store a usage sample");
-            }
+        }
+        {
+            let _one = runtimes.sampling().lock().await;
+            sample(&runtimes, Some(&history)).await;
         }
         if last_prune.elapsed() > Duration::from_secs(600) {
             last_prune = std::time::Instant::now();
-            let _ = history.prune_usage(now - USAGE_KEEP);
+            let _ = history.prune_usage(OffsetDateTime::now_utc() - USAGE_KEEP);
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// How long [`sample_on_demand`] may take: a stats answer waits about a
+/// second for its second CPU reading.
+pub const ON_DEMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Take a sample now when there is none for any running container (right
+/// after start, before the engine answered the first one). One sampling at
+/// a time: a caller waits for the one in flight and uses its result. Bounded
+/// by `timeout`; what was not sampled by then is simply absent. The sample
+/// goes into the rollups too, so a `current` answer implies a `1h` one.
+pub async fn sample_on_demand(runtimes: &Runtimes, history: &History, timeout: Duration) {
+    let has_sample = |r: &Runtimes| {
+        let usage = r.usage();
+        r.containers()
+            .values()
+            .any(|c| c.runtime == RUNTIME && c.state == "running" && usage.contains_key(&c.id))
+    };
+    if has_sample(runtimes) || runtimes.docker_client().is_none() {
+        return;
+    }
+    let _ = tokio::time::timeout(timeout, async {
+        let _one = runtimes.sampling().lock().await;
+        if !has_sample(runtimes) {
+            sample(runtimes, Some(history)).await;
+        }
+    })
+    .await;
+}
+
+/// One sample of every running Docker container, into the registry and,
+/// when `history` is given, the rollups.
+async fn sample(runtimes: &Runtimes, history: Option<&History>) {
+    let Some(docker) = runtimes.docker_client() else {
+        return;
+    };
+    let running: Vec<(String, String)> = runtimes
+        .containers()
+        .values()
+        .filter(|c| c.runtime == RUNTIME && c.state == "running")
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect();
+    // Each non-one-shot stats call waits about a second for a second CPU
+    // reading; run a few at once.
+    let samples: Vec<_> = futures::stream::iter(running)
+        .map(|(id, name)| {
+            let docker = docker.clone();
+            async move {
+                let mut s = Box::pin(docker.stats(
+                    &id,
+                    Some(StatsOptions {
+                        stream: false,
+                        one_shot: false,
+                    }),
+                ));
+                let r = s.next().await;
+                (id, name, r)
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let now = OffsetDateTime::now_utc();
+    for (id, name, r) in samples {
+        let Some(Ok(stats)) = r else { continue };
+        let Some((cpu, mem, limit)) = usage_from_stats(&stats) else {
+            continue;
+        };
+        runtimes.set_usage(
+            &id,
+            Usage {
+                at: now,
+                cpu_percent: cpu,
+                memory_bytes: mem,
+                memory_limit_bytes: limit,
+            },
+        );
+        if let Some(history) = history
+            && let Err(e) = history.add_usage(&name, now, cpu, mem)
+        {
+            tracing::warn!(error = %e, "cannot store a usage sample");
         }
     }
 }

@@ -45,6 +45,19 @@ pub struct PodContainer {
     pub state: String,
     /// Why it waits or terminated (`CrashLoopBackOff`, `OOMKilled`, ...).
     pub reason: Option<String>,
+    /// How its previous run ended (`lastState.terminated`), when it restarted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_terminated: Option<Termination>,
+}
+
+/// A container run that ended.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Termination {
+    /// `OOMKilled`, `Error`, `Completed`, ...
+    pub reason: Option<String>,
+    pub exit_code: i32,
+    /// RFC 3339.
+    pub finished_at: Option<String>,
 }
 
 /// One pod, as maintenant shows it.
@@ -103,6 +116,14 @@ impl PodInfo {
                     restarts: st.map_or(0, |s| u32::try_from(s.restart_count).unwrap_or(0)),
                     state: state.into(),
                     reason,
+                    last_terminated: st
+                        .and_then(|s| s.last_state.as_ref())
+                        .and_then(|l| l.terminated.as_ref())
+                        .map(|t| Termination {
+                            reason: t.reason.clone(),
+                            exit_code: t.exit_code,
+                            finished_at: t.finished_at.as_ref().map(|f| f.0.to_string()),
+                        }),
                 }
             })
             .collect();
@@ -162,6 +183,7 @@ impl PodInfo {
                 .containers
                 .iter()
                 .any(|c| c.reason.as_deref() == Some("OOMKilled")),
+            finished_at: None,
             compose: None,
             pod: Some(PodRef {
                 namespace: self.namespace.clone(),

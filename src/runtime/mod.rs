@@ -44,6 +44,9 @@ pub struct Container {
     /// The last run was killed for lack of memory.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub oom_killed: bool,
+    /// When the last run ended (RFC 3339), when it has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
     /// Compose project and service, when started by docker compose.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compose: Option<Compose>,
@@ -165,6 +168,9 @@ pub struct Runtimes {
     status: Arc<RwLock<BTreeMap<String, RuntimeStatus>>>,
     usage: Arc<RwLock<BTreeMap<String, Usage>>>,
     pub docker: Arc<RwLock<Option<bollard::Docker>>>,
+    /// Held while one sampling of usage runs (the periodic one or one on
+    /// demand), so two never overlap.
+    sampling: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Default for Runtimes {
@@ -174,6 +180,7 @@ impl Default for Runtimes {
             status: Arc::default(),
             usage: Arc::default(),
             docker: Arc::default(),
+            sampling: Arc::default(),
         }
     }
 }
@@ -295,6 +302,11 @@ impl Runtimes {
 
     pub fn usage(&self) -> BTreeMap<String, Usage> {
         self.usage.read().expect("usage lock").clone()
+    }
+
+    /// The lock one usage sampling holds (see [`docker::sample_on_demand`]).
+    pub(crate) fn sampling(&self) -> &tokio::sync::Mutex<()> {
+        &self.sampling
     }
 
     pub fn docker_client(&self) -> Option<bollard::Docker> {

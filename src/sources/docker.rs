@@ -284,6 +284,7 @@ mod tests {
             started_at: None,
             exit_code: None,
             oom_killed: false,
+            finished_at: None,
             compose: None,
             pod: None,
             ignored: false,

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::alerts::AlertType;
 use crate::config::model::{AlertDecl, EndpointSpec, HttpMethod, Severity, StatusPattern};
 use crate::config::validate::{MAX_REDIRECTS, MAX_THRESHOLD, check_name, classify_url};
 use crate::duration::Duration;
@@ -52,13 +53,125 @@ pub struct HeartbeatLabel {
     pub timezone: Option<String>,
 }
 
-/// `maintenant.alert.*`: applies to every monitor of the container.
+/// `maintenant.alert.*`: applies to every monitor of the container, and to
+/// the container's own alerts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertLabels {
     pub severity: Option<Severity>,
-    /// Restarts that raise a container alert (used by the alert engine).
+    /// Restarts within `restart_window` that raise `container_restart_loop`.
     pub restart_threshold: Option<u32>,
+    pub restart_window: Option<Duration>,
+    /// How long a pod may stay not Ready before `container_not_ready`.
+    pub not_ready_after: Option<Duration>,
+    /// Container alerts switched off (`maintenant.alert.disable`).
+    pub disabled: Vec<AlertType>,
     pub channels: Vec<String>,
+}
+
+/// The container alerts' settings of one container or pod, defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerAlertSettings {
+    pub severity: Option<Severity>,
+    pub channels: Vec<String>,
+    pub restart_threshold: u32,
+    pub restart_window: std::time::Duration,
+    pub not_ready_after: std::time::Duration,
+    pub disabled: Vec<AlertType>,
+}
+
+pub const DEFAULT_RESTART_THRESHOLD: u32 = 3;
+pub const DEFAULT_RESTART_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+pub const DEFAULT_NOT_READY_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+/// The longest `restart_window` and `not_ready_after`: the restart times
+/// kept per container are bounded by the threshold, and a day covers any
+/// loop worth an alert.
+const MAX_ALERT_DURATION: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+impl ContainerAlertSettings {
+    /// Read from a container's labels (a pod's annotations). A bad value
+    /// falls back to its default here; the label source reports it.
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> ContainerAlertSettings {
+        let mut out = ContainerLabels::default();
+        for (key, value) in labels.range(format!("{PREFIX}alert.")..) {
+            let Some(rest) = key.strip_prefix(PREFIX) else {
+                break;
+            };
+            if !rest.starts_with("alert.") {
+                break;
+            }
+            let _ = parse_common(&mut out, key, rest, value);
+        }
+        let a = out.alert;
+        ContainerAlertSettings {
+            severity: a.severity,
+            channels: a.channels,
+            restart_threshold: a.restart_threshold.unwrap_or(DEFAULT_RESTART_THRESHOLD),
+            restart_window: a.restart_window.map_or(DEFAULT_RESTART_WINDOW, |d| d.std()),
+            not_ready_after: a
+                .not_ready_after
+                .map_or(DEFAULT_NOT_READY_AFTER, |d| d.std()),
+            disabled: a.disabled,
+        }
+    }
+
+    pub fn enabled(&self, t: AlertType) -> bool {
+        !self.disabled.contains(&t)
+    }
+}
+
+fn parse_alert_duration(label: &str, v: &str) -> Result<Duration, LabelProblem> {
+    let d = parse_duration(label, v)?;
+    if d.0 < std::time::Duration::from_secs(1) || d.0 > MAX_ALERT_DURATION {
+        return Err(problem(
+            label,
+            format!("{d} is out of range: from 1s to 24h"),
+        ));
+    }
+    Ok(d)
+}
+
+/// `maintenant.alert.disable=oom_killed,unhealthy` (with or without the
+/// `container_` prefix), or `all`.
+fn parse_disabled(label: &str, v: &str) -> Result<Vec<AlertType>, LabelProblem> {
+    if v.len() > 300 {
+        return Err(problem(label, "too long: at most 300 characters"));
+    }
+    let known = || {
+        AlertType::CONTAINER
+            .iter()
+            .map(|t| t.as_str().trim_start_matches("container_"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let item = item.to_ascii_lowercase();
+        if item == "all" {
+            return Ok(AlertType::CONTAINER.to_vec());
+        }
+        let name = item
+            .strip_prefix("container_")
+            .unwrap_or(&item)
+            .replace('-', "_");
+        match AlertType::CONTAINER
+            .iter()
+            .find(|t| t.as_str().trim_start_matches("container_") == name)
+        {
+            Some(t) if !out.contains(t) => out.push(*t),
+            Some(_) => {}
+            None => {
+                return Err(problem(
+                    label,
+                    format!(
+                        "unknown container alert {:?}: known are {}, or all",
+                        item.chars().take(40).collect::<String>(),
+                        known()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Everything one container's labels declare.
@@ -221,6 +334,13 @@ fn parse_common(
         "alert.restart_threshold" | "alert.restart-threshold" => {
             out.alert.restart_threshold = Some(parse_count(key, value, 1, MAX_THRESHOLD)?)
         }
+        "alert.restart_window" | "alert.restart-window" => {
+            out.alert.restart_window = Some(parse_alert_duration(key, value)?)
+        }
+        "alert.not_ready_after" | "alert.not-ready-after" => {
+            out.alert.not_ready_after = Some(parse_alert_duration(key, value)?)
+        }
+        "alert.disable" => out.alert.disabled = parse_disabled(key, value)?,
         "alert.channels" => {
             out.alert.channels = value
                 .split(',')
@@ -234,7 +354,8 @@ fn parse_common(
                 key,
                 "unknown maintenant label: known are maintenant.endpoint[.N].*, \
                  maintenant.tls.certificates, maintenant.heartbeat.NAME.*, maintenant.ignore, \
-                 maintenant.group, maintenant.alert.severity|restart_threshold|channels",
+                 maintenant.group, maintenant.alert.severity|channels|restart_threshold|\
+                 restart_window|not_ready_after|disable",
             ));
         }
     }
@@ -829,6 +950,59 @@ mod tests {
         );
         assert_eq!(c.alert.restart_threshold, Some(3));
         assert_eq!(c.alert.channels, ["ops", "pager"]);
+    }
+
+    #[test]
+    fn container_alert_labels_are_bounded_and_fall_back_to_defaults() {
+        let l = labels(&[
+            ("maintenant.alert.restart_threshold", "5"),
+            ("maintenant.alert.restart_window", "30s"),
+            ("maintenant.alert.not_ready_after", "2d"),
+            (
+                "maintenant.alert.disable",
+                "oom_killed, container_unhealthy",
+            ),
+            ("maintenant.alert.severity", "warning"),
+        ]);
+        let c = parse("x", &l);
+        let keys: Vec<&str> = c.problems.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["maintenant.alert.not_ready_after"],
+            "{:?}",
+            c.problems
+        );
+        assert!(c.problems[0].message.contains("1s to 24h"));
+        let s = ContainerAlertSettings::from_labels(&l);
+        assert_eq!(s.restart_threshold, 5);
+        assert_eq!(s.restart_window, std::time::Duration::from_secs(30));
+        assert_eq!(
+            s.not_ready_after, DEFAULT_NOT_READY_AFTER,
+            "bad value: default"
+        );
+        assert_eq!(s.severity, Some(Severity::Warning));
+        assert!(!s.enabled(AlertType::ContainerOomKilled));
+        assert!(!s.enabled(AlertType::ContainerUnhealthy));
+        assert!(s.enabled(AlertType::ContainerRestartLoop));
+
+        let all =
+            ContainerAlertSettings::from_labels(&labels(&[("maintenant.alert.disable", "all")]));
+        assert!(AlertType::CONTAINER.iter().all(|t| !all.enabled(*t)));
+        let d = ContainerAlertSettings::from_labels(&BTreeMap::new());
+        assert_eq!(
+            (d.restart_threshold, d.restart_window, d.disabled.len()),
+            (3, DEFAULT_RESTART_WINDOW, 0)
+        );
+        let bad = parse(
+            "x",
+            &labels(&[("maintenant.alert.disable", "oom,nonsense")]),
+        );
+        assert_eq!(bad.problems.len(), 1);
+        assert!(
+            bad.problems[0].message.contains("unknown container alert"),
+            "{:?}",
+            bad.problems
+        );
     }
 }
 

@@ -18,8 +18,22 @@ const KINDS: [MonitorKind; 3] = [
 
 /// A monitor named by id (`endpoint/api`) or plain name (`api`, when only
 /// one kind declares it). A typo gets "did you mean".
+///
+/// `container/NAME` is taken as given: containers are not declared, and a
+/// window is often planned for a container that a deploy will recreate.
 pub fn resolve_any(state: &DesiredState, query: &str) -> Result<MonitorKey, ReadError> {
     let q = query.trim();
+    if let Some(name) = q.strip_prefix("container/") {
+        let name = name.trim();
+        // A pod is `namespace/name`: 63 + 1 + 253 characters at most.
+        if name.is_empty() || name.len() > 320 {
+            return Err(ReadError::BadArgument(format!(
+                "'{}' is not a container id: write container/NAME as list_containers names it",
+                q.chars().take(80).collect::<String>()
+            )));
+        }
+        return Ok(MonitorKey::container(name));
+    }
     readmodel::suggest::check_query("monitor", q, readmodel::MAX_MONITOR_ID_CHARS)?;
     if let Some((kind, _)) = q.split_once('/')
         && let Some(k) = KINDS.iter().find(|k| k.as_str() == kind)

@@ -192,10 +192,14 @@ pub fn create_maintenance(app: &App, w: NewWindow<'_>) -> Result<MaintenanceAnsw
     }
     let desired = app.desired();
     let monitors = scope::resolve_all(&desired, w.monitors)?;
+    // Containers have groups too (`maintenant.group`, the compose project,
+    // the workload), and their alerts are silenced by them.
+    let containers = app.runtimes.containers();
     let known: std::collections::BTreeSet<&str> = desired
         .monitors
         .values()
         .filter_map(|m| m.spec.group())
+        .chain(containers.values().filter_map(|c| c.group.as_deref()))
         .collect();
     let mut groups: Vec<String> = Vec::new();
     for g in w.groups {
@@ -244,6 +248,10 @@ pub fn create_maintenance(app: &App, w: NewWindow<'_>) -> Result<MaintenanceAnsw
         .iter()
         .filter(|(k, m)| scope::covers(&window, k, m.spec.group()))
         .map(|(k, _)| k.id())
+        .chain(containers.values().filter_map(|c| {
+            let key = crate::monitor::MonitorKey::container(c.name.as_str());
+            scope::covers(&window, &key, c.group.as_deref()).then(|| key.id())
+        }))
         .collect();
     Ok(MaintenanceAnswer {
         state: window.state_at(now),

@@ -23,7 +23,7 @@ pub struct AlertRow {
 pub struct AlertFilter {
     pub active_only: bool,
     pub severity: Option<Severity>,
-    /// A monitor kind (`endpoint`, `certificate`, `heartbeat`) or a monitor id / name.
+    /// A monitor kind (`endpoint`, `certificate`, `heartbeat`, `container`) or a monitor id / name.
     pub source: Option<String>,
 }
 
@@ -46,7 +46,7 @@ pub fn list_alerts(
         && s.trim().is_empty()
     {
         return Err(ReadError::BadArgument(
-            "source is empty: give a monitor kind (endpoint, certificate, heartbeat) or a monitor id".into(),
+            "source is empty: give a monitor kind (endpoint, certificate, heartbeat, container) or a monitor id".into(),
         ));
     }
     if let Some(s) = &filter.source {
@@ -75,7 +75,7 @@ pub fn list_alerts(
 
 /// Kinds an alert can come from (heartbeats included: their alerts are fed
 /// to the same engine).
-const SOURCE_KINDS: [&str; 3] = ["endpoint", "certificate", "heartbeat"];
+const SOURCE_KINDS: [&str; 4] = ["endpoint", "certificate", "heartbeat", "container"];
 
 /// A source must be a kind, a declared monitor, or a monitor that has
 /// alerts; anything else is a typo that would silently match nothing.
@@ -89,7 +89,11 @@ fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
     let declared = state
         .monitors
         .keys()
-        .any(|k| k.id().eq_ignore_ascii_case(s) || k.name.eq_ignore_ascii_case(s));
+        .any(|k| k.id().eq_ignore_ascii_case(s) || k.name.eq_ignore_ascii_case(s))
+        || app.runtimes.containers().values().any(|c| {
+            c.name
+                .eq_ignore_ascii_case(s.strip_prefix("container/").unwrap_or(s))
+        });
     if declared || !app.alerts.list(|a| source_matches(a, s))?.is_empty() {
         return Ok(());
     }
@@ -103,7 +107,8 @@ fn check_source(app: &App, source: &str) -> Result<(), ReadError> {
         3,
     );
     let hint = if close.is_empty() {
-        "use endpoint, certificate or heartbeat, or a monitor id like endpoint/api".to_owned()
+        "use endpoint, certificate, heartbeat or container, or a monitor id like endpoint/api"
+            .to_owned()
     } else {
         format!("did you mean {}?", close.join(" or "))
     };
