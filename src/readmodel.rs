@@ -421,6 +421,9 @@ pub struct EndpointHistory {
     pub observed: ObservedView,
     /// Newest first.
     pub checks: Vec<CheckRecord>,
+    /// Checks kept in the whole range asked for (`since` to now), over every
+    /// page.
+    pub total: u64,
     pub summary: HistorySummary,
     /// Pass as `cursor` for older checks.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -462,6 +465,7 @@ pub fn endpoint_history(
     };
     // One extra to know whether an older page exists.
     let mut checks = app.store.history(&key, since, before, limit + 1)?;
+    let total = app.store.history_count(&key, since)?;
     let more = checks.len() > limit;
     checks.truncate(limit);
     let next_cursor = more.then(|| {
@@ -500,6 +504,7 @@ pub fn endpoint_history(
         target: spec.target.display(),
         observed: with_pause(app, &key, observed_view(app.observed.get(&key).as_ref())),
         checks,
+        total,
         summary,
         next_cursor,
     })

@@ -456,6 +456,26 @@ async fn a_paused_certificate_is_not_checked_until_resumed() {
         row["observed"]["note"].as_str().unwrap().contains("paused"),
         "{row:#}"
     );
+    // Paused, as paused endpoints and heartbeats say it: the status, since
+    // when, and the status filter finds it.
+    assert_eq!(row["status"], "paused", "{row:#}");
+    assert_eq!(row["observed"]["status"], "paused", "{row:#}");
+    assert_eq!(
+        row["observed"]["since"], row["observed"]["paused_at"],
+        "{row:#}"
+    );
+    // The last check keeps its own verdict (`invalid` here: the test CA is
+    // not trusted), and the filter on that verdict no longer finds it.
+    let verdict = row["observed"]["last_check"]["status"].clone();
+    assert_eq!(verdict, "invalid", "the last check stays: {row:#}");
+    let found = mcp
+        .ok("list_certificates", json!({"status": "paused"}))
+        .await;
+    assert_eq!(found["items"][0]["id"], "certificate/local", "{found:#}");
+    let before = mcp
+        .ok("list_certificates", json!({"status": verdict}))
+        .await;
+    assert_eq!(before["total"], 0, "{before:#}");
 
     let resumed = mcp
         .ok(
@@ -469,4 +489,7 @@ async fn a_paused_certificate_is_not_checked_until_resumed() {
         (row["observed"]["last_check"]["at"] != frozen).then_some(())
     })
     .await;
+    let row = certificate(&mcp, "local").await.unwrap();
+    assert_eq!(row["observed"]["status"], "invalid", "{row:#}");
+    assert!(row["observed"]["since"].is_string(), "{row:#}");
 }

@@ -73,6 +73,15 @@ async fn http_endpoint_goes_down_after_threshold_and_recovers() {
     );
     assert!(h["summary"]["p50_response_ms"].as_f64().is_some());
     assert_eq!(h["summary"]["checks"], checks.len());
+    // `total` counts every page (a check may land between the read and the
+    // count: the daemon checks every second).
+    assert!(h["next_cursor"].is_null(), "fewer than 100 checks so far");
+    let total = h["total"].as_u64().unwrap();
+    assert!(
+        total == checks.len() as u64 || total == checks.len() as u64 + 1,
+        "total {total}, {} checks",
+        checks.len()
+    );
 
     // Paging through history with the cursor returns older checks, no overlap.
     let p1 = mcp
@@ -89,6 +98,19 @@ async fn http_endpoint_goes_down_after_threshold_and_recovers() {
         )
         .await;
     assert!(p2["checks"][0]["at"].as_str() < p1["checks"][1]["at"].as_str());
+    assert!(
+        p1["total"].as_u64().unwrap() >= total,
+        "the total of every page, not of one"
+    );
+    assert!(p2["total"].as_u64().unwrap() >= p1["total"].as_u64().unwrap());
+    // `since` narrows the total too.
+    let recent = mcp
+        .ok(
+            "get_endpoint_history",
+            json!({"endpoint_id": "api", "since": "2s", "limit": 1}),
+        )
+        .await;
+    assert!(recent["total"].as_u64().unwrap() < p2["total"].as_u64().unwrap());
 }
 
 #[tokio::test]

@@ -94,7 +94,7 @@ pub fn decide(
             let detail = detail.clone().unwrap_or_default();
             match status {
                 // A failed check says nothing about the certificate: keep what is active.
-                CertStatus::Error | CertStatus::Pending => return Vec::new(),
+                CertStatus::Error | CertStatus::Pending | CertStatus::Paused => return Vec::new(),
                 CertStatus::Valid => (None, &CERT_TYPES, format!("{id}: certificate valid")),
                 CertStatus::Expiring => {
                     let t = threshold_days.unwrap_or(*last_threshold);

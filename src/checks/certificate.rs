@@ -41,6 +41,10 @@ pub enum CertStatus {
     Invalid,
     /// No certificate was read: connection refused, timeout, handshake failure.
     Error,
+    /// Paused by `pause_monitor`: not checked until `resume_monitor`, as paused
+    /// endpoints and heartbeats show. Only the read side says it; a check
+    /// never stores it.
+    Paused,
 }
 
 impl CertStatus {
@@ -52,6 +56,7 @@ impl CertStatus {
             CertStatus::Expired => "expired",
             CertStatus::Invalid => "invalid",
             CertStatus::Error => "error",
+            CertStatus::Paused => "paused",
         }
     }
 }

@@ -31,13 +31,14 @@ const HEARTBEAT_STATUSES: [HeartbeatStatus; 6] = [
     HeartbeatStatus::Down,
     HeartbeatStatus::Paused,
 ];
-const CERT_STATUSES: [CertStatus; 6] = [
+const CERT_STATUSES: [CertStatus; 7] = [
     CertStatus::Pending,
     CertStatus::Valid,
     CertStatus::Expiring,
     CertStatus::Expired,
     CertStatus::Invalid,
     CertStatus::Error,
+    CertStatus::Paused,
 ];
 /// Docker's container states; a runtime's other state (a pod phase) is
 /// written as one more series.

@@ -224,6 +224,7 @@ pub fn status_data(app: &App) -> Result<StatusData, ReadError> {
         let level = match c.status {
             CertStatus::Valid => Level::Operational,
             CertStatus::Pending => Level::Pending,
+            CertStatus::Paused => Level::Paused,
             CertStatus::Expiring | CertStatus::Error => Level::Degraded,
             CertStatus::Expired | CertStatus::Invalid => Level::Down,
         };

@@ -638,6 +638,14 @@ impl Store {
             .collect()
     }
 
+    /// How many checks of `key` are kept from `since` on (all of them
+    /// without it): the `total` of a history answer.
+    pub fn history_count(&self, key: &MonitorKey, since: Option<OffsetDateTime>) -> Result<u64> {
+        Ok(self
+            .history
+            .count(&key.storage_key(), since.map(micros).unwrap_or(0))?)
+    }
+
     /// Uptime over the last 24 hours and the last 7 days (the current hour
     /// included), summed from hourly rollups: one sled lookup and at most 8
     /// day-file reads, whatever the history size.

@@ -14,8 +14,16 @@ use crate::readmodel::{DesiredView, Page, ReadError, desired_view, paginate};
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct CertificateObserved {
-    /// `pending` (not yet checked), `valid`, `expiring`, `expired`, `invalid` or `error`.
+    /// `pending` (not yet checked), `valid`, `expiring`, `expired`, `invalid`, `error`, or
+    /// `paused` (by pause_monitor; `last_check` keeps what was seen before).
     pub status: CertStatus,
+    /// Since when the status holds (for `paused`, when it was paused).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub since: Option<time::OffsetDateTime>,
     /// The last check, with subject, issuer, SANs, validity, chain and host name verdicts.
     pub last_check: Option<CertificateCheck>,
     pub error: Option<String>,
@@ -66,7 +74,8 @@ pub fn list_certificates(
             continue;
         };
         let last = certificate::load(&app.store, k)?;
-        let current = last.as_ref().map_or(CertStatus::Pending, |c| c.status);
+        let paused = app.store.pause_record(k)?.is_some();
+        let current = current_status(last.as_ref(), paused);
         if status.is_some_and(|want| want != current) {
             continue;
         }
@@ -84,6 +93,16 @@ pub fn list_certificates(
     paginate(rows, limit, cursor)
 }
 
+/// A paused certificate shows `paused`, as paused endpoints and heartbeats
+/// do, whatever its last check found.
+fn current_status(last: Option<&CertificateCheck>, paused: bool) -> CertStatus {
+    if paused {
+        CertStatus::Paused
+    } else {
+        last.map_or(CertStatus::Pending, |c| c.status)
+    }
+}
+
 /// One certificate's row.
 fn row(
     app: &App,
@@ -92,8 +111,9 @@ fn row(
     spec: &CertificateSpec,
     last: Option<CertificateCheck>,
 ) -> Result<CertificateRow, ReadError> {
-    let current = last.as_ref().map_or(CertStatus::Pending, |c| c.status);
     let paused_at = app.store.pause_record(k)?.map(|p| p.at);
+    let current = current_status(last.as_ref(), paused_at.is_some());
+    let since = paused_at.or_else(|| last.as_ref().map(|c| c.since));
     let task = app.observed.get(k).and_then(|o| o.task);
     let target = if spec.host.contains(':') {
         format!("[{}]:{}", spec.host, spec.port)
@@ -115,6 +135,7 @@ fn row(
         desired: desired_view(d, spec.clone()),
         observed: CertificateObserved {
             status: current,
+            since,
             error: last.as_ref().and_then(|c| c.error.clone()),
             note: if paused_at.is_some() {
                 Some("paused by pause_monitor: not checked until resume_monitor".to_owned())
