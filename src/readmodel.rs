@@ -19,6 +19,7 @@ use crate::store::{CheckRecord, Status};
 pub mod containers;
 pub mod heartbeats;
 pub mod suggest;
+pub mod updates;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;

@@ -364,6 +364,27 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
     let pending = mcp.ok("list_containers", json!({"state": "pending"})).await;
     assert_eq!(pending["items"][0]["name"], "shop/worker");
 
+    // get_updates says it does not scan pods, instead of an empty silence,
+    // and asked about a pod, answers why.
+    let up = mcp.ok("get_updates", json!({})).await;
+    assert_eq!(up["total"], 0);
+    assert!(
+        up["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("pods are not scanned"),
+        "{up:#}"
+    );
+    let asked = mcp
+        .call("get_updates", json!({"container": "shop/worker"}))
+        .await;
+    assert!(asked.is_error, "{}", asked.text);
+    assert!(
+        asked.text.contains("'shop/worker' is a pod"),
+        "{}",
+        asked.text
+    );
+
     // get_health lists the runtime, connected, with its pod count.
     let health = mcp.ok("get_health", json!({})).await;
     let rt = health["runtimes"]

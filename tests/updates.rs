@@ -254,6 +254,35 @@ async fn updates_are_found_in_a_real_registry_for_running_containers() {
         .await;
     assert_eq!(only["items"].as_array().unwrap().len(), 1);
     assert!(only["last_scan"].is_string());
+    assert_eq!(only["total"], 1);
+
+    // Paged like every list, by container name.
+    let all = mcp.ok("get_updates", json!({})).await;
+    let n = all["total"].as_u64().unwrap();
+    assert!(n >= 2, "{all:#}");
+    let p1 = mcp.ok("get_updates", json!({"limit": 1})).await;
+    assert_eq!(p1["items"].as_array().unwrap().len(), 1);
+    assert_eq!(p1["total"], n);
+    let p2 = mcp
+        .ok(
+            "get_updates",
+            json!({"limit": 1, "cursor": p1["next_cursor"]}),
+        )
+        .await;
+    assert!(
+        p1["items"][0]["container"].as_str() < p2["items"][0]["container"].as_str(),
+        "sorted by name, no overlap: {p1:#} {p2:#}"
+    );
+    // A container it does not know is an error with a hint, not an empty list.
+    let typo = mcp
+        .call(
+            "get_updates",
+            json!({"container": format!("{}x", name("plain"))}),
+        )
+        .await;
+    assert!(typo.is_error, "{:?}", typo.text);
+    assert!(typo.text.contains("did you mean"), "{}", typo.text);
+    assert!(typo.text.contains(&name("plain")), "{}", typo.text);
 
     // A multi-arch index: amd64 is the new image, arm64 the first one.
     let (_, old_type, old_size) = registry.manifest("2.0.0").await;

@@ -15,7 +15,7 @@ use crate::views::certificates::{self, CertificateRow};
 pub struct ListCertificatesParams {
     /// Only certificates with at most this many days left (expired ones included).
     pub expiring_within_days: Option<i64>,
-    /// Only certificates in this status: pending, valid, expiring, expired, invalid or error.
+    /// Only certificates in this status: pending, valid, expiring, expired, invalid, error or paused.
     pub status: Option<CertStatus>,
     /// Page size (default 50, max 500).
     pub limit: Option<u32>,

@@ -4,28 +4,21 @@ use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::Maintenant;
-use crate::updates::scan::{ImageUpdate, UpdateStatus};
+use super::{Maintenant, tool_error};
+use crate::readmodel::updates::{self, UpdatesPage};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetUpdatesParams {
-    /// Only this container (name).
+    /// Only this container (name, id or id prefix, as list_containers shows it).
     pub container: Option<String>,
     /// Only containers with an update (a new digest for their tag, or a newer version tag).
     pub only_available: Option<bool>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct UpdatesAnswer {
-    /// When the results below were gathered; null before the first scan.
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
-    pub last_scan: Option<time::OffsetDateTime>,
-    /// Seconds between scans (MAINTENANT_UPDATES_INTERVAL).
-    pub interval_s: u64,
-    pub items: Vec<ImageUpdate>,
+    /// Page size (default 50, max 500).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
 }
 
 impl Maintenant {
@@ -41,7 +34,8 @@ impl Maintenant {
     /// another image in its registry (status update_available, with current_digests and
     /// latest_digest; multi-arch tags resolved to the container's platform), newer version
     /// tags (major/minor/patch, per the maintenant.update.* labels), or why the registry could
-    /// not be asked (status error). Results of the last scan.
+    /// not be asked (status error). Results of the last scan, by container name; paged.
+    /// `notes` says what is not covered (Kubernetes pods are not scanned).
     #[tool(
         name = "get_updates",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -49,21 +43,15 @@ impl Maintenant {
     async fn get_updates(
         &self,
         Parameters(p): Parameters<GetUpdatesParams>,
-    ) -> Result<Json<UpdatesAnswer>, String> {
-        let rows = self.app.updates.rows().map_err(|e| e.to_string())?;
-        let items = rows
-            .into_iter()
-            .filter(|r| p.container.as_ref().is_none_or(|c| *c == r.container))
-            .filter(|r| {
-                !p.only_available.unwrap_or(false)
-                    || r.status == UpdateStatus::UpdateAvailable
-                    || !r.newer_tags.is_empty()
-            })
-            .collect();
-        Ok(Json(UpdatesAnswer {
-            last_scan: self.app.updates.last_scan().map_err(|e| e.to_string())?,
-            interval_s: self.app.settings.updates_interval.std().as_secs(),
-            items,
-        }))
+    ) -> Result<Json<UpdatesPage>, String> {
+        updates::get_updates(
+            &self.app,
+            p.container.as_deref(),
+            p.only_available.unwrap_or(false),
+            p.limit,
+            p.cursor.as_deref(),
+        )
+        .map(Json)
+        .map_err(tool_error)
     }
 }
