@@ -220,6 +220,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
             observed: observed.clone(),
         },
         &tasks,
+        &history,
     )
     .await;
 
@@ -278,6 +279,7 @@ async fn start_kubernetes(
     pod_problems: &LabelProblems,
     pipeline: Pipeline,
     tasks: &Supervisor,
+    history: &History,
 ) -> Option<KubeRuntime> {
     let Pipeline {
         updates,
@@ -335,7 +337,7 @@ async fn start_kubernetes(
     tasks.spawn("kubernetes-source", move || {
         source.clone().run(tx.clone(), resources_tx.clone())
     });
-    let pods = crate::runtime::kubernetes::Pods::feeding(runtimes.clone());
+    let pods = crate::runtime::kubernetes::Pods::feeding(runtimes.clone()).keeping(history.clone());
     let source = DockerLabelSource {
         flavor: crate::sources::docker::Flavor::Pods,
         runtimes: runtimes.clone(),

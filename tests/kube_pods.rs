@@ -432,6 +432,61 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
     );
     assert_eq!(detail["transitions"][0]["state"], "not_ready");
 
+    // Pod transitions are kept in the database, as container transitions
+    // are: a restart of the daemon keeps them.
+    let kubeconfig = fake.kubeconfig(d.dir.path());
+    let common::Daemon {
+        dir,
+        mut child,
+        config,
+        db,
+        ..
+    } = d;
+    assert_eq!(
+        unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    child.wait().await.unwrap();
+    let d = common::Daemon::spawn(
+        dir,
+        config,
+        db,
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("MAINTENANT_KUBERNETES", "true"),
+            ("MAINTENANT_DOCKER", "false"),
+        ],
+    )
+    .await;
+    let mcp = d.mcp().await;
+    let again = wait_for("the pod after the restart", T, async || {
+        mcp.call("get_container", json!({"container_id": web}))
+            .await
+            .structured
+            .get("transitions")
+            .cloned()
+    })
+    .await;
+    let kept: Vec<(&str, &str)> = again
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["event"].as_str().unwrap(),
+                t["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("not_ready", "CrashLoopBackOff"),
+            ("restarted", "CrashLoopBackOff")
+        ],
+        "kept across the restart"
+    );
+
     // Logs: tail with timestamps, since, one stream (combined), the note.
     let logs = mcp
         .ok(

@@ -4,6 +4,8 @@
 //! recreate where the id does not):
 //! - `container_transitions`: `name \0 at_micros(BE u64) seq(BE u32)` -> [`Transition`] (JSON)
 //! - `container_usage`: `name \0 minute(BE u64)` -> samples(u32) cpu_sum(f64) mem_sum(f64)
+//! - `pod_transitions`: `namespace/pod \0 at_micros(BE u64) seq(BE u32)` -> a pod's
+//!   transition (JSON), so `get_container` on a pod keeps its history across a restart
 //!
 //! `get_top_consumers` for `1h`/`24h` averages the minute buckets in range;
 //! buckets older than [`USAGE_KEEP`] and transitions beyond [`TRANSITIONS_KEPT`]
@@ -26,6 +28,7 @@ pub const TRANSITIONS_KEPT: usize = 500;
 pub struct History {
     transitions: sled::Tree,
     usage: sled::Tree,
+    pod_transitions: sled::Tree,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -67,7 +70,56 @@ impl History {
         Ok(History {
             transitions: store.tree("container_transitions")?,
             usage: store.tree("container_usage")?,
+            pod_transitions: store.tree("pod_transitions")?,
         })
+    }
+
+    /// Keep one transition of a pod (`namespace/name`), and at most `keep`
+    /// of it. Generic so this module needs nothing of the pod model.
+    pub fn record_pod<T: serde::Serialize>(
+        &self,
+        pod: &str,
+        at: OffsetDateTime,
+        t: &T,
+        keep: usize,
+    ) -> Result<()> {
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        self.pod_transitions
+            .insert(key(pod, micros(at), Some(seq)), serde_json::to_vec(t)?)?;
+        let old: Vec<sled::IVec> = self
+            .pod_transitions
+            .scan_prefix(prefix(pod))
+            .rev()
+            .skip(keep)
+            .filter_map(|r| r.ok().map(|(k, _)| k))
+            .collect();
+        for k in old {
+            self.pod_transitions.remove(k)?;
+        }
+        Ok(())
+    }
+
+    /// A pod's newest `limit` transitions, oldest first. One that no longer
+    /// parses (written by another version) is skipped, not an error.
+    pub fn pod_transitions<T: serde::de::DeserializeOwned>(
+        &self,
+        pod: &str,
+        limit: usize,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for r in self
+            .pod_transitions
+            .scan_prefix(prefix(pod))
+            .rev()
+            .take(limit)
+        {
+            let (_, v) = r?;
+            if let Ok(t) = serde_json::from_slice(&v) {
+                out.push(t);
+            }
+        }
+        out.reverse();
+        Ok(out)
     }
 
     pub fn record(&self, t: &Transition) -> Result<()> {

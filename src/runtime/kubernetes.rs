@@ -251,7 +251,7 @@ fn workload(pod: &Pod) -> Option<Workload> {
 }
 
 /// A change of a pod's state seen on the watch stream.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Transition {
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
@@ -274,14 +274,36 @@ struct Inner {
 }
 
 /// The pod model, shared with the readers (cheap to clone). With
-/// [`Pods::feeding`], every change is mirrored into the container registry.
+/// [`Pods::feeding`], every change is mirrored into the container registry;
+/// with [`Pods::keeping`], transitions are also written to the store, so
+/// they outlive a restart as container transitions do.
 #[derive(Clone, Default)]
-pub struct Pods(Arc<RwLock<Inner>>, Option<Runtimes>);
+pub struct Pods(
+    Arc<RwLock<Inner>>,
+    Option<Runtimes>,
+    Option<super::history::History>,
+);
 
 impl Pods {
     /// A model that also keeps one container row per pod in `runtimes`.
     pub fn feeding(runtimes: Runtimes) -> Pods {
-        Pods(Arc::default(), Some(runtimes))
+        Pods(Arc::default(), Some(runtimes), None)
+    }
+
+    /// Also keep transitions in `history` (and read them from there).
+    pub fn keeping(mut self, history: super::history::History) -> Pods {
+        self.2 = Some(history);
+        self
+    }
+
+    /// Write transitions to the store, outside the model's lock.
+    fn persist(&self, pod: &str, ts: &[Transition]) {
+        let Some(h) = &self.2 else { return };
+        for t in ts {
+            if let Err(e) = h.record_pod(pod, t.at, t, TRANSITIONS_PER_POD) {
+                tracing::warn!(%pod, error = %e, "could not store a pod transition");
+            }
+        }
     }
 
     pub fn list(&self) -> Vec<PodInfo> {
@@ -299,8 +321,17 @@ impl Pods {
         self.0.read().expect("pods lock").pods.get(&key).cloned()
     }
 
-    /// Transitions of one pod, oldest first (kept after it is deleted).
+    /// Transitions of one pod, oldest first (kept after it is deleted, and
+    /// across restarts when the model keeps them in the store).
     pub fn transitions(&self, namespace: &str, name: &str) -> Vec<Transition> {
+        if let Some(h) = &self.2 {
+            match h.pod_transitions(&format!("{namespace}/{name}"), TRANSITIONS_PER_POD) {
+                Ok(t) => return t,
+                Err(e) => {
+                    tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "could not read pod transitions; answering the ones in memory")
+                }
+            }
+        }
         let key = (namespace.to_owned(), name.to_owned());
         self.0
             .read()
@@ -320,30 +351,36 @@ impl Pods {
         if let Some(r) = &self.1 {
             r.upsert(info.container());
         }
-        let mut inner = self.0.write().expect("pods lock");
-        let key = (info.namespace.clone(), info.name.clone());
-        let previous = inner.pods.insert(key.clone(), info.clone());
-        let Some(previous) = previous else { return };
-        let reason = info.containers.iter().find_map(|c| c.reason.clone());
-        let mut record = |from: &str, to: &str| {
-            let t = inner.transitions.entry(key.clone()).or_default();
-            if t.len() == TRANSITIONS_PER_POD {
-                t.pop_front();
+        let mut new = Vec::new();
+        {
+            let mut inner = self.0.write().expect("pods lock");
+            let key = (info.namespace.clone(), info.name.clone());
+            let previous = inner.pods.insert(key.clone(), info.clone());
+            let Some(previous) = previous else { return };
+            let reason = info.containers.iter().find_map(|c| c.reason.clone());
+            let mut record = |from: &str, to: &str| {
+                let t = inner.transitions.entry(key.clone()).or_default();
+                if t.len() == TRANSITIONS_PER_POD {
+                    t.pop_front();
+                }
+                let tr = Transition {
+                    at: OffsetDateTime::now_utc(),
+                    from: from.into(),
+                    to: to.into(),
+                    restarts: info.restarts,
+                    reason: reason.clone(),
+                };
+                t.push_back(tr.clone());
+                new.push(tr);
+            };
+            if info.restarts > previous.restarts {
+                record(previous.state(), "restarted");
             }
-            t.push_back(Transition {
-                at: OffsetDateTime::now_utc(),
-                from: from.into(),
-                to: to.into(),
-                restarts: info.restarts,
-                reason: reason.clone(),
-            });
-        };
-        if info.restarts > previous.restarts {
-            record(previous.state(), "restarted");
+            if info.state() != previous.state() {
+                record(previous.state(), info.state());
+            }
         }
-        if info.state() != previous.state() {
-            record(previous.state(), info.state());
-        }
+        self.persist(&format!("{}/{}", info.namespace, info.name), &new);
     }
 
     fn delete(&self, namespace: &str, name: &str) {
@@ -357,13 +394,16 @@ impl Pods {
             if t.len() == TRANSITIONS_PER_POD {
                 t.pop_front();
             }
-            t.push_back(Transition {
+            let tr = Transition {
                 at: OffsetDateTime::now_utc(),
                 from: p.state().into(),
                 to: "deleted".into(),
                 restarts: p.restarts,
                 reason: None,
-            });
+            };
+            t.push_back(tr.clone());
+            drop(inner);
+            self.persist(&format!("{namespace}/{name}"), &[tr]);
         }
     }
 
