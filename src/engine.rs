@@ -349,8 +349,9 @@ async fn start_kubernetes(
     tasks.spawn("pod-annotations", move || source.clone().run(tx.clone()));
     {
         let (c, ns, p) = (client.clone(), namespaces.clone(), pods.clone());
+        let workload_interval = settings.kubernetes_workload_interval.std();
         tasks.spawn("kubernetes-pods", move || {
-            crate::runtime::kubernetes::watch(c.clone(), ns.clone(), p.clone())
+            crate::runtime::kubernetes::watch(c.clone(), ns.clone(), p.clone(), workload_interval)
         });
     }
     let writer = StatusWriter {

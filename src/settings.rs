@@ -198,6 +198,16 @@ pub struct Settings {
     )]
     pub kubernetes_status_interval: Duration,
 
+    /// How often the annotations of the workloads that own pods (Deployment,
+    /// StatefulSet, DaemonSet, Job) are read again, so an edit to them is
+    /// applied without waiting for one of the pods to change.
+    #[arg(
+        long,
+        env = "MAINTENANT_KUBERNETES_WORKLOAD_INTERVAL",
+        default_value = "30s"
+    )]
+    pub kubernetes_workload_interval: Duration,
+
     /// Read pod logs for get_container_logs. `false` when maintenant is not
     /// granted `pods/log` (the Helm chart's `kubernetes.podLogs: false`): the
     /// tool then answers that logs are disabled instead of asking the API.

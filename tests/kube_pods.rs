@@ -77,7 +77,12 @@ async fn pods_their_workload_and_transitions() {
         include: vec!["shop".into()],
         exclude: vec![],
     };
-    tokio::spawn(kubernetes::watch(client(&fake).await, ns, pods.clone()));
+    tokio::spawn(kubernetes::watch(
+        client(&fake).await,
+        ns,
+        pods.clone(),
+        kubernetes::WORKLOAD_TTL,
+    ));
 
     let p = wait_for("the pod listed", T, async || {
         pods.get("shop", "web-7d4b9c8f5-abcde")
@@ -596,6 +601,7 @@ async fn pod_annotations_declare_monitors_that_follow_the_workload() {
             &[
                 ("MAINTENANT_DOCKER", "false"),
                 ("MAINTENANT_DOCKER_GRACE", "2s"),
+                ("MAINTENANT_KUBERNETES_WORKLOAD_INTERVAL", "1s"),
             ],
         )
         .await;
@@ -669,6 +675,40 @@ async fn pod_annotations_declare_monitors_that_follow_the_workload() {
             .unwrap()
             .contains("shop.web: annotation maintenant.endpoint.1.http"),
         "{src}"
+    );
+
+    // An edit to the Deployment's own annotations, with no pod changing:
+    // the monitor it declares follows (read again every second here).
+    fake.apply(
+        common::fake_kube::DEPLOYMENTS,
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "annotations": {
+                "maintenant.endpoint.2.http": target.url("/workload-moved"),
+                "maintenant.endpoint.2.interval": "1s",
+                "maintenant.endpoint.interval": "5s",
+            }},
+            "spec": {}
+        }),
+    );
+    wait_for(
+        "the workload's edited monitor to check its new URL",
+        T,
+        async || (target.hits("/workload-moved") > 0).then_some(()),
+    )
+    .await;
+    let moved = mcp.endpoint("shop.web-2").await.unwrap();
+    assert!(
+        moved["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("/workload-moved"),
+        "{moved}"
+    );
+    assert_eq!(
+        mcp.endpoint("shop.web").await.unwrap()["observed"]["task"]["task_id"],
+        task,
+        "the pod's own monitor is untouched"
     );
 
     // A rollout: old pods go, a new one comes; the check is the same task.

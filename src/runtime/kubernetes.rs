@@ -433,17 +433,18 @@ impl Pods {
     }
 }
 
-/// How long a workload's annotations are reused before they are read again.
-const WORKLOAD_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a workload's annotations are reused before they are read again,
+/// unless [`watch`] is given another interval.
+pub const WORKLOAD_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The owning workloads' annotations, read with one GET per workload and
 /// kept for [`WORKLOAD_TTL`] (pods of one workload share the answer). Only
 /// `get` on the four workload kinds is needed (the chart's RBAC grants it);
 /// a refused or failed read counts as no annotations and is logged.
-#[derive(Default)]
 struct WorkloadAnnotations {
     /// (namespace, kind, name) -> when read, and the annotations.
     cache: BTreeMap<(String, String, String), (std::time::Instant, Annotations)>,
+    ttl: std::time::Duration,
 }
 
 type Annotations = BTreeMap<String, String>;
@@ -462,7 +463,7 @@ impl WorkloadAnnotations {
         };
         let key = (info.namespace.clone(), w.kind.clone(), w.name.clone());
         if let Some((at, a)) = self.cache.get(&key)
-            && at.elapsed() < WORKLOAD_TTL
+            && at.elapsed() < self.ttl
         {
             info.workload_annotations = a.clone();
             return;
@@ -483,8 +484,33 @@ impl WorkloadAnnotations {
     }
 }
 
-/// Watch pods until the stream ends (never, with its backoff), keeping `pods`.
-pub async fn watch(client: Client, namespaces: Namespaces, pods: Pods) {
+/// A workload's own annotations can change while none of its pods does
+/// (pods carry only their own): read them again and re-apply the pods whose
+/// workload annotations moved, so the monitors they declare follow. One GET
+/// per workload (the cache is shared by its pods); only `get` is granted.
+async fn refresh_workloads(client: &Client, pods: &Pods, workloads: &mut WorkloadAnnotations) {
+    for info in pods.list() {
+        if info.group.is_none() {
+            continue;
+        }
+        let mut fresh = info.clone();
+        workloads.fill(client, &mut fresh).await;
+        if fresh.workload_annotations != info.workload_annotations {
+            tracing::info!(namespace = %info.namespace, pod = %info.name, "the owning workload's annotations changed");
+            pods.apply(fresh);
+        }
+    }
+}
+
+/// Watch pods until the stream ends (never, with its backoff), keeping
+/// `pods`; the owning workloads' annotations are read again every
+/// `workload_interval` ([`WORKLOAD_TTL`] by default).
+pub async fn watch(
+    client: Client,
+    namespaces: Namespaces,
+    pods: Pods,
+    workload_interval: std::time::Duration,
+) {
     let status = |f: &dyn Fn(&mut RuntimeStatus)| {
         if let Some(r) = &pods.1 {
             r.update_status(RUNTIME, |s| f(s));
@@ -521,8 +547,27 @@ pub async fn watch(client: Client, namespaces: Namespaces, pods: Pods) {
     });
     let mut events = futures::stream::select_all(streams);
     let mut relisting: BTreeMap<Option<String>, Vec<PodInfo>> = BTreeMap::new();
-    let mut workloads = WorkloadAnnotations::default();
-    while let Some((scope, ev)) = events.next().await {
+    let workload_interval = workload_interval.max(std::time::Duration::from_secs(1));
+    let mut workloads = WorkloadAnnotations {
+        cache: BTreeMap::new(),
+        ttl: workload_interval,
+    };
+    let mut refresh = tokio::time::interval_at(
+        tokio::time::Instant::now() + workload_interval,
+        workload_interval,
+    );
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let (scope, ev) = tokio::select! {
+            next = events.next() => match next {
+                Some(e) => e,
+                None => break,
+            },
+            _ = refresh.tick() => {
+                refresh_workloads(&client, &pods, &mut workloads).await;
+                continue;
+            }
+        };
         let allowed = |p: &Pod| namespaces.allows(&p.namespace().unwrap_or_default());
         match ev {
             Ok(Event::Init) => {
