@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::listing::{Facts, Listing, brief, natural_cmp, short_id};
 use super::{DesiredView, ObservedView, Page, ReadError, desired_view, observed_view, paginate};
 use crate::desired::Conflict;
 use crate::engine::App;
@@ -30,13 +31,18 @@ pub struct ContainerFilter {
     pub name: Option<String>,
 }
 
-/// Containers (not `maintenant.ignore`d), by name.
+/// Containers (not `maintenant.ignore`d), in natural name order.
 pub fn list_containers(
     app: &App,
     filter: &ContainerFilter,
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<Page<Container>, ReadError> {
+    paginate(matching_containers(app, filter)?, limit, cursor)
+}
+
+/// Every container the filter keeps, in natural name order.
+fn matching_containers(app: &App, filter: &ContainerFilter) -> Result<Vec<Container>, ReadError> {
     super::suggest::check_filters([
         ("state", filter.state.as_deref()),
         ("group", filter.group.as_deref()),
@@ -67,8 +73,81 @@ pub fn list_containers(
         })
         .cloned()
         .collect();
-    rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    paginate(rows, limit, cursor)
+    rows.sort_by(|a, b| natural_cmp(&a.name, &b.name).then(a.id.cmp(&b.id)));
+    Ok(rows)
+}
+
+/// A container in a brief list: the fields `docker ps` shows, and what is
+/// wrong with it; nothing empty.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ContainerBrief {
+    /// 12 characters of a Docker id (every tool accepts it); a pod's as is.
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: String,
+    /// `healthy`, `unhealthy` or `starting`, when it has a health check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Restarts counted by the runtime, when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u64>,
+    /// The last run's exit code, when not running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
+    /// The runtime is disconnected: the last state seen.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+}
+
+/// A container needs attention when it is unhealthy, restarting, dead,
+/// killed for memory, exited with a failure, or a pod that failed.
+pub fn needs_attention(c: &Container) -> bool {
+    c.health.as_deref() == Some("unhealthy")
+        || c.oom_killed
+        || matches!(
+            c.state.as_str(),
+            "restarting" | "dead" | "failed" | "unknown"
+        )
+        || (c.state == "exited" && c.exit_code.is_some_and(|e| e != 0))
+}
+
+fn container_brief(c: &Container) -> ContainerBrief {
+    ContainerBrief {
+        id: short_id(&c.id).to_owned(),
+        name: c.name.clone(),
+        image: c.image.clone(),
+        state: c.state.clone(),
+        health: c.health.clone(),
+        group: c.group.clone(),
+        restarts: (c.restarts > 0).then_some(c.restarts),
+        exit_code: c.exit_code.filter(|_| c.state != "running"),
+        oom_killed: c.oom_killed,
+        stale: c.stale,
+    }
+}
+
+/// `list_containers` in brief: counts by state, the ones needing attention first.
+pub fn brief_containers(
+    app: &App,
+    filter: &ContainerFilter,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Listing<ContainerBrief, Container>, ReadError> {
+    brief(
+        matching_containers(app, filter)?,
+        |c| Facts {
+            state: c.state.as_str().into(),
+            attention: needs_attention(c),
+        },
+        container_brief,
+        limit,
+        cursor,
+    )
 }
 
 /// A container by name (exact, then case-insensitive), id or id prefix
