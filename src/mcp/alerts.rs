@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Maintenant, tool_error};
-use crate::readmodel::listing::{Detail, Listing};
 use crate::config::model::Severity;
+use crate::readmodel::listing::{Detail, Listing};
 use crate::views::alerts::{self, AlertBrief, AlertFilter, AlertRow};
 
 #[derive(Debug, Deserialize, JsonSchema)]

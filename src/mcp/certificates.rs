@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Maintenant, tool_error};
-use crate::readmodel::listing::{Detail, Listing};
 use crate::checks::certificate::CertStatus;
+use crate::readmodel::listing::{Detail, Listing};
 use crate::views::certificates::{self, CertificateBrief, CertificateRow};
 
 #[derive(Debug, Deserialize, JsonSchema)]

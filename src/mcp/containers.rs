@@ -8,10 +8,10 @@ use serde::Deserialize;
 
 use super::endpoints::parse_since;
 use super::{Maintenant, tool_error};
-use crate::readmodel::listing::{Detail, Listing};
 use crate::readmodel::containers::{
     self, ContainerBrief, ContainerDetail, ContainerFilter, ContainerLogs,
 };
+use crate::readmodel::listing::{Detail, Listing};
 use crate::runtime::Container;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -87,8 +87,9 @@ impl Maintenant {
         let cursor = p.cursor.as_deref();
         match p.detail.unwrap_or_default() {
             Detail::Brief => containers::brief_containers(&self.app, &filter, p.limit, cursor),
-            Detail::Full => containers::list_containers(&self.app, &filter, p.limit, cursor)
-                .map(Listing::full),
+            Detail::Full => {
+                containers::list_containers(&self.app, &filter, p.limit, cursor).map(Listing::full)
+            }
         }
         .map(Json)
         .map_err(tool_error)

@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 
 use super::{Maintenant, tool_error};
 use crate::readmodel::listing::{Detail, Listing};
-use crate::readmodel::{self, EndpointBrief, EndpointFilter, EndpointHistory, EndpointRow, ReadError};
+use crate::readmodel::{
+    self, EndpointBrief, EndpointFilter, EndpointHistory, EndpointRow, ReadError,
+};
 use crate::store::Status;
 
 #[derive(Debug, Deserialize, JsonSchema)]

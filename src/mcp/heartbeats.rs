@@ -7,10 +7,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Maintenant, tool_error};
-use crate::readmodel::listing::{Detail, Listing};
 use crate::heartbeat::HeartbeatStatus;
 use crate::pause::{self, MonitorType, PauseAnswer};
 use crate::readmodel::heartbeats::{self, HeartbeatBrief, HeartbeatFilter, HeartbeatRow};
+use crate::readmodel::listing::{Detail, Listing};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListHeartbeatsParams {
@@ -67,8 +67,9 @@ impl Maintenant {
         let cursor = p.cursor.as_deref();
         match p.detail.unwrap_or_default() {
             Detail::Brief => heartbeats::brief_heartbeats(&self.app, &filter, p.limit, cursor),
-            Detail::Full => heartbeats::list_heartbeats(&self.app, &filter, p.limit, cursor)
-                .map(Listing::full),
+            Detail::Full => {
+                heartbeats::list_heartbeats(&self.app, &filter, p.limit, cursor).map(Listing::full)
+            }
         }
         .map(Json)
         .map_err(tool_error)

@@ -46,7 +46,7 @@ pub struct Listing<B, F> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<usize>,
     /// Brief answers: matching rows counted by state, over all pages.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "no_counts")]
     pub by_state: Option<BTreeMap<String, usize>>,
     pub items: Vec<ListRow<B, F>>,
     /// Rows matching the filters, over all pages.
@@ -54,6 +54,10 @@ pub struct Listing<B, F> {
     /// Pass as `cursor` (with the same `detail`) for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+fn no_counts(c: &Option<BTreeMap<String, usize>>) -> bool {
+    c.as_ref().is_none_or(BTreeMap::is_empty)
 }
 
 /// One row of a [`Listing`].
@@ -196,11 +200,15 @@ mod tests {
 
     #[test]
     fn names_sort_as_people_count() {
-        let mut v = vec!["c10", "c2", "c100", "c1", "C3", "c11", "b", "c01", "web-2", "web-10"];
+        let mut v = vec![
+            "c10", "c2", "c100", "c1", "C3", "c11", "b", "c01", "web-2", "web-10",
+        ];
         v.sort_by(|a, b| natural_cmp(a, b));
         assert_eq!(
             v,
-            ["b", "c01", "c1", "c2", "C3", "c10", "c11", "c100", "web-2", "web-10"]
+            [
+                "b", "c01", "c1", "c2", "C3", "c10", "c11", "c100", "web-2", "web-10"
+            ]
         );
         assert_eq!(natural_cmp("a", "a"), Ordering::Equal);
         assert_ne!(natural_cmp("A", "a"), Ordering::Equal);
@@ -256,8 +264,7 @@ mod tests {
         while let Some(c) = cursor {
             pages += 1;
             assert!(pages < 100);
-            let p: Listing<Row, ()> =
-                brief(rows.clone(), facts, to_brief, None, Some(&c)).unwrap();
+            let p: Listing<Row, ()> = brief(rows.clone(), facts, to_brief, None, Some(&c)).unwrap();
             seen += p.items.len();
             cursor = p.next_cursor;
         }
