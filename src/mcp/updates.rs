@@ -4,28 +4,26 @@ use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::Maintenant;
-use crate::updates::scan::{ImageUpdate, UpdateStatus};
+use super::{Maintenant, tool_error};
+use crate::readmodel::containers::{self, UpdatesAnswer, UpdatesFilter};
+use crate::readmodel::listing::Detail;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetUpdatesParams {
-    /// Only this container (name).
+    /// Only this container: its name, id or an id prefix of at least 4 characters.
     pub container: Option<String>,
     /// Only containers with an update (a new digest for their tag, or a newer version tag).
     pub only_available: Option<bool>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct UpdatesAnswer {
-    /// When the results below were gathered; null before the first scan.
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
-    pub last_scan: Option<time::OffsetDateTime>,
-    /// Seconds between scans (MAINTENANT_UPDATES_INTERVAL).
-    pub interval_s: u64,
-    pub items: Vec<ImageUpdate>,
+    /// `brief` (default): counts by status, then the containers with an update or an error,
+    /// then the others, a few fields each, about 4 KB in all. `full`: every field, `limit`
+    /// (default 50) rows a page.
+    pub detail: Option<Detail>,
+    /// Rows a page (max 500); without it a brief holds what fits in about 4 KB, a full page 50.
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
 }
 
 impl Maintenant {
@@ -50,20 +48,18 @@ impl Maintenant {
         &self,
         Parameters(p): Parameters<GetUpdatesParams>,
     ) -> Result<Json<UpdatesAnswer>, String> {
-        let rows = self.app.updates.rows().map_err(|e| e.to_string())?;
-        let items = rows
-            .into_iter()
-            .filter(|r| p.container.as_ref().is_none_or(|c| *c == r.container))
-            .filter(|r| {
-                !p.only_available.unwrap_or(false)
-                    || r.status == UpdateStatus::UpdateAvailable
-                    || !r.newer_tags.is_empty()
-            })
-            .collect();
-        Ok(Json(UpdatesAnswer {
-            last_scan: self.app.updates.last_scan().map_err(|e| e.to_string())?,
-            interval_s: self.app.settings.updates_interval.std().as_secs(),
-            items,
-        }))
+        let filter = UpdatesFilter {
+            container: p.container,
+            only_available: p.only_available.unwrap_or(false),
+        };
+        containers::updates(
+            &self.app,
+            &filter,
+            p.detail.unwrap_or_default(),
+            p.limit,
+            p.cursor.as_deref(),
+        )
+        .map(Json)
+        .map_err(tool_error)
     }
 }

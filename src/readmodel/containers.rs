@@ -8,7 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::listing::{Facts, Listing, brief, natural_cmp, short_id};
+use super::listing::{Detail, Facts, Listing, brief, natural_cmp, short_id, state_name};
+use crate::updates::scan::{ImageUpdate, UpdateStatus};
 use super::{DesiredView, ObservedView, Page, ReadError, desired_view, observed_view, paginate};
 use crate::desired::Conflict;
 use crate::engine::App;
@@ -597,4 +598,96 @@ pub fn resources(app: &App) -> Result<HostResources, ReadError> {
                 "host resources are not sampled yet (the first sample comes about a second after start); try again".into(),
             )
         })
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct UpdatesFilter {
+    /// A container's name, id or id prefix.
+    pub container: Option<String>,
+    /// Only rows with a new digest or a newer version tag.
+    pub only_available: bool,
+}
+
+/// `get_updates`: the last scan's rows, listed like every list.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UpdatesAnswer {
+    /// When the results were gathered; absent before the first scan.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub last_scan: Option<OffsetDateTime>,
+    /// Seconds between scans (MAINTENANT_UPDATES_INTERVAL).
+    pub interval_s: u64,
+    #[serde(flatten)]
+    pub listing: Listing<UpdateBrief, ImageUpdate>,
+}
+
+/// A container in a brief `get_updates`: is there something newer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UpdateBrief {
+    pub container: String,
+    /// The reference it was started from (`nginx:1.27`).
+    pub image: String,
+    /// `up_to_date`, `update_available`, `error`, `local` or `disabled`.
+    pub status: UpdateStatus,
+    /// Newer version tags (the newest per major/minor/patch change).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub newer_tags: Vec<String>,
+    /// Why the registry could not be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn has_update(r: &ImageUpdate) -> bool {
+    r.status == UpdateStatus::UpdateAvailable || !r.newer_tags.is_empty()
+}
+
+pub fn updates(
+    app: &App,
+    filter: &UpdatesFilter,
+    detail: Detail,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<UpdatesAnswer, ReadError> {
+    // Rows are by name; a container that is gone keeps its row until the
+    // next scan, so a name that resolves to nothing still filters.
+    let name = match filter.container.as_deref() {
+        Some(q) => Some(resolve_container(app, q).map_or_else(|_| q.trim().to_owned(), |c| c.name)),
+        None => None,
+    };
+    let mut rows: Vec<ImageUpdate> = app
+        .updates
+        .rows()?
+        .into_iter()
+        .filter(|r| name.as_ref().is_none_or(|n| *n == r.container))
+        .filter(|r| !filter.only_available || has_update(r))
+        .collect();
+    rows.sort_by(|a, b| natural_cmp(&a.container, &b.container));
+    let listing = match detail {
+        Detail::Full => Listing::full(paginate(rows, limit, cursor)?),
+        Detail::Brief => brief(
+            rows,
+            |r| Facts {
+                state: state_name(&r.status).into(),
+                attention: has_update(r) || r.status == UpdateStatus::Error,
+            },
+            |r| UpdateBrief {
+                container: r.container.clone(),
+                image: r.image.clone(),
+                status: r.status,
+                newer_tags: r.newer_tags.iter().map(|t| t.tag.clone()).collect(),
+                error: r.error.clone(),
+            },
+            limit,
+            cursor,
+        )?,
+    };
+    Ok(UpdatesAnswer {
+        last_scan: app.updates.last_scan()?,
+        interval_s: app.settings.updates_interval.std().as_secs(),
+        listing,
+    })
 }
