@@ -204,8 +204,17 @@ async fn list_containers_at_100_containers_is_small_ordered_and_short_ids_work()
     .await;
     assert!(top_bytes <= CONTAINERS_MAX, "{top}");
     eprintln!("ANSWER-BYTES get_top_consumers(memory) {top_bytes}");
-    let (_, updates_bytes) = sized(&mcp, "get_updates", json!({})).await;
-    eprintln!("ANSWER-BYTES get_updates {updates_bytes}");
+    // "Are there image updates?": of the 99 running (local images: no
+    // registry to ask, each row says so).
+    let (updates, after) = wait_for("the first image scan", T, async || {
+        let (u, n) = sized(&mcp, "get_updates", json!({})).await;
+        (u["total"].as_u64().unwrap_or(0) >= 99).then_some((u, n))
+    })
+    .await;
+    assert!(after <= CONTAINERS_MAX, "{after}: {updates}");
+    assert_no_empty_fields(&updates);
+    let (_, before) = sized(&mcp, "get_updates", json!({"detail": "full"})).await;
+    eprintln!("ANSWER-BYTES get_updates before={before} after={after}");
 }
 
 fn monitors_file(target: &Target, closed_port: u16) -> String {
@@ -333,7 +342,7 @@ async fn every_list_at_1000_monitors_answers_a_brief_that_hides_no_problem() {
 
     // The seed's example questions, their answers' bytes before (the full
     // rows, the default until issue 24) and after (the brief).
-    let questions: [(&str, &str, Value); 5] = [
+    let questions: [(&str, &str, Value); 6] = [
         ("what is down right now?", "list_endpoints", json!({})),
         (
             "why did the api endpoint fail last night?",
@@ -346,6 +355,7 @@ async fn every_list_at_1000_monitors_answers_a_brief_that_hides_no_problem() {
             json!({"expiring_within_days": 30}),
         ),
         ("did the backup job run?", "list_heartbeats", json!({})),
+        ("(every certificate)", "list_certificates", json!({})),
         ("(alerts now)", "list_alerts", json!({})),
     ];
     for (q, tool, args) in questions {

@@ -13,6 +13,7 @@ mod containers;
 mod endpoints;
 mod health;
 mod heartbeats;
+pub mod live;
 pub mod read_only;
 mod resources;
 pub mod sessions;
@@ -26,9 +27,11 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerCapabilities,
+    ServerConfig, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::engine::App;
@@ -67,6 +70,8 @@ stale: it reports config errors and drift between declared and running checks.";
 pub struct Maintenant {
     app: Arc<App>,
     tool_router: Arc<ToolRouter<Self>>,
+    /// This session's resource subscriptions (see [`live`]).
+    subscriptions: Arc<live::Subscriptions>,
 }
 
 impl Maintenant {
@@ -76,7 +81,11 @@ impl Maintenant {
         static ROUTER: std::sync::OnceLock<Arc<ToolRouter<Maintenant>>> =
             std::sync::OnceLock::new();
         let tool_router = ROUTER.get_or_init(|| Arc::new(catalog::router())).clone();
-        Maintenant { app, tool_router }
+        Maintenant {
+            app,
+            tool_router,
+            subscriptions: Arc::default(),
+        }
     }
 }
 
@@ -102,7 +111,29 @@ fn tool_error(e: ReadError) -> String {
 }
 
 pub fn server_info() -> ServerConfig {
-    ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    info(
+        ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .build(),
+    )
+}
+
+/// What `--mcp-stdio` declares beside a daemon: it forwards tools and
+/// resource reads, not the daemon's notifications.
+pub fn proxy_info() -> ServerConfig {
+    info(
+        ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .build(),
+    )
+}
+
+fn info(capabilities: ServerCapabilities) -> ServerConfig {
+    ServerConfig::new(capabilities)
         .with_server_info(
             Implementation::new("maintenant", env!("CARGO_PKG_VERSION"))
                 .with_title("maintenant monitoring"),
@@ -166,6 +197,70 @@ impl ServerHandler for Maintenant {
                 Err(e)
             }
         }
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let cursor = request.and_then(|r| r.cursor);
+        let (resources, next) = live::list(&self.app, cursor.as_deref()).map_err(live::to_error)?;
+        let mut result = ListResourcesResult::with_all_items(resources);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            live::template(),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let app = self.app.clone();
+        let contents = tokio::task::spawn_blocking(move || live::contents(&app, &request.uri))
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+            .map_err(live::to_error)?;
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions
+            .subscribe(&self.app, &request.uri)
+            .map_err(live::to_error)
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions.unsubscribe(&request.uri);
+        Ok(())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // One watch per session, for its subscriptions and list changes; it
+        // ends when the session's transport closes.
+        tokio::spawn(live::watch(
+            self.app.clone(),
+            self.subscriptions.clone(),
+            context.peer,
+        ));
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::listing::{Detail, Facts, Listing, brief, natural_cmp, short_id, state_name};
-use crate::updates::scan::{ImageUpdate, UpdateStatus};
 use super::{DesiredView, ObservedView, Page, ReadError, desired_view, observed_view, paginate};
 use crate::desired::Conflict;
 use crate::engine::App;
@@ -17,6 +16,7 @@ use crate::monitor::Origin;
 use crate::resources::HostResources;
 use crate::runtime::{Container, LogLine, LogQuery, RuntimeError, Transition, Usage};
 use crate::sources::labels::LabelProblem;
+use crate::updates::scan::{ImageUpdate, UpdateStatus};
 
 pub const DEFAULT_LOG_LINES: usize = 100;
 pub const MAX_LOG_LINES: usize = 1000;
