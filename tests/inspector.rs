@@ -84,7 +84,7 @@ fn read_calls(container: Option<&str>) -> Vec<(&'static str, Value)> {
 
 /// List with `--strict` and call every read tool through `target` (a
 /// command line or a URL); fail on any finding.
-async fn check(target: &[String], container: Option<&str>) {
+async fn check(target: &[String], container: Option<&str>, fresh_process: bool) {
     let list: Vec<String> = target
         .iter()
         .cloned()
@@ -113,6 +113,11 @@ async fn check(target: &[String], container: Option<&str>) {
     assert_eq!(tools.len(), 18, "{}", run.stdout);
 
     for (tool, args) in read_calls(container) {
+        // Over stdio each call starts a new process, which answers before
+        // its first host sample (a tool error saying so); the HTTP run calls it.
+        if fresh_process && tool == "get_resources" {
+            continue;
+        }
         let call: Vec<String> = target
             .iter()
             .cloned()
@@ -178,7 +183,7 @@ async fn the_inspector_lists_and_calls_every_read_tool_over_stdio_without_a_warn
     cmd.extend(env("MAINTENANT_KUBERNETES", "false"));
     cmd.extend(env("MAINTENANT_LOG", "error"));
     cmd.extend([BIN.to_owned(), "--mcp-stdio".to_owned()]);
-    check(&cmd, None).await;
+    check(&cmd, None, true).await;
 }
 
 #[tokio::test]
@@ -207,5 +212,5 @@ async fn the_inspector_lists_and_calls_every_read_tool_over_http_without_a_warni
         )
         .await;
     }
-    check(&[d.url("/mcp")], e.as_ref().map(|_| name.as_str())).await;
+    check(&[d.url("/mcp")], e.as_ref().map(|_| name.as_str()), false).await;
 }
