@@ -2,7 +2,9 @@
 //! `.ci/run` does): tests/resources/subscribe.py drives the real binary over
 //! stdio: the status and monitor resources, the template, a subscription
 //! that sees `notifications/resources/updated` after the endpoint goes down,
-//! and `notifications/resources/list_changed` when the file declares one more.
+//! and `notifications/resources/list_changed` when the file declares one more;
+//! then the four prompts, built from that state, and `completion/complete`
+//! for their monitor argument.
 
 mod common;
 
@@ -46,6 +48,8 @@ async fn a_python_sdk_subscription_sees_the_update_after_a_monitor_goes_down() {
         "updated notification after web went down; it reads down",
         "list_changed notification after api was declared",
         "unsubscribed",
+        "prompts answer from live data",
+        "completions for the monitor argument",
     ] {
         assert!(
             stdout.contains(step),

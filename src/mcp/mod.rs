@@ -14,6 +14,7 @@ mod endpoints;
 mod health;
 mod heartbeats;
 pub mod live;
+pub mod prompts;
 pub mod read_only;
 mod resources;
 pub mod sessions;
@@ -26,10 +27,11 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerCapabilities,
-    ServerConfig, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -117,6 +119,8 @@ pub fn server_info() -> ServerConfig {
             .enable_resources()
             .enable_resources_subscribe()
             .enable_resources_list_changed()
+            .enable_prompts()
+            .enable_completions()
             .build(),
     )
 }
@@ -197,6 +201,44 @@ impl ServerHandler for Maintenant {
                 Err(e)
             }
         }
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let app = self.app.clone();
+        tokio::task::spawn_blocking(move || prompts::get(&app, &request.name, &request.arguments))
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+            .map(Into::into)
+            .map_err(prompts::to_error)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let completion = match &request.r#ref {
+            Reference::Prompt(p) => prompts::complete(
+                &self.app,
+                &p.name,
+                &request.argument.name,
+                &request.argument.value,
+            ),
+            _ => Default::default(),
+        };
+        Ok(CompleteResult::new(completion))
     }
 
     async fn list_resources(

@@ -153,6 +153,45 @@ async def main(binary, folder):
 
             await s.unsubscribe_resource(uri)
             step("unsubscribed")
+
+            # Prompts, built from the same live state (web is down).
+            names = [p.name for p in (await s.list_prompts()).prompts]
+            assert names == [
+                "triage",
+                "what_changed",
+                "certificates_to_renew",
+                "prepare_maintenance",
+            ], names
+
+            async def text(name, args=None):
+                r = await s.get_prompt(name, args or {})
+                return r.messages[0].content.text
+
+            t = await text("triage")
+            assert uri in t and "endpoint_down" in t, t
+            t = await text("what_changed", {"hours": "1"})
+            assert "last 1 hours" in t and "endpoint_down" in t, t
+            t = await text("certificates_to_renew", {"days": "30"})
+            assert "within 30 days" in t, t
+            t = await text("prepare_maintenance", {"monitor": "WEB", "when": "tonight"})
+            assert '"monitors": ["endpoint/web"]' in t and '"status":"down"' in t, t
+            try:
+                await s.get_prompt("prepare_maintenance", {"monitor": "wbe"})
+                raise AssertionError("a typo is refused")
+            except AssertionError:
+                raise
+            except Exception as e:  # the server's "did you mean"
+                assert "did you mean" in str(e), e
+            step("prompts answer from live data")
+
+            from mcp import types
+
+            ref = types.PromptReference(type="ref/prompt", name="prepare_maintenance")
+            c = await s.complete(ref, {"name": "monitor", "value": "a"})
+            assert c.completion.values == ["endpoint/api"], c
+            c = await s.complete(ref, {"name": "monitor", "value": ""})
+            assert c.completion.values == ["endpoint/api", "endpoint/web"], c
+            step("completions for the monitor argument")
     server.shutdown()
 
 
