@@ -1,4 +1,5 @@
-//! The MCP server: 18 tools (CONTRACT.md) over stdio and Streamable HTTP.
+//! The MCP server: 18 tools (CONTRACT.md) over stdio and Streamable HTTP,
+//! the live state as resources ([`live`]), and runbook prompts ([`prompts`]).
 //!
 //! Each tool family lives in its own file as a `#[tool_router]` impl block on
 //! [`Maintenant`], with its routes beside it; [`catalog`] puts them together

@@ -204,7 +204,8 @@ fn what_changed(app: &App, hours: u64) -> Result<String, ReadError> {
     .collect();
     Ok(format!(
         "Summarise what changed in the last {hours} hours (since {}).\n\n\
-         Alerts fired or resolved in that time (newest first, at most {}):\n{}\n\n\
+         Alerts fired or resolved in that time (active unacknowledged ones first, then \
+         newest first; at most {}):\n{}\n\n\
          Config sources loaded in that time, or in error (a reload bumps `generation`):\n{}\n\n\
          Containers started in that time:\n{}\n\n\
          Put these in time order, group what belongs together (a deploy, an outage and its \
