@@ -121,19 +121,16 @@ async fn check(target: &[String], container: Option<&str>, fresh_process: bool) 
         let call: Vec<String> = target
             .iter()
             .cloned()
-            .chain(
-                [
-                    "--method".to_owned(),
-                    "tools/call".to_owned(),
-                    "--tool-name".to_owned(),
-                    tool.to_owned(),
-                    "--tool-args-json".to_owned(),
-                    args.to_string(),
-                    "--format".to_owned(),
-                    "json".to_owned(),
-                ]
-                .into_iter(),
-            )
+            .chain([
+                "--method".to_owned(),
+                "tools/call".to_owned(),
+                "--tool-name".to_owned(),
+                tool.to_owned(),
+                "--tool-args-json".to_owned(),
+                args.to_string(),
+                "--format".to_owned(),
+                "json".to_owned(),
+            ])
             .collect();
         let run = inspector(&call).await.expect("installed above");
         assert_eq!(

@@ -110,7 +110,7 @@ fn kind_status<B: Serialize, F>(
             ListRow::Brief(b) => serde_json::to_value(b).ok(),
             ListRow::Full(_) => None,
         })
-        .filter_map(|v| v.get("name").and_then(|n| n.as_str()).map(|n| uri(n)))
+        .filter_map(|v| v.get("name").and_then(|n| n.as_str()).map(&uri))
         .collect();
     Ok(KindStatus {
         total: l.total,

@@ -654,10 +654,10 @@ pub fn updates(
 ) -> Result<UpdatesAnswer, ReadError> {
     // Rows are by name; a container that is gone keeps its row until the
     // next scan, so a name that resolves to nothing still filters.
-    let name = match filter.container.as_deref() {
-        Some(q) => Some(resolve_container(app, q).map_or_else(|_| q.trim().to_owned(), |c| c.name)),
-        None => None,
-    };
+    let name = filter
+        .container
+        .as_deref()
+        .map(|q| resolve_container(app, q).map_or_else(|_| q.trim().to_owned(), |c| c.name));
     let mut rows: Vec<ImageUpdate> = app
         .updates
         .rows()?
