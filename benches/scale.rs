@@ -190,18 +190,19 @@ async fn run(n: usize) {
         untouched &= pass["restarted"] == 1 && pass["unchanged"] == (n - 1) && pass["started"] == 0;
     }
 
-    // list_endpoints: a default page (50 rows) and a 500-row page.
+    // list_endpoints: a full page (50 rows, `detail: full`, the default
+    // before issue 24, so figures compare across sessions) and a 500-row page.
     let mut page = Vec::new();
     let mut big = Vec::new();
     for _ in 0..200 {
         let t = Instant::now();
-        let v = call("list_endpoints", json!({})).await;
+        let v = call("list_endpoints", json!({"detail": "full"})).await;
         page.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(v["total"], n);
     }
     for _ in 0..20 {
         let t = Instant::now();
-        call("list_endpoints", json!({"limit": 500})).await;
+        call("list_endpoints", json!({"detail": "full", "limit": 500})).await;
         big.push(t.elapsed().as_secs_f64() * 1000.0);
     }
 
@@ -211,7 +212,7 @@ async fn run(n: usize) {
     let http = reqwest::Client::new();
     let body = json!({
         "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "list_endpoints", "arguments": {}, "_meta": {
+        "params": {"name": "list_endpoints", "arguments": {"detail": "full"}, "_meta": {
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientCapabilities": {},
             "io.modelcontextprotocol/clientInfo": {"name": "scale-bench", "version": "1"},

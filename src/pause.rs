@@ -104,7 +104,7 @@ pub async fn set_paused(
     })
 }
 
-fn monitor_row(app: &App, key: &MonitorKey) -> Result<serde_json::Value, ReadError> {
+pub(crate) fn monitor_row(app: &App, key: &MonitorKey) -> Result<serde_json::Value, ReadError> {
     let to_json = |v: Result<serde_json::Value, serde_json::Error>| {
         v.map_err(|e| ReadError::Store(e.to_string()))
     };

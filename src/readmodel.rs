@@ -18,8 +18,8 @@ use crate::store::{CheckRecord, Status};
 
 pub mod containers;
 pub mod heartbeats;
+pub mod listing;
 pub mod suggest;
-pub mod updates;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
@@ -62,7 +62,7 @@ impl From<crate::store::StoreError> for ReadError {
 
 /// Cursors are opaque to clients: base64 of `o:<offset>` (lists) or
 /// `t:<micros>` (history). The prefix catches a cursor from another tool.
-fn encode_cursor(kind: char, n: i128) -> String {
+pub(crate) fn encode_cursor(kind: char, n: i128) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{n}"))
 }
 
@@ -91,13 +91,9 @@ pub fn clamp_limit(limit: Option<u32>) -> usize {
     limit.map_or(DEFAULT_LIMIT, |l| (l as usize).clamp(1, MAX_LIMIT))
 }
 
-pub fn paginate<T>(
-    items: Vec<T>,
-    limit: Option<u32>,
-    cursor: Option<&str>,
-) -> Result<Page<T>, ReadError> {
-    let limit = clamp_limit(limit);
-    let offset = match cursor {
+/// The offset a list cursor carries (0 without one).
+pub(crate) fn decode_offset(cursor: Option<&str>) -> Result<usize, ReadError> {
+    match cursor {
         Some(c) if !c.is_empty() => {
             let n = decode_cursor('o', c)?;
             usize::try_from(n)
@@ -107,10 +103,19 @@ pub fn paginate<T>(
                     ReadError::BadArgument(format!(
                         "invalid cursor: offset {n} is outside 0..={MAX_OFFSET}; pass the next_cursor of the previous answer unchanged"
                     ))
-                })?
+                })
         }
-        _ => 0,
-    };
+        _ => Ok(0),
+    }
+}
+
+pub fn paginate<T>(
+    items: Vec<T>,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Page<T>, ReadError> {
+    let limit = clamp_limit(limit);
+    let offset = decode_offset(cursor)?;
     let total = items.len();
     let end = offset.saturating_add(limit);
     let next_cursor = (end < total).then(|| encode_cursor('o', end as i128));
@@ -302,6 +307,8 @@ pub fn list_endpoints(
                 })
             })
             .collect();
+        let mut matching = matching;
+        matching.sort_by(|a, b| listing::natural_cmp(&a.2.name, &b.2.name));
         let page = paginate(matching, limit, cursor)?;
         let items: Vec<_> = page
             .items
@@ -341,6 +348,94 @@ pub fn list_endpoints(
         total: page.total,
         next_cursor: page.next_cursor,
     })
+}
+
+/// An endpoint in a brief list: what a person reads first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct EndpointBrief {
+    pub name: String,
+    /// `up`, `down`, `pending` or `paused`.
+    pub status: Status,
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// When it entered this status (shown unless up).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub since: Option<OffsetDateTime>,
+    /// The last check's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `list_endpoints` in brief: counts by status, down ones first.
+pub fn brief_endpoints(
+    app: &App,
+    filter: &EndpointFilter,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<listing::Listing<EndpointBrief, EndpointRow>, ReadError> {
+    suggest::check_filters([
+        ("group", filter.group.as_deref()),
+        ("name", filter.name.as_deref()),
+    ])?;
+    let state = app.desired();
+    let pauses = app.store.pauses()?;
+    let name = filter.name.as_deref().map(str::to_lowercase);
+    let mut rows: Vec<EndpointBrief> = app.observed.with(|obs| {
+        endpoints(&state)
+            .filter(|(_, _, e)| {
+                filter.group.as_deref().is_none_or(|g| {
+                    e.group
+                        .as_deref()
+                        .is_some_and(|eg| eg.eq_ignore_ascii_case(g))
+                })
+            })
+            .filter(|(_, _, e)| {
+                name.as_deref().is_none_or(|n| {
+                    e.name.to_lowercase().contains(n)
+                        || e.target.display().to_lowercase().contains(n)
+                })
+            })
+            .filter_map(|(k, _, e)| {
+                let o = obs.get(k).map(|o| &o.state);
+                let paused = !pauses.is_empty() && pauses.contains_key(&k.id());
+                let status = if paused {
+                    Status::Paused
+                } else {
+                    o.map_or(Status::Pending, |s| s.status)
+                };
+                if filter.status.is_some_and(|want| want != status) {
+                    return None;
+                }
+                Some(EndpointBrief {
+                    name: e.name.clone(),
+                    status,
+                    target: e.target.display(),
+                    group: e.group.clone(),
+                    since: o.and_then(|s| s.since).filter(|_| status != Status::Up),
+                    error: o
+                        .and_then(|s| s.last_check.as_ref())
+                        .and_then(|c| c.error.clone()),
+                })
+            })
+            .collect()
+    });
+    rows.sort_by(|a, b| listing::natural_cmp(&a.name, &b.name));
+    listing::brief(
+        rows,
+        |r| listing::Facts {
+            state: r.status.as_str().into(),
+            attention: r.status == Status::Down,
+        },
+        EndpointBrief::clone,
+        limit,
+        cursor,
+    )
 }
 
 /// Find a declared monitor of `kind` by id (`endpoint/NAME`) or name

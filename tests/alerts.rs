@@ -118,9 +118,15 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
     let d = Daemon::start(&config(&target, &ok_url, &bad_url, "")).await;
     let mcp = d.mcp().await;
     mcp.wait_status("api", "up", T).await;
-    assert_eq!(mcp.ok("list_alerts", json!({})).await["total"], 0);
+    assert_eq!(
+        mcp.ok("list_alerts", json!({"detail": "full"})).await["total"],
+        0
+    );
     let typo = mcp
-        .call("list_alerts", json!({"source": "endpoints"}))
+        .call(
+            "list_alerts",
+            json!({"detail": "full", "source": "endpoints"}),
+        )
         .await;
     assert!(
         typo.is_error && typo.text.contains("did you mean endpoint"),
@@ -128,7 +134,8 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
         typo.text
     );
     assert_eq!(
-        mcp.ok("list_alerts", json!({"source": "api"})).await["total"],
+        mcp.ok("list_alerts", json!({"detail": "full", "source": "api"}))
+            .await["total"],
         0,
         "a declared monitor without alerts is a valid source"
     );
@@ -152,7 +159,7 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
     );
     let id = alert["id"].as_str().unwrap().to_owned();
 
-    let active = mcp.ok("list_alerts", json!({})).await;
+    let active = mcp.ok("list_alerts", json!({"detail": "full"})).await;
     assert_eq!(active["total"], 1, "{active:#}");
     let row = &active["items"][0];
     assert_eq!(
@@ -175,7 +182,10 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
     // The failing receiver: 1 attempt + 2 retries, then a recorded failed delivery.
     let failed = wait_for("a failed delivery in list_alerts", T, async || {
         let page = mcp
-            .ok("list_alerts", json!({"source": "endpoint/api"}))
+            .ok(
+                "list_alerts",
+                json!({"detail": "full", "source": "endpoint/api"}),
+            )
             .await;
         page["items"][0]["deliveries"]
             .as_array()
@@ -203,11 +213,12 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
         "broken"
     );
     assert_eq!(health["alerting"]["active_alerts"], 1);
-    let delivered = mcp.ok("list_alerts", json!({})).await["items"][0]["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|d| d["channel"] == "ops" && d["ok"] == true);
+    let delivered =
+        mcp.ok("list_alerts", json!({"detail": "full"})).await["items"][0]["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["channel"] == "ops" && d["ok"] == true);
     assert!(delivered, "successful deliveries are recorded too");
 
     // Acknowledge: who, when, note; stays active; no more reminders.
@@ -236,7 +247,7 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
         "acknowledged: no re-notification"
     );
     assert_eq!(
-        mcp.ok("list_alerts", json!({})).await["total"],
+        mcp.ok("list_alerts", json!({"detail": "full"})).await["total"],
         1,
         "still active"
     );
@@ -252,8 +263,16 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
     assert!(resolved.0);
     assert_eq!(resolved.1["alert"]["id"], id.as_str());
     assert!(resolved.1["alert"]["resolved_at"].is_string());
-    assert_eq!(mcp.ok("list_alerts", json!({})).await["total"], 0);
-    let history = mcp.ok("list_alerts", json!({"active_only": false})).await;
+    assert_eq!(
+        mcp.ok("list_alerts", json!({"detail": "full"})).await["total"],
+        0
+    );
+    let history = mcp
+        .ok(
+            "list_alerts",
+            json!({"detail": "full", "active_only": false}),
+        )
+        .await;
     assert_eq!(history["total"], 1, "{history:#}");
     let h = &history["items"][0];
     assert_eq!(h["status"], "resolved");
@@ -274,7 +293,7 @@ async fn endpoint_down_alerts_notifies_acknowledges_and_resolves() {
     assert_eq!(
         mcp.ok(
             "list_alerts",
-            json!({"active_only": false, "severity": "info"})
+            json!({"detail": "full", "active_only": false, "severity": "info"})
         )
         .await["total"],
         0
@@ -376,7 +395,10 @@ heartbeats:
     // No ping: late (warning), then down (escalated to the monitor's severity).
     let escalated = wait_for("heartbeat_down escalated", T, async || {
         let page = mcp
-            .ok("list_alerts", json!({"source": "heartbeat/backup"}))
+            .ok(
+                "list_alerts",
+                json!({"detail": "full", "source": "heartbeat/backup"}),
+            )
             .await;
         page["items"]
             .as_array()
@@ -396,7 +418,10 @@ heartbeats:
     ping("/ping/backup").await;
     wait_for("heartbeat_down resolved", T, async || {
         let page = mcp
-            .ok("list_alerts", json!({"source": "heartbeat/backup"}))
+            .ok(
+                "list_alerts",
+                json!({"detail": "full", "source": "heartbeat/backup"}),
+            )
             .await;
         (page["total"] == 0).then_some(())
     })
@@ -406,7 +431,10 @@ heartbeats:
     ping("/ping/backup/3").await;
     let failed = wait_for("heartbeat_failed", T, async || {
         let page = mcp
-            .ok("list_alerts", json!({"source": "heartbeat/backup"}))
+            .ok(
+                "list_alerts",
+                json!({"detail": "full", "source": "heartbeat/backup"}),
+            )
             .await;
         page["items"]
             .as_array()
@@ -423,7 +451,10 @@ heartbeats:
     ping("/ping/backup/0").await;
     wait_for("heartbeat_failed resolved", T, async || {
         let page = mcp
-            .ok("list_alerts", json!({"source": "heartbeat/backup"}))
+            .ok(
+                "list_alerts",
+                json!({"detail": "full", "source": "heartbeat/backup"}),
+            )
             .await;
         (page["total"] == 0).then_some(())
     })
@@ -432,7 +463,7 @@ heartbeats:
     let history = mcp
         .ok(
             "list_alerts",
-            json!({"active_only": false, "source": "heartbeat"}),
+            json!({"detail": "full", "active_only": false, "source": "heartbeat"}),
         )
         .await;
     let entities: Vec<&str> = history["items"]

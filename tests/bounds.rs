@@ -89,7 +89,7 @@ async fn a_grace_of_3000000d_is_refused_at_validation_and_the_longest_accepted_w
         (ping(&d, "yearly").await == 200).then_some(())
     })
     .await;
-    let list = mcp.ok("list_heartbeats", json!({})).await;
+    let list = mcp.ok("list_heartbeats", json!({"detail": "full"})).await;
     let row = &list["items"][0];
     assert_eq!(row["name"], "yearly");
     assert_eq!(row["observed"]["status"], "up", "{row}");
@@ -111,7 +111,10 @@ async fn a_grace_of_3000000d_is_refused_at_validation_and_the_longest_accepted_w
     .await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(ping(&d, "yearly").await, 200);
-    assert_eq!(mcp.ok("list_heartbeats", json!({})).await["total"], 1);
+    assert_eq!(
+        mcp.ok("list_heartbeats", json!({"detail": "full"})).await["total"],
+        1
+    );
 
     // The engine's tasks run under the supervisor that get_health reads.
     let supervised: Vec<&str> = health["tasks"]["supervised"]
@@ -210,7 +213,9 @@ async fn a_name_longer_than_any_valid_one_is_refused_before_matching() {
     let d = Daemon::start(&file).await;
     let mcp = d.mcp().await;
     wait_for("300 endpoints declared", T, async || {
-        let l = mcp.ok("list_endpoints", json!({"limit": 1})).await;
+        let l = mcp
+            .ok("list_endpoints", json!({"detail": "full", "limit": 1}))
+            .await;
         (l["total"] == 300).then_some(())
     })
     .await;
@@ -223,7 +228,11 @@ async fn a_name_longer_than_any_valid_one_is_refused_before_matching() {
             "140",
         ),
         ("get_container", json!({"container_id": long}), "512"),
-        ("list_alerts", json!({"source": long}), "140"),
+        (
+            "list_alerts",
+            json!({"detail": "full", "source": long}),
+            "140",
+        ),
         (
             "create_incident",
             json!({"title": "t", "message": "m", "monitors": [long]}),
@@ -235,8 +244,16 @@ async fn a_name_longer_than_any_valid_one_is_refused_before_matching() {
                    "end_time": "2030-01-01T01:00:00Z", "groups": [long]}),
             "512",
         ),
-        ("list_endpoints", json!({"name": long}), "512"),
-        ("list_heartbeats", json!({"group": long}), "512"),
+        (
+            "list_endpoints",
+            json!({"detail": "full", "name": long}),
+            "512",
+        ),
+        (
+            "list_heartbeats",
+            json!({"detail": "full", "group": long}),
+            "512",
+        ),
         ("acknowledge_alert", json!({"alert_id": long}), "32"),
     ];
     for (tool, args, bound) in calls {

@@ -97,7 +97,9 @@ async fn tls_server(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'sta
 }
 
 async fn certificate(mcp: &common::Mcp, name: &str) -> Option<Value> {
-    let page = mcp.ok("list_certificates", json!({"limit": 500})).await;
+    let page = mcp
+        .ok("list_certificates", json!({"detail": "full", "limit": 500}))
+        .await;
     page["items"]
         .as_array()
         .unwrap()
@@ -263,12 +265,17 @@ async fn certificates_are_read_judged_and_alerted_on() {
         derived["desired"]["origin"]["line"], 29,
         "the endpoint's line"
     );
-    let all = mcp.ok("list_certificates", json!({"limit": 500})).await;
+    let all = mcp
+        .ok("list_certificates", json!({"detail": "full", "limit": 500}))
+        .await;
     assert_eq!(all["total"], 7, "six declared + one derived: {all:#}");
 
     // Filters and paging.
     let soon = mcp
-        .ok("list_certificates", json!({"expiring_within_days": 10}))
+        .ok(
+            "list_certificates",
+            json!({"detail": "full", "expiring_within_days": 10}),
+        )
         .await;
     let mut names: Vec<&str> = soon["items"]
         .as_array()
@@ -278,7 +285,9 @@ async fn certificates_are_read_judged_and_alerted_on() {
         .collect();
     names.sort_unstable();
     assert_eq!(names, ["expired", "expiring"]);
-    let p1 = mcp.ok("list_certificates", json!({"limit": 4})).await;
+    let p1 = mcp
+        .ok("list_certificates", json!({"detail": "full", "limit": 4}))
+        .await;
     assert_eq!(
         (p1["items"].as_array().unwrap().len(), p1["total"].as_u64()),
         (4, Some(7))
@@ -286,7 +295,7 @@ async fn certificates_are_read_judged_and_alerted_on() {
     let p2 = mcp
         .ok(
             "list_certificates",
-            json!({"limit": 4, "cursor": p1["next_cursor"]}),
+            json!({"detail": "full", "limit": 4, "cursor": p1["next_cursor"]}),
         )
         .await;
     assert_eq!(p2["items"].as_array().unwrap().len(), 3);
@@ -295,7 +304,10 @@ async fn certificates_are_read_judged_and_alerted_on() {
     // Alerts: expiring (threshold 7), expired, invalid x2; nothing for the refused port.
     let alerts = wait_for("four certificate alerts", T, async || {
         let a = mcp
-            .ok("list_alerts", json!({"source": "certificate"}))
+            .ok(
+                "list_alerts",
+                json!({"detail": "full", "source": "certificate"}),
+            )
             .await;
         (a["total"] == 4).then_some(a)
     })
@@ -333,7 +345,7 @@ async fn certificates_are_read_judged_and_alerted_on() {
     let crit = mcp
         .ok(
             "list_alerts",
-            json!({"severity": "warning", "source": "certificate"}),
+            json!({"detail": "full", "severity": "warning", "source": "certificate"}),
         )
         .await;
     assert_eq!(crit["total"], 0);
@@ -354,13 +366,15 @@ async fn certificates_are_read_judged_and_alerted_on() {
         let a = mcp
             .ok(
                 "list_alerts",
-                json!({"source": "certificate/expiring", "active_only": false}),
+                json!({"detail": "full", "source": "certificate/expiring", "active_only": false}),
             )
             .await;
         (a["items"][0]["status"] == "resolved").then_some(())
     })
     .await;
-    let all = mcp.ok("list_certificates", json!({"limit": 500})).await;
+    let all = mcp
+        .ok("list_certificates", json!({"detail": "full", "limit": 500}))
+        .await;
     assert_eq!(all["total"], 6);
     let w2 = certificate(&mcp, "wrong-name").await.unwrap();
     assert_ne!(task(&w2), before_wrong, "changed spec: restarted");

@@ -34,7 +34,10 @@ async fn daemon(host: &str, monitors: &str) -> Daemon {
 
 async fn container(mcp: &Mcp, name: &str) -> Option<Value> {
     let page = mcp
-        .ok("list_containers", json!({"name": name, "limit": 500}))
+        .ok(
+            "list_containers",
+            json!({"detail": "full", "name": name, "limit": 500}),
+        )
         .await;
     page["items"]
         .as_array()
@@ -270,7 +273,10 @@ async fn labelled_containers_declare_monitors_that_follow_them() {
     assert_eq!(stopped["state"], "exited");
     assert_eq!(stopped["exit_code"], died["exit_code"], "{stopped}");
     let filtered = mcp
-        .ok("list_containers", json!({"state": "running", "name": name}))
+        .ok(
+            "list_containers",
+            json!({"detail": "full", "state": "running", "name": name}),
+        )
         .await;
     assert_eq!(filtered["total"], 0);
 }
@@ -481,7 +487,12 @@ async fn labelled_certificates_and_heartbeats_are_monitors_too() {
     e.run_httpd(&name, port, &labels, &[]);
 
     let row = wait_for("the labelled heartbeat", T, async || {
-        let page = mcp.ok("list_heartbeats", json!({"group": "jobs"})).await;
+        let page = mcp
+            .ok(
+                "list_heartbeats",
+                json!({"detail": "full", "group": "jobs"}),
+            )
+            .await;
         page["items"]
             .as_array()
             .unwrap()
@@ -504,7 +515,12 @@ async fn labelled_certificates_and_heartbeats_are_monitors_too() {
     })
     .await;
     wait_for("the heartbeat up", T, async || {
-        let page = mcp.ok("list_heartbeats", json!({"group": "jobs"})).await;
+        let page = mcp
+            .ok(
+                "list_heartbeats",
+                json!({"detail": "full", "group": "jobs"}),
+            )
+            .await;
         page["items"]
             .as_array()
             .unwrap()
@@ -515,7 +531,7 @@ async fn labelled_certificates_and_heartbeats_are_monitors_too() {
     .await;
 
     let cert = wait_for("the labelled certificate", T, async || {
-        let page = mcp.ok("list_certificates", json!({})).await;
+        let page = mcp.ok("list_certificates", json!({"detail": "full"})).await;
         page["items"]
             .as_array()
             .unwrap()

@@ -17,7 +17,9 @@ use engine::{Cleanup, private_engine};
 use serde_json::{Value, json};
 
 async fn listed(mcp: &common::Mcp, name: &str) -> Option<Value> {
-    let page = mcp.ok("list_containers", json!({"name": name})).await;
+    let page = mcp
+        .ok("list_containers", json!({"detail": "full", "name": name}))
+        .await;
     page["items"]
         .as_array()
         .and_then(|items| items.iter().find(|c| c["name"] == name).cloned())

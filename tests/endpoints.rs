@@ -173,9 +173,13 @@ async fn lists_filter_page_and_unknown_names_get_actionable_errors() {
     let mcp = d.mcp().await;
     mcp.wait_status("db", "up", T).await;
 
-    let web = mcp.ok("list_endpoints", json!({"group": "web"})).await;
+    let web = mcp
+        .ok("list_endpoints", json!({"detail": "full", "group": "web"}))
+        .await;
     assert_eq!(web["total"], 2);
-    let page1 = mcp.ok("list_endpoints", json!({"limit": 3})).await;
+    let page1 = mcp
+        .ok("list_endpoints", json!({"detail": "full", "limit": 3}))
+        .await;
     assert_eq!(
         (
             page1["total"].as_u64(),
@@ -186,14 +190,17 @@ async fn lists_filter_page_and_unknown_names_get_actionable_errors() {
     let page2 = mcp
         .ok(
             "list_endpoints",
-            json!({"limit": 3, "cursor": page1["next_cursor"]}),
+            json!({"detail": "full", "limit": 3, "cursor": page1["next_cursor"]}),
         )
         .await;
     assert_eq!(page2["items"].as_array().unwrap().len(), 1);
     assert!(page2.get("next_cursor").is_none());
 
     let bad = mcp
-        .call("list_endpoints", json!({"cursor": "nonsense"}))
+        .call(
+            "list_endpoints",
+            json!({"detail": "full", "cursor": "nonsense"}),
+        )
         .await;
     assert!(bad.is_error && bad.text.contains("cursor"), "{}", bad.text);
 

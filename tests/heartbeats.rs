@@ -18,7 +18,9 @@ const TOKEN: &str = "s3cr3t-t0ken-0123456789";
 /// The list_heartbeats row of `name` (waiting for the first load after a start).
 async fn heartbeat(mcp: &Mcp, name: &str) -> Value {
     wait_for(&format!("heartbeat {name} to be listed"), T, async || {
-        let page = mcp.ok("list_heartbeats", json!({"limit": 500})).await;
+        let page = mcp
+            .ok("list_heartbeats", json!({"detail": "full", "limit": 500}))
+            .await;
         page["items"]
             .as_array()
             .unwrap()
@@ -205,21 +207,34 @@ async fn pings_of_each_kind_token_urls_and_errors() {
     );
 
     // Filters.
-    let page = mcp.ok("list_heartbeats", json!({"status": "new"})).await;
+    let page = mcp
+        .ok(
+            "list_heartbeats",
+            json!({"detail": "full", "status": "new"}),
+        )
+        .await;
     assert_eq!(page["total"], 0);
     let page = mcp
-        .ok("list_heartbeats", json!({"status": "up", "limit": 1}))
+        .ok(
+            "list_heartbeats",
+            json!({"detail": "full", "status": "up", "limit": 1}),
+        )
         .await;
     assert_eq!(page["total"], 2);
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     let next = mcp
         .ok(
             "list_heartbeats",
-            json!({"status": "up", "limit": 1, "cursor": page["next_cursor"]}),
+            json!({"detail": "full", "status": "up", "limit": 1, "cursor": page["next_cursor"]}),
         )
         .await;
     assert_ne!(next["items"][0]["name"], page["items"][0]["name"]);
-    let page = mcp.ok("list_heartbeats", json!({"group": "BATCH"})).await;
+    let page = mcp
+        .ok(
+            "list_heartbeats",
+            json!({"detail": "full", "group": "BATCH"}),
+        )
+        .await;
     assert_eq!(page["total"], 1);
 
     // A heartbeat removed from the file stops answering pings.
@@ -270,7 +285,12 @@ async fn states_follow_the_deadlines_without_pings() {
             .contains("grace"),
         "{down}"
     );
-    let page = mcp.ok("list_heartbeats", json!({"status": "down"})).await;
+    let page = mcp
+        .ok(
+            "list_heartbeats",
+            json!({"detail": "full", "status": "down"}),
+        )
+        .await;
     assert!(
         page["items"]
             .as_array()
@@ -386,7 +406,12 @@ async fn pause_survives_pings_reloads_and_restarts() {
     );
     assert_eq!(row["observed"]["pings_total"], 1);
     assert_eq!(row["last_exit_code"], 7);
-    let paused = mcp.ok("list_endpoints", json!({"status": "paused"})).await;
+    let paused = mcp
+        .ok(
+            "list_endpoints",
+            json!({"detail": "full", "status": "paused"}),
+        )
+        .await;
     assert_eq!(paused["total"], 1);
 
     // A reload that changes the heartbeat keeps the pause.
@@ -609,7 +634,7 @@ async fn a_stalled_process_applies_queued_pings_before_judging_deadlines() {
     let alerts = mcp
         .ok(
             "list_alerts",
-            json!({"source": "heartbeat/stalled", "active_only": false}),
+            json!({"detail": "full", "source": "heartbeat/stalled", "active_only": false}),
         )
         .await;
     assert_eq!(alerts["total"], 0, "no alert raised or resolved: {alerts}");

@@ -338,7 +338,7 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
     let mcp = d.mcp().await;
 
     let page = wait_for("both pods listed", T, async || {
-        let p = mcp.ok("list_containers", json!({})).await;
+        let p = mcp.ok("list_containers", json!({"detail": "full"})).await;
         (p["total"] == 2).then_some(p)
     })
     .await;
@@ -364,9 +364,16 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
     );
     assert_eq!(w["group"], Value::Null, "no owner, no group");
     assert_eq!(w["pod"]["containers"][0]["reason"], "ContainerCreating");
-    let only = mcp.ok("list_containers", json!({"group": "web"})).await;
+    let only = mcp
+        .ok("list_containers", json!({"detail": "full", "group": "web"}))
+        .await;
     assert_eq!(only["total"], 1);
-    let pending = mcp.ok("list_containers", json!({"state": "pending"})).await;
+    let pending = mcp
+        .ok(
+            "list_containers",
+            json!({"detail": "full", "state": "pending"}),
+        )
+        .await;
     assert_eq!(pending["items"][0]["name"], "shop/worker");
 
     // get_updates says it does not scan pods, instead of an empty silence,
@@ -409,7 +416,9 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
         pod("shop", web, "Running", false, 3, Some("CrashLoopBackOff")),
     );
     wait_for("restarts 3", T, async || {
-        let p = mcp.ok("list_containers", json!({"group": "web"})).await;
+        let p = mcp
+            .ok("list_containers", json!({"detail": "full", "group": "web"}))
+            .await;
         (p["items"][0]["restarts"] == 3 && p["items"][0]["health"] == "unhealthy").then_some(())
     })
     .await;
@@ -549,7 +558,7 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
     // Deleted: the row goes; naming it is an error with a suggestion.
     fake.delete(PODS, "shop", "worker");
     wait_for("worker gone", T, async || {
-        let p = mcp.ok("list_containers", json!({})).await;
+        let p = mcp.ok("list_containers", json!({"detail": "full"})).await;
         (p["total"] == 1).then_some(())
     })
     .await;
@@ -629,7 +638,7 @@ async fn pod_annotations_declare_monitors_that_follow_the_workload() {
             .any(|r| r.starts_with("GET /apis/apps/v1/namespaces/shop/deployments/web")),
         "the Deployment is read"
     );
-    let heartbeats = mcp.ok("list_heartbeats", json!({})).await;
+    let heartbeats = mcp.ok("list_heartbeats", json!({"detail": "full"})).await;
     assert_eq!(heartbeats["items"][0]["id"], "heartbeat/nightly");
     assert_eq!(
         heartbeats["items"][0]["desired"]["origin"]["annotation"],
@@ -751,7 +760,7 @@ async fn pod_logs_off_answers_why_and_never_asks_the_api() {
         .await;
     let mcp = d.mcp().await;
     wait_for("the pod listed", T, async || {
-        let p = mcp.ok("list_containers", json!({})).await;
+        let p = mcp.ok("list_containers", json!({"detail": "full"})).await;
         (p["total"] == 1).then_some(())
     })
     .await;

@@ -583,7 +583,7 @@ async fn heartbeat_and_certificate_resources_are_monitors_with_a_status() {
     );
 
     let row = wait_for("the heartbeat resource", T, async || {
-        let page = mcp.ok("list_heartbeats", json!({})).await;
+        let page = mcp.ok("list_heartbeats", json!({"detail": "full"})).await;
         page["items"]
             .as_array()
             .unwrap()
@@ -610,7 +610,7 @@ async fn heartbeat_and_certificate_resources_are_monitors_with_a_status() {
     assert_eq!(ready(&up.body)["status"], "True");
 
     let certs = wait_for("the certificate resource", T, async || {
-        let page = mcp.ok("list_certificates", json!({})).await;
+        let page = mcp.ok("list_certificates", json!({"detail": "full"})).await;
         page["items"]
             .as_array()
             .unwrap()

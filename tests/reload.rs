@@ -22,7 +22,9 @@ fn monitors(target: &Target, b_path: &str, extra: &str) -> String {
 
 /// name -> (task_id, starts, generation)
 async fn tasks(mcp: &Mcp) -> std::collections::BTreeMap<String, (u64, u64, u64)> {
-    let page = mcp.ok("list_endpoints", json!({"limit": 500})).await;
+    let page = mcp
+        .ok("list_endpoints", json!({"detail": "full", "limit": 500}))
+        .await;
     page["items"]
         .as_array()
         .unwrap()

@@ -353,7 +353,10 @@ async fn a_running_window_silences_alerts_in_its_scope_only() {
     .await;
     let alerts = wait_for("api's alert to be recorded", T, async || {
         let page = mcp
-            .ok("list_alerts", json!({"source": "endpoint/api"}))
+            .ok(
+                "list_alerts",
+                json!({"detail": "full", "source": "endpoint/api"}),
+            )
             .await;
         page["items"].as_array().unwrap().first().cloned()
     })
@@ -366,7 +369,10 @@ async fn a_running_window_silences_alerts_in_its_scope_only() {
         "{alerts}"
     );
     let web_alert = mcp
-        .ok("list_alerts", json!({"source": "endpoint/web"}))
+        .ok(
+            "list_alerts",
+            json!({"detail": "full", "source": "endpoint/web"}),
+        )
         .await;
     assert_eq!(web_alert["items"][0]["silenced"], false);
 
@@ -403,7 +409,7 @@ async fn a_running_window_silences_alerts_in_its_scope_only() {
         let page = mcp
             .ok(
                 "list_alerts",
-                json!({"source": "endpoint/api", "active_only": false}),
+                json!({"detail": "full", "source": "endpoint/api", "active_only": false}),
             )
             .await;
         (page["items"][0]["status"] == "resolved").then_some(())

@@ -80,7 +80,12 @@ async fn stdio_beside_a_daemon_answers_from_the_daemon() {
     let tools = mcp.0.list_all_tools().await.unwrap();
     let direct = http.0.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), direct.len(), "stdio lists the daemon's tools");
-    let alerts = mcp.ok("list_alerts", json!({"active_only": false})).await;
+    let alerts = mcp
+        .ok(
+            "list_alerts",
+            json!({"detail": "full", "active_only": false}),
+        )
+        .await;
     assert_eq!(alerts["total"], 0, "served by the daemon through the proxy");
     let err = mcp
         .call("acknowledge_alert", json!({"alert_id": "42"}))
@@ -90,7 +95,7 @@ async fn stdio_beside_a_daemon_answers_from_the_daemon() {
         "{}",
         err.text
     );
-    let hb = mcp.ok("list_heartbeats", json!({})).await;
+    let hb = mcp.ok("list_heartbeats", json!({"detail": "full"})).await;
     assert_eq!(
         hb["total"], 0,
         "list_heartbeats is served through the proxy"

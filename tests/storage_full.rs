@@ -165,7 +165,7 @@ impl Pinger {
 
 async fn job(mcp: &Mcp) -> Value {
     wait_for("heartbeat job to be listed", T, async || {
-        let page = mcp.ok("list_heartbeats", json!({})).await;
+        let page = mcp.ok("list_heartbeats", json!({"detail": "full"})).await;
         page["items"]
             .as_array()
             .unwrap()

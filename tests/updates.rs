@@ -113,7 +113,7 @@ impl Registry {
 }
 
 async fn updates(mcp: &common::Mcp) -> Vec<Value> {
-    mcp.ok("get_updates", json!({})).await["items"]
+    mcp.ok("get_updates", json!({"detail": "full"})).await["items"]
         .as_array()
         .unwrap()
         .clone()
@@ -249,7 +249,7 @@ async fn updates_are_found_in_a_real_registry_for_running_containers() {
     let only = mcp
         .ok(
             "get_updates",
-            json!({"container": name("plain"), "only_available": true}),
+            json!({"detail": "full", "container": name("plain"), "only_available": true}),
         )
         .await;
     assert_eq!(only["items"].as_array().unwrap().len(), 1);

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{Maintenant, tool_error};
 use crate::config::model::Severity;
-use crate::readmodel::Page;
-use crate::views::alerts::{self, AlertFilter, AlertRow};
+use crate::readmodel::listing::{Detail, Listing};
+use crate::views::alerts::{self, AlertBrief, AlertFilter, AlertRow};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListAlertsParams {
@@ -21,7 +21,11 @@ pub struct ListAlertsParams {
     /// Only alerts from this source: a monitor kind (endpoint, certificate, heartbeat, container)
     /// or a monitor id/name (a container's name: `web`, `container/web`).
     pub source: Option<String>,
-    /// Page size (default 50, max 500).
+    /// `brief` (default): counts by state, then the rows needing attention, then the others,
+    /// a few fields each, about 4 KB in all. `full`: every field (desired and observed), `limit`
+    /// (default 50) rows a page.
+    pub detail: Option<Detail>,
+    /// Rows a page (max 500); without it a brief holds what fits in about 4 KB, a full page 50.
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -59,15 +63,21 @@ impl Maintenant {
     async fn list_alerts(
         &self,
         Parameters(p): Parameters<ListAlertsParams>,
-    ) -> Result<Json<Page<AlertRow>>, String> {
+    ) -> Result<Json<Listing<AlertBrief, AlertRow>>, String> {
         let filter = AlertFilter {
             active_only: p.active_only.unwrap_or(true),
             severity: p.severity,
             source: p.source,
         };
-        alerts::list_alerts(&self.app, &filter, p.limit, p.cursor.as_deref())
-            .map(Json)
-            .map_err(tool_error)
+        let cursor = p.cursor.as_deref();
+        match p.detail.unwrap_or_default() {
+            Detail::Brief => alerts::brief_alerts(&self.app, &filter, p.limit, cursor),
+            Detail::Full => {
+                alerts::list_alerts(&self.app, &filter, p.limit, cursor).map(Listing::full)
+            }
+        }
+        .map(Json)
+        .map_err(tool_error)
     }
 
     /// Acknowledge an active alert: records who (the authenticated caller, else "mcp"), when and

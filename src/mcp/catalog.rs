@@ -79,7 +79,13 @@ const STANDARD_FORMATS: &[&str] = &[
     "regex",
 ];
 
-/// Drop every non-standard `format` in a schema, at any depth.
+/// Make a schema portable, at any depth: drop every non-standard `format`;
+/// spell `type: [T, "null"]` as `anyOf: [{type: T, ...}, {type: null}]`
+/// (clients that map schemas onto a single-`type` dialect, such as the
+/// OpenAPI subset of Gemini function declarations, refuse the array form;
+/// the MCP Inspector's `--strict` warns on it); and give a free-form value
+/// (`true`, or a schema with no validation keyword: our `serde_json::Value`
+/// fields, which always hold objects) `type: object`.
 fn portable(schema: &mut serde_json::Map<String, serde_json::Value>) {
     use serde_json::Value;
     if let Some(Value::String(f)) = schema.get("format")
@@ -87,8 +93,78 @@ fn portable(schema: &mut serde_json::Map<String, serde_json::Value>) {
     {
         schema.remove("format");
     }
-    for v in schema.values_mut() {
+    if let Some(Value::Array(types)) = schema.get("type")
+        && types.len() == 2
+        && types.contains(&Value::from("null"))
+    {
+        let t = types
+            .iter()
+            .find(|t| *t != "null")
+            .cloned()
+            .unwrap_or_default();
+        schema.remove("type");
+        // What describes the value stays outside; what constrains it goes
+        // into the non-null branch.
+        let keep = ["description", "title", "default", "examples", "deprecated"];
+        let mut branch = serde_json::Map::new();
+        branch.insert("type".into(), t);
+        for k in schema.keys().cloned().collect::<Vec<_>>() {
+            if !keep.contains(&k.as_str())
+                && let Some(v) = schema.remove(&k)
+            {
+                branch.insert(k, v);
+            }
+        }
+        schema.insert(
+            "anyOf".into(),
+            Value::Array(vec![
+                Value::Object(branch),
+                serde_json::json!({"type": "null"}),
+            ]),
+        );
+    }
+    for (k, v) in schema.iter_mut() {
+        if matches!(k.as_str(), "properties" | "$defs")
+            && let Value::Object(m) = v
+        {
+            m.values_mut().for_each(typed_free_form);
+        }
+        if k == "items" {
+            typed_free_form(v);
+        }
         portable_value(v);
+    }
+}
+
+/// Keywords that make a schema say something about its value.
+const VALIDATION_KEYWORDS: &[&str] = &[
+    "type",
+    "$ref",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "not",
+    "enum",
+    "const",
+    "properties",
+    "items",
+];
+
+fn typed_free_form(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    let free = match v {
+        Value::Bool(true) => true,
+        Value::Object(m) => !m.keys().any(|k| VALIDATION_KEYWORDS.contains(&k.as_str())),
+        _ => false,
+    };
+    if free {
+        let mut m = match std::mem::take(v) {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        m.insert("type".into(), "object".into());
+        m.insert("additionalProperties".into(), true.into());
+        *v = Value::Object(m);
     }
 }
 
@@ -175,9 +251,10 @@ mod tests {
         assert_eq!(generated.len(), 18);
     }
 
-    /// No schema carries a `format` that JSON Schema does not define, at any
-    /// depth (clients in strict mode refuse them, others warn on every call),
-    /// and unsigned numbers keep their range as `minimum: 0`.
+    /// No schema carries a `format` that JSON Schema does not define, a
+    /// `type` array or a free-form property, at any depth (clients in strict
+    /// mode refuse them, others warn on every call), and unsigned numbers
+    /// keep their range as `minimum: 0`.
     #[test]
     fn schemas_use_only_standard_formats() {
         fn walk(v: &serde_json::Value, path: &str, bad: &mut Vec<String>, unsigned: &mut usize) {
@@ -187,6 +264,19 @@ mod tests {
                         && !STANDARD_FORMATS.contains(&f.as_str())
                     {
                         bad.push(format!("{path}: format {f}"));
+                    }
+                    if m.get("type").is_some_and(|t| t.is_array()) {
+                        bad.push(format!("{path}: type is an array (use anyOf)"));
+                    }
+                    if let Some(serde_json::Value::Object(props)) = m.get("properties") {
+                        for (k, p) in props {
+                            let typed = p.as_object().is_some_and(|p| {
+                                p.keys().any(|k| VALIDATION_KEYWORDS.contains(&k.as_str()))
+                            });
+                            if !typed {
+                                bad.push(format!("{path}/properties/{k}: free-form schema"));
+                            }
+                        }
                     }
                     if m.get("minimum") == Some(&serde_json::json!(0)) {
                         *unsigned += 1;
@@ -208,7 +298,7 @@ mod tests {
             let v = serde_json::to_value(&t).unwrap();
             walk(&v, &t.name, &mut bad, &mut unsigned);
         }
-        assert!(bad.is_empty(), "non-standard formats: {bad:#?}");
+        assert!(bad.is_empty(), "unportable schemas: {bad:#?}");
         assert!(
             unsigned > 50,
             "unsigned numbers keep minimum: 0 ({unsigned})"

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::{Maintenant, tool_error};
 use crate::checks::certificate::CertStatus;
-use crate::readmodel::Page;
-use crate::views::certificates::{self, CertificateRow};
+use crate::readmodel::listing::{Detail, Listing};
+use crate::views::certificates::{self, CertificateBrief, CertificateRow};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListCertificatesParams {
@@ -17,7 +17,11 @@ pub struct ListCertificatesParams {
     pub expiring_within_days: Option<i64>,
     /// Only certificates in this status: pending, valid, expiring, expired, invalid, error or paused.
     pub status: Option<CertStatus>,
-    /// Page size (default 50, max 500).
+    /// `brief` (default): counts by state, then the rows needing attention, then the others,
+    /// a few fields each, about 4 KB in all. `full`: every field (desired and observed), `limit`
+    /// (default 50) rows a page.
+    pub detail: Option<Detail>,
+    /// Rows a page (max 500); without it a brief holds what fits in about 4 KB, a full page 50.
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -44,14 +48,17 @@ impl Maintenant {
     async fn list_certificates(
         &self,
         Parameters(p): Parameters<ListCertificatesParams>,
-    ) -> Result<Json<Page<CertificateRow>>, String> {
-        certificates::list_certificates(
-            &self.app,
-            p.expiring_within_days,
-            p.status,
-            p.limit,
-            p.cursor.as_deref(),
-        )
+    ) -> Result<Json<Listing<CertificateBrief, CertificateRow>>, String> {
+        let (within, status, cursor) = (p.expiring_within_days, p.status, p.cursor.as_deref());
+        match p.detail.unwrap_or_default() {
+            Detail::Brief => {
+                certificates::brief_certificates(&self.app, within, status, p.limit, cursor)
+            }
+            Detail::Full => {
+                certificates::list_certificates(&self.app, within, status, p.limit, cursor)
+                    .map(Listing::full)
+            }
+        }
         .map(Json)
         .map_err(tool_error)
     }

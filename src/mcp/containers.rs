@@ -8,8 +8,10 @@ use serde::Deserialize;
 
 use super::endpoints::parse_since;
 use super::{Maintenant, tool_error};
-use crate::readmodel::Page;
-use crate::readmodel::containers::{self, ContainerDetail, ContainerFilter, ContainerLogs};
+use crate::readmodel::containers::{
+    self, ContainerBrief, ContainerDetail, ContainerFilter, ContainerLogs,
+};
+use crate::readmodel::listing::{Detail, Listing};
 use crate::runtime::Container;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -22,7 +24,11 @@ pub struct ListContainersParams {
     pub group: Option<String>,
     /// Only containers whose name or image contains this text (case-insensitive).
     pub name: Option<String>,
-    /// Page size (default 50, max 500).
+    /// `brief` (default): counts by state, then the rows needing attention, then the others,
+    /// a few fields each, about 4 KB in all. `full`: every field (desired and observed), `limit`
+    /// (default 50) rows a page.
+    pub detail: Option<Detail>,
+    /// Rows a page (max 500); without it a brief holds what fits in about 4 KB, a full page 50.
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -72,15 +78,21 @@ impl Maintenant {
     async fn list_containers(
         &self,
         Parameters(p): Parameters<ListContainersParams>,
-    ) -> Result<Json<Page<Container>>, String> {
+    ) -> Result<Json<Listing<ContainerBrief, Container>>, String> {
         let filter = ContainerFilter {
             state: p.state,
             group: p.group,
             name: p.name,
         };
-        containers::list_containers(&self.app, &filter, p.limit, p.cursor.as_deref())
-            .map(Json)
-            .map_err(tool_error)
+        let cursor = p.cursor.as_deref();
+        match p.detail.unwrap_or_default() {
+            Detail::Brief => containers::brief_containers(&self.app, &filter, p.limit, cursor),
+            Detail::Full => {
+                containers::list_containers(&self.app, &filter, p.limit, cursor).map(Listing::full)
+            }
+        }
+        .map(Json)
+        .map_err(tool_error)
     }
 
     /// One container: its row, latest CPU/memory sample, recent transitions (start, die with

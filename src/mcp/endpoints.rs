@@ -8,7 +8,10 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{Maintenant, tool_error};
-use crate::readmodel::{self, EndpointFilter, EndpointHistory, EndpointRow, Page, ReadError};
+use crate::readmodel::listing::{Detail, Listing};
+use crate::readmodel::{
+    self, EndpointBrief, EndpointFilter, EndpointHistory, EndpointRow, ReadError,
+};
 use crate::store::Status;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -20,7 +23,11 @@ pub struct ListEndpointsParams {
     pub group: Option<String>,
     /// Only endpoints whose name or target contains this text (case-insensitive).
     pub name: Option<String>,
-    /// Page size (default 50, max 500).
+    /// `brief` (default): counts by state, then the rows needing attention, then the others,
+    /// a few fields each, about 4 KB in all. `full`: every field (desired and observed), `limit`
+    /// (default 50) rows a page.
+    pub detail: Option<Detail>,
+    /// Rows a page (max 500); without it a brief holds what fits in about 4 KB, a full page 50.
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -80,15 +87,21 @@ impl Maintenant {
     async fn list_endpoints(
         &self,
         Parameters(p): Parameters<ListEndpointsParams>,
-    ) -> Result<Json<Page<EndpointRow>>, String> {
+    ) -> Result<Json<Listing<EndpointBrief, EndpointRow>>, String> {
         let filter = EndpointFilter {
             status: p.status,
             group: p.group,
             name: p.name,
         };
-        readmodel::list_endpoints(&self.app, &filter, p.limit, p.cursor.as_deref())
-            .map(Json)
-            .map_err(tool_error)
+        let cursor = p.cursor.as_deref();
+        match p.detail.unwrap_or_default() {
+            Detail::Brief => readmodel::brief_endpoints(&self.app, &filter, p.limit, cursor),
+            Detail::Full => {
+                readmodel::list_endpoints(&self.app, &filter, p.limit, cursor).map(Listing::full)
+            }
+        }
+        .map(Json)
+        .map_err(tool_error)
     }
 
     /// Check history of one endpoint, newest first, with a summary (uptime, p50/p95 response

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::{Maintenant, tool_error};
 use crate::heartbeat::HeartbeatStatus;
 use crate::pause::{self, MonitorType, PauseAnswer};
-use crate::readmodel::Page;
-use crate::readmodel::heartbeats::{self, HeartbeatFilter, HeartbeatRow};
+use crate::readmodel::heartbeats::{self, HeartbeatBrief, HeartbeatFilter, HeartbeatRow};
+use crate::readmodel::listing::{Detail, Listing};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListHeartbeatsParams {
@@ -18,7 +18,11 @@ pub struct ListHeartbeatsParams {
     pub status: Option<HeartbeatStatus>,
     /// Only heartbeats of this group (case-insensitive).
     pub group: Option<String>,
-    /// Page size (default 50, max 500).
+    /// `brief` (default): counts by state, then the rows needing attention, then the others,
+    /// a few fields each, about 4 KB in all. `full`: every field (desired and observed), `limit`
+    /// (default 50) rows a page.
+    pub detail: Option<Detail>,
+    /// Rows a page (max 500); without it a brief holds what fits in about 4 KB, a full page 50.
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -56,14 +60,20 @@ impl Maintenant {
     async fn list_heartbeats(
         &self,
         Parameters(p): Parameters<ListHeartbeatsParams>,
-    ) -> Result<Json<Page<HeartbeatRow>>, String> {
+    ) -> Result<Json<Listing<HeartbeatBrief, HeartbeatRow>>, String> {
         let filter = HeartbeatFilter {
             status: p.status,
             group: p.group,
         };
-        heartbeats::list_heartbeats(&self.app, &filter, p.limit, p.cursor.as_deref())
-            .map(Json)
-            .map_err(tool_error)
+        let cursor = p.cursor.as_deref();
+        match p.detail.unwrap_or_default() {
+            Detail::Brief => heartbeats::brief_heartbeats(&self.app, &filter, p.limit, cursor),
+            Detail::Full => {
+                heartbeats::list_heartbeats(&self.app, &filter, p.limit, cursor).map(Listing::full)
+            }
+        }
+        .map(Json)
+        .map_err(tool_error)
     }
 
     /// Pause a monitor: a paused heartbeat stays `paused` (pings are recorded but change

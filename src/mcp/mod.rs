@@ -1,4 +1,5 @@
-//! The MCP server: 18 tools (CONTRACT.md) over stdio and Streamable HTTP.
+//! The MCP server: 18 tools (CONTRACT.md) over stdio and Streamable HTTP,
+//! the live state as resources ([`live`]), and runbook prompts ([`prompts`]).
 //!
 //! Each tool family lives in its own file as a `#[tool_router]` impl block on
 //! [`Maintenant`], with its routes beside it; [`catalog`] puts them together
@@ -13,6 +14,8 @@ mod containers;
 mod endpoints;
 mod health;
 mod heartbeats;
+pub mod live;
+pub mod prompts;
 pub mod read_only;
 mod resources;
 pub mod sessions;
@@ -25,10 +28,13 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::engine::App;
@@ -67,6 +73,8 @@ stale: it reports config errors and drift between declared and running checks.";
 pub struct Maintenant {
     app: Arc<App>,
     tool_router: Arc<ToolRouter<Self>>,
+    /// This session's resource subscriptions (see [`live`]).
+    subscriptions: Arc<live::Subscriptions>,
 }
 
 impl Maintenant {
@@ -76,7 +84,11 @@ impl Maintenant {
         static ROUTER: std::sync::OnceLock<Arc<ToolRouter<Maintenant>>> =
             std::sync::OnceLock::new();
         let tool_router = ROUTER.get_or_init(|| Arc::new(catalog::router())).clone();
-        Maintenant { app, tool_router }
+        Maintenant {
+            app,
+            tool_router,
+            subscriptions: Arc::default(),
+        }
     }
 }
 
@@ -102,7 +114,31 @@ fn tool_error(e: ReadError) -> String {
 }
 
 pub fn server_info() -> ServerConfig {
-    ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    info(
+        ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .enable_prompts()
+            .enable_completions()
+            .build(),
+    )
+}
+
+/// What `--mcp-stdio` declares beside a daemon: it forwards tools and
+/// resource reads, not the daemon's notifications.
+pub fn proxy_info() -> ServerConfig {
+    info(
+        ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .build(),
+    )
+}
+
+fn info(capabilities: ServerCapabilities) -> ServerConfig {
+    ServerConfig::new(capabilities)
         .with_server_info(
             Implementation::new("maintenant", env!("CARGO_PKG_VERSION"))
                 .with_title("maintenant monitoring"),
@@ -166,6 +202,108 @@ impl ServerHandler for Maintenant {
                 Err(e)
             }
         }
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let app = self.app.clone();
+        tokio::task::spawn_blocking(move || prompts::get(&app, &request.name, &request.arguments))
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+            .map(Into::into)
+            .map_err(prompts::to_error)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let completion = match &request.r#ref {
+            Reference::Prompt(p) => prompts::complete(
+                &self.app,
+                &p.name,
+                &request.argument.name,
+                &request.argument.value,
+            ),
+            _ => Default::default(),
+        };
+        Ok(CompleteResult::new(completion))
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let cursor = request.and_then(|r| r.cursor);
+        let (resources, next) = live::list(&self.app, cursor.as_deref()).map_err(live::to_error)?;
+        let mut result = ListResourcesResult::with_all_items(resources);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            live::template(),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let app = self.app.clone();
+        let contents = tokio::task::spawn_blocking(move || live::contents(&app, &request.uri))
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+            .map_err(live::to_error)?;
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions
+            .subscribe(&self.app, &request.uri)
+            .map_err(live::to_error)
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions.unsubscribe(&request.uri);
+        Ok(())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // One watch per session, for its subscriptions and list changes; it
+        // ends when the session's transport closes.
+        tokio::spawn(live::watch(
+            self.app.clone(),
+            self.subscriptions.clone(),
+            context.peer,
+        ));
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ListToolsResult, PaginatedRequestParams, ServerConfig,
+    CallToolRequestParams, CallToolResponse, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerConfig,
 };
 use rmcp::service::{Peer, RequestContext, RunningService, ServiceError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -24,7 +26,7 @@ use rmcp::{ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{self, Role};
-use crate::mcp::{Maintenant, order_tools, read_only, server_info};
+use crate::mcp::{Maintenant, order_tools, proxy_info, read_only};
 use crate::settings::Settings;
 use crate::store::StoreError;
 
@@ -99,7 +101,7 @@ async fn proxy(
 ) -> anyhow::Result<()> {
     let handler = Proxy {
         peer: daemon.peer().clone(),
-        info: server_info(),
+        info: proxy_info(),
         socket: socket.display().to_string(),
         read_only,
     };
@@ -166,6 +168,40 @@ impl ServerHandler for Proxy {
         }
         self.peer
             .call_tool(request)
+            .await
+            .map(Into::into)
+            .map_err(|e| self.error(e))
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.peer
+            .list_resources(request)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.peer
+            .list_resource_templates(request)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.peer
+            .read_resource(request)
             .await
             .map(Into::into)
             .map_err(|e| self.error(e))

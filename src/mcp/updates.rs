@@ -7,15 +7,20 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Maintenant, tool_error};
-use crate::readmodel::updates::{self, UpdatesPage};
+use crate::readmodel::containers::{self, UpdatesAnswer, UpdatesFilter};
+use crate::readmodel::listing::Detail;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetUpdatesParams {
-    /// Only this container (name, id or id prefix, as list_containers shows it).
+    /// Only this container: its name, id or an id prefix of at least 4 characters.
     pub container: Option<String>,
     /// Only containers with an update (a new digest for their tag, or a newer version tag).
     pub only_available: Option<bool>,
-    /// Page size (default 50, max 500).
+    /// `brief` (default): counts by status, then the containers with an update or an error,
+    /// then the others, a few fields each, about 4 KB in all. `full`: every field, `limit`
+    /// (default 50) rows a page.
+    pub detail: Option<Detail>,
+    /// Rows a page (max 500); without it a brief holds what fits in about 4 KB, a full page 50.
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -34,8 +39,7 @@ impl Maintenant {
     /// another image in its registry (status update_available, with current_digests and
     /// latest_digest; multi-arch tags resolved to the container's platform), newer version
     /// tags (major/minor/patch, per the maintenant.update.* labels), or why the registry could
-    /// not be asked (status error). Results of the last scan, by container name; paged.
-    /// `notes` says what is not covered (Kubernetes pods are not scanned).
+    /// not be asked (status error). Results of the last scan.
     #[tool(
         name = "get_updates",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -43,11 +47,15 @@ impl Maintenant {
     async fn get_updates(
         &self,
         Parameters(p): Parameters<GetUpdatesParams>,
-    ) -> Result<Json<UpdatesPage>, String> {
-        updates::get_updates(
+    ) -> Result<Json<UpdatesAnswer>, String> {
+        let filter = UpdatesFilter {
+            container: p.container,
+            only_available: p.only_available.unwrap_or(false),
+        };
+        containers::updates(
             &self.app,
-            p.container.as_deref(),
-            p.only_available.unwrap_or(false),
+            &filter,
+            p.detail.unwrap_or_default(),
             p.limit,
             p.cursor.as_deref(),
         )

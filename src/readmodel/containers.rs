@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::listing::{Detail, Facts, Listing, brief, natural_cmp, short_id, state_name};
 use super::{DesiredView, ObservedView, Page, ReadError, desired_view, observed_view, paginate};
 use crate::desired::Conflict;
 use crate::engine::App;
@@ -15,6 +16,7 @@ use crate::monitor::Origin;
 use crate::resources::HostResources;
 use crate::runtime::{Container, LogLine, LogQuery, RuntimeError, Transition, Usage};
 use crate::sources::labels::LabelProblem;
+use crate::updates::scan::{ImageUpdate, UpdateStatus};
 
 pub const DEFAULT_LOG_LINES: usize = 100;
 pub const MAX_LOG_LINES: usize = 1000;
@@ -30,13 +32,18 @@ pub struct ContainerFilter {
     pub name: Option<String>,
 }
 
-/// Containers (not `maintenant.ignore`d), by name.
+/// Containers (not `maintenant.ignore`d), in natural name order.
 pub fn list_containers(
     app: &App,
     filter: &ContainerFilter,
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<Page<Container>, ReadError> {
+    paginate(matching_containers(app, filter)?, limit, cursor)
+}
+
+/// Every container the filter keeps, in natural name order.
+fn matching_containers(app: &App, filter: &ContainerFilter) -> Result<Vec<Container>, ReadError> {
     super::suggest::check_filters([
         ("state", filter.state.as_deref()),
         ("group", filter.group.as_deref()),
@@ -67,8 +74,81 @@ pub fn list_containers(
         })
         .cloned()
         .collect();
-    rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    paginate(rows, limit, cursor)
+    rows.sort_by(|a, b| natural_cmp(&a.name, &b.name).then(a.id.cmp(&b.id)));
+    Ok(rows)
+}
+
+/// A container in a brief list: the fields `docker ps` shows, and what is
+/// wrong with it; nothing empty.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ContainerBrief {
+    /// 12 characters of a Docker id (every tool accepts it); a pod's as is.
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: String,
+    /// `healthy`, `unhealthy` or `starting`, when it has a health check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Restarts counted by the runtime, when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u64>,
+    /// The last run's exit code, when not running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
+    /// The runtime is disconnected: the last state seen.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+}
+
+/// A container needs attention when it is unhealthy, restarting, dead,
+/// killed for memory, exited with a failure, or a pod that failed.
+pub fn needs_attention(c: &Container) -> bool {
+    c.health.as_deref() == Some("unhealthy")
+        || c.oom_killed
+        || matches!(
+            c.state.as_str(),
+            "restarting" | "dead" | "failed" | "unknown"
+        )
+        || (c.state == "exited" && c.exit_code.is_some_and(|e| e != 0))
+}
+
+fn container_brief(c: &Container) -> ContainerBrief {
+    ContainerBrief {
+        id: short_id(&c.id).to_owned(),
+        name: c.name.clone(),
+        image: c.image.clone(),
+        state: c.state.clone(),
+        health: c.health.clone(),
+        group: c.group.clone(),
+        restarts: (c.restarts > 0).then_some(c.restarts),
+        exit_code: c.exit_code.filter(|_| c.state != "running"),
+        oom_killed: c.oom_killed,
+        stale: c.stale,
+    }
+}
+
+/// `list_containers` in brief: counts by state, the ones needing attention first.
+pub fn brief_containers(
+    app: &App,
+    filter: &ContainerFilter,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Listing<ContainerBrief, Container>, ReadError> {
+    brief(
+        matching_containers(app, filter)?,
+        |c| Facts {
+            state: c.state.as_str().into(),
+            attention: needs_attention(c),
+        },
+        container_brief,
+        limit,
+        cursor,
+    )
 }
 
 /// A container by name (exact, then case-insensitive), id or id prefix
@@ -539,4 +619,137 @@ pub fn resources(app: &App) -> Result<HostResources, ReadError> {
                 "host resources are not sampled yet (the first sample comes about a second after start); try again".into(),
             )
         })
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct UpdatesFilter {
+    /// A container's name, id or id prefix.
+    pub container: Option<String>,
+    /// Only rows with a new digest or a newer version tag.
+    pub only_available: bool,
+}
+
+/// `get_updates`: the last scan's rows, listed like every list.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UpdatesAnswer {
+    /// When the results were gathered; absent before the first scan.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub last_scan: Option<OffsetDateTime>,
+    /// Seconds between scans (MAINTENANT_UPDATES_INTERVAL).
+    pub interval_s: u64,
+    #[serde(flatten)]
+    pub listing: Listing<UpdateBrief, ImageUpdate>,
+    /// What this answer does not cover, and why (e.g. pods, which are not scanned).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notes: Vec<String>,
+}
+
+/// Pods are listed by the Kubernetes runtime but the scan compares the
+/// digests Docker records for a container's image; a pod's image is not
+/// compared with its registry.
+const PODS_NOT_SCANNED: &str = "Kubernetes pods are not scanned for image updates: only Docker containers are (the scan compares the image digests the Docker engine records with the registry)";
+
+/// A container in a brief `get_updates`: is there something newer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UpdateBrief {
+    pub container: String,
+    /// The reference it was started from (`nginx:1.27`).
+    pub image: String,
+    /// `up_to_date`, `update_available`, `error`, `local` or `disabled`.
+    pub status: UpdateStatus,
+    /// Newer version tags (the newest per major/minor/patch change).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub newer_tags: Vec<String>,
+    /// Why the registry could not be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn has_update(r: &ImageUpdate) -> bool {
+    r.status == UpdateStatus::UpdateAvailable || !r.newer_tags.is_empty()
+}
+
+pub fn updates(
+    app: &App,
+    filter: &UpdatesFilter,
+    detail: Detail,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<UpdatesAnswer, ReadError> {
+    let all = app.updates.rows()?;
+    let last_scan = app.updates.last_scan()?;
+    let mut notes = Vec::new();
+    if app.runtimes.statuses().iter().any(|r| r.name == "kubernetes") {
+        notes.push(PODS_NOT_SCANNED.to_owned());
+    }
+    // Rows are by name; a container that is gone keeps its row until the
+    // next scan, so a name with a row filters even when nothing runs by it.
+    // Any other name must be a container the runtime knows: an unknown one
+    // is an error with "did you mean", not an empty success.
+    let name = match filter.container.as_deref().map(str::trim) {
+        Some(q) if !q.is_empty() => {
+            let q = q.trim_start_matches('/');
+            if all.iter().any(|r| r.container == q) {
+                Some(q.to_owned())
+            } else {
+                let c = resolve_container(app, q)?;
+                if c.pod.is_some() {
+                    return Err(ReadError::NotFound(format!(
+                        "'{}' is a pod: {PODS_NOT_SCANNED}",
+                        c.name
+                    )));
+                }
+                if !all.iter().any(|r| r.container == c.name) {
+                    notes.push(match last_scan {
+                        None => format!(
+                            "container '{}' has no result yet: the first scan has not finished",
+                            c.name
+                        ),
+                        Some(at) => format!(
+                            "container '{}' was not running at the last scan ({at}); the next scan includes it",
+                            c.name
+                        ),
+                    });
+                }
+                Some(c.name)
+            }
+        }
+        _ => None,
+    };
+    let mut rows: Vec<ImageUpdate> = all
+        .into_iter()
+        .filter(|r| name.as_ref().is_none_or(|n| *n == r.container))
+        .filter(|r| !filter.only_available || has_update(r))
+        .collect();
+    rows.sort_by(|a, b| natural_cmp(&a.container, &b.container));
+    let listing = match detail {
+        Detail::Full => Listing::full(paginate(rows, limit, cursor)?),
+        Detail::Brief => brief(
+            rows,
+            |r| Facts {
+                state: state_name(&r.status).into(),
+                attention: has_update(r) || r.status == UpdateStatus::Error,
+            },
+            |r| UpdateBrief {
+                container: r.container.clone(),
+                image: r.image.clone(),
+                status: r.status,
+                newer_tags: r.newer_tags.iter().map(|t| t.tag.clone()).collect(),
+                error: r.error.clone(),
+            },
+            limit,
+            cursor,
+        )?,
+    };
+    Ok(UpdatesAnswer {
+        last_scan,
+        interval_s: app.settings.updates_interval.std().as_secs(),
+        listing,
+        notes,
+    })
 }

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::listing::{Facts, Listing, brief, natural_cmp, state_name};
 use super::{DesiredView, Page, ReadError, desired_view, paginate};
 use crate::config::model::{HeartbeatSchedule, HeartbeatSpec};
 use crate::desired::{DesiredMonitor, DesiredState};
@@ -152,10 +153,35 @@ pub fn list_heartbeats(
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<Page<HeartbeatRow>, ReadError> {
-    super::suggest::check_filters([("group", filter.group.as_deref())])?;
     let state = app.desired();
-    let matching: Vec<_> = app.heartbeats.with_states(|states| {
-        heartbeats(&state)
+    let page = paginate(matching(app, &state, filter)?, limit, cursor)?;
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|(k, d, h, s)| row(app, k, d, h, s))
+            .collect(),
+        total: page.total,
+        next_cursor: page.next_cursor,
+    })
+}
+
+type Matching<'a> = Vec<(
+    &'a MonitorKey,
+    &'a DesiredMonitor,
+    &'a HeartbeatSpec,
+    HeartbeatState,
+)>;
+
+/// The heartbeats the filter keeps, with their states, in natural name order.
+fn matching<'a>(
+    app: &App,
+    state: &'a DesiredState,
+    filter: &HeartbeatFilter,
+) -> Result<Matching<'a>, ReadError> {
+    super::suggest::check_filters([("group", filter.group.as_deref())])?;
+    let mut matching: Matching<'a> = app.heartbeats.with_states(|states| {
+        heartbeats(state)
             .filter(|(_, _, h)| {
                 filter.group.as_deref().is_none_or(|g| {
                     h.group
@@ -167,16 +193,69 @@ pub fn list_heartbeats(
             .filter(|(_, _, _, s)| filter.status.is_none_or(|st| s.status == st))
             .collect()
     });
-    let page = paginate(matching, limit, cursor)?;
-    Ok(Page {
-        items: page
-            .items
-            .into_iter()
-            .map(|(k, d, h, s)| row(app, k, d, h, s))
-            .collect(),
-        total: page.total,
-        next_cursor: page.next_cursor,
-    })
+    matching.sort_by(|a, b| natural_cmp(&a.2.name, &b.2.name));
+    Ok(matching)
+}
+
+/// A heartbeat in a brief list: did the job run, and when is it due.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HeartbeatBrief {
+    pub name: String,
+    /// `new`, `up`, `started`, `late`, `down` or `paused`.
+    pub status: HeartbeatStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// When the last ping arrived.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub last_ping: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<u8>,
+    /// When the next ping is due.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub next_deadline: Option<OffsetDateTime>,
+    /// Why it is late or down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `list_heartbeats` in brief: counts by status, late and down ones first.
+pub fn brief_heartbeats(
+    app: &App,
+    filter: &HeartbeatFilter,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Listing<HeartbeatBrief, HeartbeatRow>, ReadError> {
+    let state = app.desired();
+    let rows = matching(app, &state, filter)?;
+    let attention = |s: HeartbeatStatus| matches!(s, HeartbeatStatus::Late | HeartbeatStatus::Down);
+    brief(
+        rows,
+        |(_, _, _, s)| Facts {
+            state: state_name(&s.status).into(),
+            attention: attention(s.status),
+        },
+        |(_, _, h, s)| HeartbeatBrief {
+            name: h.name.clone(),
+            status: s.status,
+            group: h.group.clone(),
+            last_ping: s.last_ping.as_ref().map(|p| p.at),
+            last_exit_code: s.last_exit_code,
+            next_deadline: heartbeat::deadlines(s, h).due,
+            message: s.message.clone().filter(|_| attention(s.status)),
+        },
+        limit,
+        cursor,
+    )
 }
 
 /// One heartbeat's row, by key.

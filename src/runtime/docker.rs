@@ -141,8 +141,16 @@ impl DockerRuntime {
             .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
         let mut filters = HashMap::new();
         filters.insert("type".to_owned(), vec!["container".to_owned()]);
+        // The stream's request goes out when it is first polled, after the
+        // resync: an event during the resync (a health check failing while
+        // 100 containers are inspected) would be lost, and nothing lists
+        // again until a reconnect. `since` (now, to the nanosecond: nothing
+        // an earlier session already recorded) replays what the resync missed.
+        let now = OffsetDateTime::now_utc();
+        let since = format!("{}.{:09}", now.unix_timestamp(), now.nanosecond());
         let mut events = Box::pin(docker.events(Some(EventsOptions {
             filters: Some(filters),
+            since: Some(since),
             ..Default::default()
         })));
         self.resync(&docker).await?;

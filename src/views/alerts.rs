@@ -5,9 +5,10 @@ use serde::Serialize;
 
 use crate::alerts::engine::{AckError, acknowledge};
 use crate::alerts::store::{Delivery, parse_id};
-use crate::alerts::{Alert, AlertStatus};
+use crate::alerts::{Alert, AlertStatus, AlertType};
 use crate::config::model::Severity;
 use crate::engine::App;
+use crate::readmodel::listing::{Facts, Listing, brief, state_name};
 use crate::readmodel::{Page, ReadError, paginate};
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -42,25 +43,7 @@ pub fn list_alerts(
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<Page<AlertRow>, ReadError> {
-    if let Some(s) = &filter.source
-        && s.trim().is_empty()
-    {
-        return Err(ReadError::BadArgument(
-            "source is empty: give a monitor kind (endpoint, certificate, heartbeat, container) or a monitor id".into(),
-        ));
-    }
-    if let Some(s) = &filter.source {
-        check_source(app, s)?;
-    }
-    let alerts = app.alerts.list(|a| {
-        (!filter.active_only || a.status == AlertStatus::Active)
-            && filter.severity.is_none_or(|s| a.severity == s)
-            && filter
-                .source
-                .as_deref()
-                .is_none_or(|s| source_matches(a, s))
-    })?;
-    let page = paginate(alerts, limit, cursor)?;
+    let page = paginate(matching(app, filter)?, limit, cursor)?;
     let mut items = Vec::with_capacity(page.items.len());
     for alert in page.items {
         let deliveries = app.alerts.deliveries(parse_id(&alert.id).unwrap_or(0))?;
@@ -71,6 +54,90 @@ pub fn list_alerts(
         total: page.total,
         next_cursor: page.next_cursor,
     })
+}
+
+/// The alerts the filter keeps, newest first.
+fn matching(app: &App, filter: &AlertFilter) -> Result<Vec<Alert>, ReadError> {
+    if let Some(s) = &filter.source
+        && s.trim().is_empty()
+    {
+        return Err(ReadError::BadArgument(
+            "source is empty: give a monitor kind (endpoint, certificate, heartbeat, container) or a monitor id".into(),
+        ));
+    }
+    if let Some(s) = &filter.source {
+        check_source(app, s)?;
+    }
+    Ok(app.alerts.list(|a| {
+        (!filter.active_only || a.status == AlertStatus::Active)
+            && filter.severity.is_none_or(|s| a.severity == s)
+            && filter
+                .source
+                .as_deref()
+                .is_none_or(|s| source_matches(a, s))
+    })?)
+}
+
+/// An alert in a brief list: what fired, when, and whether someone is on it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AlertBrief {
+    /// Pass to `acknowledge_alert`.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub alert_type: AlertType,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    /// The monitor's id (`endpoint/api`).
+    pub entity: String,
+    pub message: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub fired_at: time::OffsetDateTime,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub resolved_at: Option<time::OffsetDateTime>,
+    /// Who acknowledged it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    /// Raised during a maintenance window: recorded, not notified.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub silenced: bool,
+}
+
+/// `list_alerts` in brief: counts by status; active, unacknowledged ones
+/// first, newest first within each part.
+pub fn brief_alerts(
+    app: &App,
+    filter: &AlertFilter,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Listing<AlertBrief, AlertRow>, ReadError> {
+    let needs = |a: &Alert| a.status == AlertStatus::Active && a.acknowledged_at.is_none();
+    brief(
+        matching(app, filter)?,
+        |a| Facts {
+            state: state_name(&a.status).into(),
+            attention: needs(a),
+        },
+        |a| AlertBrief {
+            id: a.id.clone(),
+            alert_type: a.alert_type,
+            severity: a.severity,
+            status: a.status,
+            entity: a.entity.clone(),
+            message: a.message.clone(),
+            fired_at: a.fired_at,
+            resolved_at: a.resolved_at,
+            acknowledged_by: a.acknowledged_by.clone(),
+            silenced: a.silenced,
+        },
+        limit,
+        cursor,
+    )
 }
 
 /// Kinds an alert can come from (heartbeats included: their alerts are fed

@@ -6,10 +6,11 @@ use serde::Serialize;
 
 use crate::checks::certificate::{self, CertStatus, CertificateCheck};
 use crate::config::model::CertificateSpec;
-use crate::desired::DesiredMonitor;
+use crate::desired::{DesiredMonitor, DesiredState};
 use crate::engine::App;
 use crate::monitor::{MonitorKey, MonitorSpec};
 use crate::observed::TaskInfo;
+use crate::readmodel::listing::{Facts, Listing, brief, natural_cmp, state_name};
 use crate::readmodel::{DesiredView, Page, ReadError, desired_view, paginate};
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -68,6 +69,37 @@ pub fn list_certificates(
     cursor: Option<&str>,
 ) -> Result<Page<CertificateRow>, ReadError> {
     let state = app.desired();
+    let page = paginate(
+        matching(app, &state, expiring_within_days, status)?,
+        limit,
+        cursor,
+    )?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for (k, d, spec, last) in page.items {
+        items.push(row(app, k, d, spec, last)?);
+    }
+    Ok(Page {
+        items,
+        total: page.total,
+        next_cursor: page.next_cursor,
+    })
+}
+
+type Matching<'a> = Vec<(
+    &'a MonitorKey,
+    &'a DesiredMonitor,
+    &'a CertificateSpec,
+    Option<CertificateCheck>,
+)>;
+
+/// The certificate monitors the filters keep, with their last checks, in
+/// natural name order.
+fn matching<'a>(
+    app: &App,
+    state: &'a DesiredState,
+    expiring_within_days: Option<i64>,
+    status: Option<CertStatus>,
+) -> Result<Matching<'a>, ReadError> {
     let mut rows = Vec::new();
     for (k, d) in state.monitors.iter() {
         let MonitorSpec::Certificate(spec) = &*d.spec else {
@@ -88,9 +120,75 @@ pub fn list_certificates(
         {
             continue;
         }
-        rows.push(row(app, k, d, spec, last)?);
+        rows.push((k, d, spec, last));
     }
-    paginate(rows, limit, cursor)
+    rows.sort_by(|a, b| natural_cmp(&a.2.name, &b.2.name));
+    Ok(rows)
+}
+
+/// A certificate in a brief list: when it expires and what is wrong.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CertificateBrief {
+    pub name: String,
+    /// `pending`, `valid`, `expiring`, `expired`, `invalid` or `error`.
+    pub status: CertStatus,
+    /// `host:port`.
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub not_after: Option<time::OffsetDateTime>,
+    /// Why it is invalid, or why no certificate was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `list_certificates` in brief: counts by status; expiring, expired,
+/// invalid and unreadable ones first.
+pub fn brief_certificates(
+    app: &App,
+    expiring_within_days: Option<i64>,
+    status: Option<CertStatus>,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Listing<CertificateBrief, CertificateRow>, ReadError> {
+    let state = app.desired();
+    let rows = matching(app, &state, expiring_within_days, status)?;
+    let status_of =
+        |last: &Option<CertificateCheck>| last.as_ref().map_or(CertStatus::Pending, |c| c.status);
+    brief(
+        rows,
+        |(_, _, _, last)| {
+            let s = status_of(last);
+            Facts {
+                state: state_name(&s).into(),
+                attention: !matches!(s, CertStatus::Pending | CertStatus::Valid),
+            }
+        },
+        |(_, _, spec, last)| CertificateBrief {
+            name: spec.name.clone(),
+            status: status_of(last),
+            target: target(spec),
+            days_left: last.as_ref().and_then(|c| c.days_left),
+            not_after: last.as_ref().and_then(|c| c.not_after),
+            error: last.as_ref().and_then(|c| c.error.clone()),
+        },
+        limit,
+        cursor,
+    )
+}
+
+fn target(spec: &CertificateSpec) -> String {
+    if spec.host.contains(':') {
+        format!("[{}]:{}", spec.host, spec.port)
+    } else {
+        format!("{}:{}", spec.host, spec.port)
+    }
 }
 
 /// A paused certificate shows `paused`, as paused endpoints and heartbeats
@@ -115,11 +213,7 @@ fn row(
     let current = current_status(last.as_ref(), paused_at.is_some());
     let since = paused_at.or_else(|| last.as_ref().map(|c| c.since));
     let task = app.observed.get(k).and_then(|o| o.task);
-    let target = if spec.host.contains(':') {
-        format!("[{}]:{}", spec.host, spec.port)
-    } else {
-        format!("{}:{}", spec.host, spec.port)
-    };
+    let target = target(spec);
     Ok(CertificateRow {
         id: k.id(),
         name: spec.name.clone(),

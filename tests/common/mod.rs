@@ -214,7 +214,7 @@ impl Mcp {
         let page = self
             .ok(
                 "list_endpoints",
-                serde_json::json!({"name": name, "limit": 500}),
+                serde_json::json!({"detail": "full", "name": name, "limit": 500}),
             )
             .await;
         page["items"]
