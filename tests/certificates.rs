@@ -485,7 +485,11 @@ async fn a_paused_certificate_is_not_checked_until_resumed() {
     let found = mcp
         .ok("list_certificates", json!({"status": "paused"}))
         .await;
-    assert_eq!(found["items"][0]["id"], "certificate/local", "{found:#}");
+    assert_eq!(found["items"][0]["name"], "local", "{found:#}");
+    assert_eq!(
+        found["items"][0]["status"], "paused",
+        "brief rows too: {found:#}"
+    );
     let before = mcp
         .ok("list_certificates", json!({"status": verdict}))
         .await;

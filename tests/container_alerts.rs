@@ -83,7 +83,7 @@ async fn alerts_of(mcp: &Mcp, name: &str) -> Vec<Value> {
     let page = mcp
         .ok(
             "list_alerts",
-            json!({"active_only": false, "source": "container", "limit": 500}),
+            json!({"active_only": false, "source": "container", "limit": 500, "detail": "full"}),
         )
         .await;
     page["items"]

@@ -55,7 +55,7 @@ async fn alert(mcp: &Mcp, entity: &str, kind: &str, status: &str) -> Value {
         let page = mcp
             .ok(
                 "list_alerts",
-                json!({"active_only": false, "source": "container", "limit": 500}),
+                json!({"active_only": false, "source": "container", "limit": 500, "detail": "full"}),
             )
             .await;
         page["items"]

@@ -684,7 +684,12 @@ pub fn updates(
     let all = app.updates.rows()?;
     let last_scan = app.updates.last_scan()?;
     let mut notes = Vec::new();
-    if app.runtimes.statuses().iter().any(|r| r.name == "kubernetes") {
+    if app
+        .runtimes
+        .statuses()
+        .iter()
+        .any(|r| r.name == "kubernetes")
+    {
         notes.push(PODS_NOT_SCANNED.to_owned());
     }
     // Rows are by name; a container that is gone keeps its row until the

@@ -130,7 +130,7 @@ fn matching<'a>(
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct CertificateBrief {
     pub name: String,
-    /// `pending`, `valid`, `expiring`, `expired`, `invalid` or `error`.
+    /// `pending`, `valid`, `expiring`, `expired`, `invalid`, `error` or `paused`.
     pub status: CertStatus,
     /// `host:port`.
     pub target: String,
@@ -159,20 +159,26 @@ pub fn brief_certificates(
 ) -> Result<Listing<CertificateBrief, CertificateRow>, ReadError> {
     let state = app.desired();
     let rows = matching(app, &state, expiring_within_days, status)?;
-    let status_of =
-        |last: &Option<CertificateCheck>| last.as_ref().map_or(CertStatus::Pending, |c| c.status);
+    // Paused as in the full rows (a pause record read per row, like them).
+    let status_of = |k: &MonitorKey, last: &Option<CertificateCheck>| {
+        let paused = app.store.pause_record(k).ok().flatten().is_some();
+        current_status(last.as_ref(), paused)
+    };
     brief(
         rows,
-        |(_, _, _, last)| {
-            let s = status_of(last);
+        |(k, _, _, last)| {
+            let s = status_of(k, last);
             Facts {
                 state: state_name(&s).into(),
-                attention: !matches!(s, CertStatus::Pending | CertStatus::Valid),
+                attention: !matches!(
+                    s,
+                    CertStatus::Pending | CertStatus::Valid | CertStatus::Paused
+                ),
             }
         },
-        |(_, _, spec, last)| CertificateBrief {
+        |(k, _, spec, last)| CertificateBrief {
             name: spec.name.clone(),
-            status: status_of(last),
+            status: status_of(k, last),
             target: target(spec),
             days_left: last.as_ref().and_then(|c| c.days_left),
             not_after: last.as_ref().and_then(|c| c.not_after),
