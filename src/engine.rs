@@ -66,6 +66,8 @@ pub struct App {
     pub updates: crate::updates::scan::UpdateStore,
     /// Panics of the long-lived tasks (restarted, and shown in get_health).
     pub tasks: Supervisor,
+    /// `MAINTENANT_PING_KEY`, validated once at start (every ping asks).
+    pub ping_key: Option<crate::pingkey::PingKey>,
 }
 
 /// A connected Kubernetes API: the client (for pod logs) and the pod model
@@ -101,7 +103,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         Arc::new(move |key: &crate::monitor::MonitorKey| pauses.is_paused(key)),
     )
     // A running maintenance window silences the alerts in its scope.
-    .with_silence(crate::status::scope::silence_predicate(status.clone()));
+    .with_silence(crate::status::silence::silence_predicate(status.clone()));
     // The receiver outlives a panicking engine, so a restart loses no signal.
     let signals_rx = Arc::new(tokio::sync::Mutex::new(signals_rx));
     tasks.spawn("alert-engine", move || {
@@ -238,6 +240,9 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         tasks.spawn("alert-retention", move || alert_retention(a.clone(), keep));
     }
 
+    // The daemon refuses a bad key before it starts (main.rs); elsewhere a
+    // bad one counts as none, as it always did.
+    let ping_key = settings.ping_key().ok().flatten();
     Ok(Arc::new(App {
         settings,
         role,
@@ -258,6 +263,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<Arc<App>, StoreErro
         status,
         updates,
         tasks,
+        ping_key,
     }))
 }
 

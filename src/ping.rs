@@ -50,11 +50,7 @@ enum Target<'a> {
 /// `/ping/{a}/{b}`: the keyed success URL when `a` is the ping key, else
 /// `/ping/{id}/{action}`.
 fn is_keyed(app: &App, first: &str) -> bool {
-    app.settings
-        .ping_key()
-        .ok()
-        .flatten()
-        .is_some_and(|k| k.matches(first))
+    app.ping_key.as_ref().is_some_and(|k| k.matches(first))
 }
 
 async fn success(State(app): State<Arc<App>>, Path(id): Path<String>, body: Body) -> Response {
@@ -73,7 +69,7 @@ async fn action(
         Ok(k) => k,
         // With a ping key, `/ping/{x}/{name}` is a keyed URL with a wrong
         // key: the same 404 as every refused ping, not a hint about actions.
-        Err(_) if app.settings.ping_key().ok().flatten().is_some() => {
+        Err(_) if app.ping_key.is_some() => {
             return record(&app, Target::Refused, PingKind::Success, None, body).await;
         }
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
@@ -129,9 +125,7 @@ async fn record(
 ) -> Response {
     let key = match target {
         // With a ping key, names are no longer a route: only tokens are.
-        Target::Id(id) if app.settings.ping_key().ok().flatten().is_some() => {
-            app.heartbeats.route_token(id)
-        }
+        Target::Id(id) if app.ping_key.is_some() => app.heartbeats.route_token(id),
         Target::Id(id) => app.heartbeats.route(id),
         Target::Name(name) => app.heartbeats.route_name(name),
         Target::Refused => None,

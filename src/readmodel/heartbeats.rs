@@ -118,11 +118,7 @@ fn row(
         id: key.id(),
         name: spec.name.clone(),
         group: spec.group.clone(),
-        ping_url: ping_url(
-            &app.settings.base_url(),
-            spec,
-            app.settings.ping_key().ok().flatten().as_ref(),
-        ),
+        ping_url: ping_url(&app.settings.base_url(), spec, app.ping_key.as_ref()),
         schedule: spec.schedule.clone(),
         grace: spec.grace,
         last_ping: s.last_ping.clone(),

@@ -4,8 +4,9 @@
 //! `update_incident` and `create_maintenance`.
 //!
 //! - [`store`]: the sled trees and the records.
-//! - [`scope`]: which monitors a name, id or group means; whether a running
-//!   window silences a monitor's alerts (the alert engine's hook).
+//! - [`scope`]: which monitors a name, id or group means.
+//! - [`silence`]: whether a running window silences a monitor's alerts (the
+//!   alert engine's hook).
 //! - [`tools`]: the write operations behind the MCP tools (input checks).
 //! - [`page`]: the status data, its HTML page and its Atom feed.
 //! - [`limits`]: how long and how many (docs/limits.md).
@@ -13,6 +14,7 @@
 pub mod limits;
 pub mod page;
 pub mod scope;
+pub mod silence;
 pub mod store;
 pub mod tools;
 

@@ -17,7 +17,6 @@ use time::format_description::well_known::Rfc3339;
 use super::limits::{
     FEED_ENTRIES, PAGE_ACTIVE_INCIDENTS, PAGE_RECENT_INCIDENTS, PAGE_UPDATES, PAGE_WINDOWS,
 };
-use super::scope;
 use super::store::{Incident, IncidentStatus, Maintenance, WindowState};
 use crate::checks::certificate::CertStatus;
 use crate::engine::App;
@@ -173,7 +172,7 @@ pub fn status_data(app: &App) -> Result<StatusData, ReadError> {
                     status: Level,
                     since: Option<OffsetDateTime>| {
         let key = crate::monitor::MonitorKey::new(kind, name);
-        let maintenance = scope::silencing_window(&windows, &key, group.as_deref(), now);
+        let maintenance = super::silence::silencing_window(&windows, &key, group.as_deref(), now);
         monitors.push((
             group,
             MonitorState {

@@ -246,11 +246,11 @@ pub fn create_maintenance(app: &App, w: NewWindow<'_>) -> Result<MaintenanceAnsw
     let covered_monitors = desired
         .monitors
         .iter()
-        .filter(|(k, m)| scope::covers(&window, k, m.spec.group()))
+        .filter(|(k, m)| super::silence::covers(&window, k, m.spec.group()))
         .map(|(k, _)| k.id())
         .chain(containers.values().filter_map(|c| {
             let key = crate::monitor::MonitorKey::container(c.name.as_str());
-            scope::covers(&window, &key, c.group.as_deref()).then(|| key.id())
+            super::silence::covers(&window, &key, c.group.as_deref()).then(|| key.id())
         }))
         .collect();
     Ok(MaintenanceAnswer {

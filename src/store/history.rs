@@ -107,6 +107,19 @@ fn classify(name: &str) -> Option<FileKind> {
 /// Whether the pending segment starting at `first` was already sealed (a
 /// crash, or the background thread, between writing the sealed file and
 /// removing the pending one leaves both; the sealed one is complete).
+/// Run a read of the segment files again when a file it listed is gone:
+/// the background thread may seal a pending file between listing and
+/// reading it, and the listing after that finds its sealed file.
+fn retry_sealed<T>(mut read: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match read() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 fn sealed_exists(files: &[(FileKind, PathBuf)], first: u64) -> bool {
     files
         .iter()
@@ -299,15 +312,7 @@ impl HistoryLog {
             return Ok(Vec::new());
         }
         self.flush()?;
-        // The background thread may seal a pending file between listing and
-        // reading it; the listing after that finds its sealed file.
-        let mut tries = 0;
-        loop {
-            match self.read_once(key, since, before, limit) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => tries += 1,
-                other => return other,
-            }
-        }
+        retry_sealed(|| self.read_once(key, since, before, limit))
     }
 
     fn read_once(
@@ -370,13 +375,7 @@ impl HistoryLog {
     /// a week of history costs one index lookup per segment.
     pub fn count(&self, key: &[u8], since: u64) -> io::Result<u64> {
         self.flush()?;
-        let mut tries = 0;
-        loop {
-            match self.count_once(key, since) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => tries += 1,
-                other => return other,
-            }
-        }
+        retry_sealed(|| self.count_once(key, since))
     }
 
     fn count_once(&self, key: &[u8], since: u64) -> io::Result<u64> {
@@ -649,23 +648,29 @@ fn record_count(path: &Path) -> io::Result<usize> {
 
 /// The records of `key` in a sealed segment, oldest first: a binary search
 /// of the index by hash, then one read per block with that hash.
+/// The first index entry whose hash is `h` or more (entries are sorted by
+/// hash): where a key's blocks start.
+fn first_entry(file: &File, n: u32, h: u64) -> io::Result<u32> {
+    let (mut lo, mut hi) = (0u32, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if index_entry(file, mid)?.hash < h {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
 /// The number of records `key` has in a sealed segment, from the index
 /// (only the start of a block is read, to tell apart keys of one hash).
 fn count_block(path: &Path, key: &[u8]) -> io::Result<u64> {
     let file = File::open(path)?;
     let n = index_len(&file)?;
     let h = hash(key);
-    let (mut lo, mut hi) = (0u32, n);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if index_entry(&file, mid)?.hash < h {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
     let mut count = 0u64;
-    let mut i = lo;
+    let mut i = first_entry(&file, n, h)?;
     while i < n {
         let e = index_entry(&file, i)?;
         if e.hash != h {
@@ -685,17 +690,8 @@ fn read_block(path: &Path, key: &[u8]) -> io::Result<Vec<Entry>> {
     let file = File::open(path)?;
     let n = index_len(&file)?;
     let h = hash(key);
-    let (mut lo, mut hi) = (0u32, n);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if index_entry(&file, mid)?.hash < h {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
     let mut out = Vec::new();
-    let mut i = lo;
+    let mut i = first_entry(&file, n, h)?;
     while i < n {
         let e = index_entry(&file, i)?;
         if e.hash != h {
