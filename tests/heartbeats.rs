@@ -85,6 +85,65 @@ async fn kill_and_restart(d: Daemon, env: &[(&str, &str)]) -> Daemon {
     Daemon::spawn(dir, config, db, env).await
 }
 
+/// Clients pinging heartbeats `a` and `b` in turn, each until stopped or
+/// until its daemon goes away; counts the pings answered 2xx, by name.
+struct PingLoad {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<HashMap<&'static str, u64>>>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl PingLoad {
+    const CLIENTS: u64 = 8;
+
+    /// `strict`: an answer other than 2xx while the daemon runs fails the
+    /// test (not strict: it ends that client, as a stop refuses pings).
+    fn start(d: &Daemon, strict: bool) -> PingLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked: Arc<Mutex<HashMap<&'static str, u64>>> = Arc::default();
+        let clients = (0..Self::CLIENTS as usize)
+            .map(|n| {
+                let (stop, acked) = (stop.clone(), acked.clone());
+                let urls = [d.url("/ping/a"), d.url("/ping/b")];
+                tokio::spawn(async move {
+                    let c = reqwest::Client::builder()
+                        .timeout(Duration::from_secs(10))
+                        .build()
+                        .unwrap();
+                    for i in 0..50_000usize {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let which = (i + n) % 2;
+                        match c.get(&urls[which]).send().await {
+                            Ok(r) if r.status().is_success() => {
+                                *acked.lock().unwrap().entry(["a", "b"][which]).or_default() += 1;
+                            }
+                            Ok(r) if strict => panic!("a ping before the stop got {}", r.status()),
+                            // Stopped or killed: this ping was not acknowledged.
+                            Ok(_) | Err(_) => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        PingLoad {
+            stop,
+            acked,
+            clients,
+        }
+    }
+
+    /// Stop the clients; the acknowledged pings by name.
+    async fn finish(self) -> HashMap<&'static str, u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients {
+            c.await.unwrap();
+        }
+        self.acked.lock().unwrap().clone()
+    }
+}
+
 #[tokio::test]
 async fn pings_of_each_kind_token_urls_and_errors() {
     let env = [("MAINTENANT_BASE_URL", "https://mon.example.com/")];
@@ -482,42 +541,11 @@ async fn kill_9_loses_no_acknowledged_ping() {
         Daemon::start("heartbeats:\n  - name: a\n    period: 1h\n  - name: b\n    period: 1h\n")
             .await;
     ready(&d.mcp().await, 2).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    // name -> pings answered 2xx
-    let acked: Arc<Mutex<HashMap<&'static str, u64>>> = Arc::default();
-    let mut clients = Vec::new();
-    for n in 0..8 {
-        let (stop, acked) = (stop.clone(), acked.clone());
-        let urls = [d.url("/ping/a"), d.url("/ping/b")];
-        clients.push(tokio::spawn(async move {
-            let c = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap();
-            for i in 0..20_000usize {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let which = (i + n) % 2;
-                match c.get(&urls[which]).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        *acked.lock().unwrap().entry(["a", "b"][which]).or_default() += 1;
-                    }
-                    Ok(r) => panic!("a ping before the kill got {}", r.status()),
-                    // The daemon was killed: this ping was not acknowledged.
-                    Err(_) => break,
-                }
-            }
-        }));
-    }
+    let load = PingLoad::start(&d, true);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Pings are in flight while the daemon dies.
     let d = kill_and_restart(d, &[]).await;
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = load.finish().await;
     let total: u64 = acked.values().sum();
     assert!(
         total > 100,
@@ -774,39 +802,15 @@ async fn sigterm_under_ping_load_stops_in_time_and_loses_nothing() {
     let mcp = d.mcp().await;
     ready(&mcp, 2).await;
     mcp.wait_status("api", "up", T).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Mutex<HashMap<&'static str, u64>>> = Arc::default();
-    const CLIENTS: u64 = 8;
-    let mut clients = Vec::new();
-    for n in 0..CLIENTS as usize {
-        let (stop, acked) = (stop.clone(), acked.clone());
-        let urls = [d.url("/ping/a"), d.url("/ping/b")];
-        clients.push(tokio::spawn(async move {
-            let c = reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap();
-            for i in 0..50_000usize {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let which = (i + n) % 2;
-                match c.get(&urls[which]).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        *acked.lock().unwrap().entry(["a", "b"][which]).or_default() += 1;
-                    }
-                    // Shutting down: refused or cut, not acknowledged.
-                    Ok(_) | Err(_) => break,
-                }
-            }
-        }));
-    }
+    let load = PingLoad::start(&d, false);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let checks_before = mcp.endpoint("api").await.unwrap()["observed"]["checks_total"]
         .as_u64()
         .unwrap();
     drop(mcp);
 
+    let sent = std::time::Instant::now();
+    d.sigterm();
     let Daemon {
         dir,
         mut child,
@@ -814,18 +818,12 @@ async fn sigterm_under_ping_load_stops_in_time_and_loses_nothing() {
         db,
         ..
     } = d;
-    let pid = child.id().unwrap() as libc::pid_t;
-    let sent = std::time::Instant::now();
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .expect("stopped within the 30 s grace period")
         .unwrap();
     let took = sent.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
+    let acked = load.finish().await;
     assert!(status.success(), "SIGTERM exits 0: {status:?}");
     let log1 = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
     assert!(log1.contains("shutting down"), "{log1}");
@@ -839,7 +837,6 @@ async fn sigterm_under_ping_load_stops_in_time_and_loses_nothing() {
     let d = Daemon::spawn(dir, config, db, &[]).await;
     let mcp = d.mcp().await;
     ready(&mcp, 2).await;
-    let acked = acked.lock().unwrap().clone();
     let total: u64 = acked.values().sum();
     assert!(total > 100, "pings got through before SIGTERM: {acked:?}");
     for name in ["a", "b"] {
@@ -852,7 +849,7 @@ async fn sigterm_under_ping_load_stops_in_time_and_loses_nothing() {
         );
         // At most one unanswered ping per client was in flight at the end.
         assert!(
-            stored <= ok + CLIENTS,
+            stored <= ok + PingLoad::CLIENTS,
             "{name}: {stored} kept, {ok} acknowledged"
         );
     }

@@ -449,6 +449,7 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
     // Pod transitions are kept in the database, as container transitions
     // are: a restart of the daemon keeps them.
     let kubeconfig = fake.kubeconfig(d.dir.path());
+    d.sigterm();
     let common::Daemon {
         dir,
         mut child,
@@ -456,10 +457,6 @@ async fn pods_are_rows_of_the_container_tools_with_transitions_and_logs() {
         db,
         ..
     } = d;
-    assert_eq!(
-        unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
     child.wait().await.unwrap();
     let d = common::Daemon::spawn(
         dir,

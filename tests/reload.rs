@@ -47,6 +47,21 @@ async fn health(mcp: &Mcp) -> Value {
     mcp.ok("get_health", json!({})).await
 }
 
+/// Wait until get_health reports the file source's error; health is then
+/// degraded. Answers the first problem it names.
+async fn reported_problem(mcp: &Mcp, what: &str) -> String {
+    let h = wait_for(&format!("get_health to report {what}"), T, async || {
+        let h = health(mcp).await;
+        h["sources"][0]["last_error"].is_object().then_some(h)
+    })
+    .await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    h["sources"][0]["last_error"]["problems"][0]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn in_place_write_restarts_only_the_changed_monitor() {
     let target = Target::start().await;
@@ -182,16 +197,7 @@ async fn invalid_reload_keeps_the_last_good_state_and_is_reported() {
     );
     assert_ne!(bad, good);
     d.write_in_place(&bad);
-    let h = wait_for("get_health to report the bad file", T, async || {
-        let h = health(&mcp).await;
-        h["sources"][0]["last_error"].is_object().then_some(h)
-    })
-    .await;
-    assert_eq!(h["status"], "degraded");
-    let problems = h["sources"][0]["last_error"]["problems"]
-        .as_array()
-        .unwrap();
-    let first = problems[0].as_str().unwrap();
+    let first = reported_problem(&mcp, "the bad file").await;
     assert!(
         first.contains("monitors.yaml:7:5:"),
         "located at line 7: {first}"
@@ -236,16 +242,7 @@ async fn an_emptied_file_is_refused_and_keeps_every_monitor() {
 
     // What `: > monitors.yaml`, a full disk or an interrupted `cat >` leaves.
     d.write_in_place("");
-    let h = wait_for("get_health to report the empty file", T, async || {
-        let h = health(&mcp).await;
-        h["sources"][0]["last_error"].is_object().then_some(h)
-    })
-    .await;
-    assert_eq!(h["status"], "degraded");
-    let problem = h["sources"][0]["last_error"]["problems"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let problem = reported_problem(&mcp, "the empty file").await;
     assert!(problem.contains("empty"), "{problem}");
     assert!(
         problem.contains("endpoints: []"),
@@ -354,16 +351,7 @@ async fn a_dangling_symlink_in_a_directory_is_an_error_and_keeps_its_monitors() 
     // next re-read (here an edit of a.yaml) finds it.
     std::fs::rename(&b_real, elsewhere.join("moved.yaml")).unwrap();
     std::fs::write(conf.join("a.yaml"), &a_yaml).unwrap();
-    let h = wait_for("get_health to report the dangling link", T, async || {
-        let h = health(&mcp).await;
-        h["sources"][0]["last_error"].is_object().then_some(h)
-    })
-    .await;
-    assert_eq!(h["status"], "degraded");
-    let problem = h["sources"][0]["last_error"]["problems"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let problem = reported_problem(&mcp, "the dangling link").await;
     assert!(problem.contains("b.yaml"), "names the entry: {problem}");
     assert!(problem.contains("dangling"), "{problem}");
     assert_eq!(tasks(&mcp).await, before, "b's monitors keep running");

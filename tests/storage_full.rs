@@ -253,6 +253,17 @@ async fn exit_code(d: &mut Daemon, timeout: Duration) -> Option<i32> {
     status.code()
 }
 
+/// The daemon with its database on the tmpfs (its monitors file and log in
+/// a temporary folder on the real disk), checking `target`.
+async fn start_on(disk: &Tmpfs, target: &Target, env: &[(&str, &str)]) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let config = conf.join("monitors.yaml");
+    std::fs::write(&config, monitors(target)).unwrap();
+    Daemon::spawn(dir, config, disk.path.join("db"), env).await
+}
+
 async fn restart(d: Daemon) -> Daemon {
     let Daemon {
         dir, config, db, ..
@@ -265,16 +276,9 @@ async fn a_full_disk_degrades_health_at_once_and_the_restart_keeps_every_acknowl
     let Some(disk) = Tmpfs::mount() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let conf = dir.path().join("conf");
-    std::fs::create_dir_all(&conf).unwrap();
-    let config = conf.join("monitors.yaml");
-    std::fs::write(&config, monitors(&target)).unwrap();
-    let db = disk.path.join("db");
     // Long enough that only "space is back" makes it exit.
-    let env = [("MAINTENANT_STORE_EXIT_AFTER", "10m")];
-    let mut d = Daemon::spawn(dir, config, db, &env).await;
+    let mut d = start_on(&disk, &target, &[("MAINTENANT_STORE_EXIT_AFTER", "10m")]).await;
     let mcp = d.mcp().await;
     ready(&mcp).await;
     mcp.wait_status("e0", "up", T).await;
@@ -385,14 +389,8 @@ async fn sigterm_on_a_full_disk_exits_cleanly_and_says_why() {
     let Some(disk) = Tmpfs::mount() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let conf = dir.path().join("conf");
-    std::fs::create_dir_all(&conf).unwrap();
-    let config = conf.join("monitors.yaml");
-    std::fs::write(&config, monitors(&target)).unwrap();
-    let db = disk.path.join("db");
-    let mut d = Daemon::spawn(dir, config, db, &[]).await;
+    let mut d = start_on(&disk, &target, &[]).await;
     let mcp = d.mcp().await;
     ready(&mcp).await;
 
@@ -405,8 +403,7 @@ async fn sigterm_on_a_full_disk_exits_cleanly_and_says_why() {
     let (acked, _) = pinger.stop().await;
     drop(mcp);
 
-    let pid = d.child.id().unwrap() as i32;
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    d.sigterm();
     let code = exit_code(&mut d, T).await;
     let log = d.log();
     assert_eq!(code, Some(0), "a clean exit:\n{log}");
@@ -440,15 +437,8 @@ async fn a_disk_that_stays_full_exits_75_after_store_exit_after() {
     let Some(disk) = Tmpfs::mount() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
-    let conf = dir.path().join("conf");
-    std::fs::create_dir_all(&conf).unwrap();
-    let config = conf.join("monitors.yaml");
-    std::fs::write(&config, monitors(&target)).unwrap();
-    let db = disk.path.join("db");
-    let env = [("MAINTENANT_STORE_EXIT_AFTER", "5s")];
-    let mut d = Daemon::spawn(dir, config, db, &env).await;
+    let mut d = start_on(&disk, &target, &[("MAINTENANT_STORE_EXIT_AFTER", "5s")]).await;
     let mcp = d.mcp().await;
     ready(&mcp).await;
     let pinger = Pinger::start(d.url("/ping/job"));

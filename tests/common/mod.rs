@@ -132,6 +132,12 @@ impl Daemon {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// What Kubernetes and Compose send to stop it.
+    pub fn sigterm(&self) {
+        let pid = self.child.id().expect("the daemon runs") as libc::pid_t;
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM sent");
+    }
+
     pub async fn mcp(&self) -> Mcp {
         let transport = StreamableHttpClientTransport::from_uri(self.url("/mcp"));
         Mcp(().serve(transport).await.expect("MCP over HTTP connects"))
