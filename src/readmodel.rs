@@ -16,6 +16,7 @@ use crate::observed::{Observed, TaskInfo};
 use crate::reconcile::ReconcileStatus;
 use crate::store::{CheckRecord, Status};
 
+pub mod alerting;
 pub mod containers;
 pub mod heartbeats;
 pub mod listing;
@@ -633,7 +634,7 @@ pub struct Health {
     /// cannot be, reported `stopped`) and listed under `panicked`.
     pub tasks: crate::supervise::TasksHealth,
     /// Notification channels, active alerts and failed deliveries.
-    pub alerting: crate::views::alerts::AlertingHealth,
+    pub alerting: alerting::AlertingHealth,
 }
 
 /// A monitor the target policy refused to connect for (see `docs/security.md`).
@@ -825,7 +826,7 @@ pub fn health(app: &App) -> Health {
         reconciler: app.reconcile.read().expect("reconcile status lock").clone(),
         drift,
         refused,
-        alerting: crate::views::alerts::alerting_health(app),
+        alerting: alerting::alerting_health(app),
         tasks,
     }
 }
